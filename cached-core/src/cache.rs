@@ -1,0 +1,384 @@
+//! [`Cache`]: one memoized function's store, in-flight table and counters, and the handle users
+//! get from `#[cached]`.
+
+use crate::flight::{InFlight, Leader, Outcome, Role, Waited};
+use crate::output::{CacheAll, Mode, Sharing};
+use crate::stats::{Counters, Stats};
+use crate::store::Store;
+use equivalent::Equivalent;
+use std::hash::Hash;
+
+/// The cache of one memoized function: its store of finished values, its table of
+/// computations in flight, and its counters.
+///
+/// `#[cached] fn f(..)` creates one and generates `f_cache()`, which returns it; it is also
+/// usable on its own, without the macro, through [`get_or_compute`](Cache::get_or_compute).
+///
+/// # Concurrent calls on the same key
+///
+/// The first caller to miss a key runs the computation; callers arriving while it runs wait
+/// for it and receive a clone of its value (they do not read the store, which may already have
+/// dropped it). Calls on different keys never wait on each other. Hits take no lock that other
+/// readers take and never wait.
+///
+/// # Panics
+///
+/// A panic in the computation propagates to the thread that ran it and to no other. The key is
+/// left uncached, no lock is poisoned, one of the waiting callers runs the computation again
+/// and the others receive its result.
+///
+/// A computation that calls its own cache with the *same key* (directly or through other
+/// memoized functions on the same thread) would wait for itself forever; instead that call
+/// panics at once, naming the function and the key (its `Debug` form when it has one).
+/// Recursion on other keys is fine.
+///
+/// # Example
+///
+/// ```
+/// use memoflight::{Cache, Unbounded};
+///
+/// let cache = Cache::new("lengths", Unbounded::<String, usize>::new());
+/// assert_eq!(cache.get_or_compute("memo".to_string(), || 4), 4);
+/// assert_eq!(cache.get_or_compute("memo".to_string(), || unreachable!()), 4);
+/// assert_eq!(cache.get("memo"), Some(4));
+/// assert_eq!(cache.stats().executions, 1);
+/// ```
+pub struct Cache<S: Store> {
+    name: &'static str,
+    store: S,
+    flights: InFlight<S::Key, S::Value>,
+    counters: Counters,
+    describe_key: fn(&S::Key) -> Option<String>,
+}
+
+impl<S: Store> Cache<S> {
+    /// Creates a cache named `name` (used in panic messages) that keeps values in `store`.
+    ///
+    /// ```
+    /// use memoflight::{Cache, Unbounded};
+    ///
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// assert_eq!(cache.name(), "squares");
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn new(name: &'static str, store: S) -> Self {
+        Cache {
+            name,
+            store,
+            flights: InFlight::new(),
+            counters: Counters::default(),
+            describe_key: |_| None,
+        }
+    }
+
+    #[doc(hidden)]
+    /// Sets how keys are shown in panic messages (generated code passes their `Debug` form).
+    pub fn describe_keys_with(mut self, describe: fn(&S::Key) -> Option<String>) -> Self {
+        self.describe_key = describe;
+        self
+    }
+
+    /// The name given at creation: the memoized function's name under `#[cached]`.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// assert_eq!(cache.name(), "squares");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The store holding the finished values.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Store, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// cache.get_or_compute(3, || 9);
+    /// assert_eq!(cache.store().len(), 1);
+    /// ```
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Returns the value cached for `key` without computing it and without counting a hit.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// assert_eq!(cache.get(&3), None);
+    /// cache.get_or_compute(3, || 9);
+    /// assert_eq!(cache.get(&3), Some(9));
+    /// ```
+    pub fn get<Q>(&self, key: &Q) -> Option<S::Value>
+    where
+        Q: ?Sized + Hash + Equivalent<S::Key>,
+    {
+        self.store.get(key)
+    }
+
+    /// Returns the value cached for `key`, or computes it with `compute`, caches it and
+    /// returns it.
+    ///
+    /// # Concurrent calls on the same key
+    ///
+    /// Exactly one caller runs `compute`; the others block until it finishes and return a clone
+    /// of its value. See [`Cache`] for panics and re-entrancy.
+    ///
+    /// # Panics
+    ///
+    /// If `compute` panics, the panic propagates to this caller only (one waiter takes over).
+    /// Panics at once if `compute` itself asks for the same key on this cache.
+    ///
+    /// ```
+    /// use memoflight::{Cache, Unbounded};
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    ///
+    /// let cache = Cache::new("slow", Unbounded::<u32, u32>::new());
+    /// let runs = AtomicU32::new(0);
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..8 {
+    ///         s.spawn(|| cache.get_or_compute(7, || { runs.fetch_add(1, Ordering::SeqCst); 49 }));
+    ///     }
+    /// });
+    /// assert_eq!(runs.load(Ordering::SeqCst), 1);
+    /// ```
+    pub fn get_or_compute(&self, key: S::Key, compute: impl FnOnce() -> S::Value) -> S::Value {
+        if let Some(value) = self.__lookup(&key) {
+            return value;
+        }
+        self.__compute::<S::Value, CacheAll>(key, compute, None)
+    }
+
+    /// Removes `key`'s value. A computation of `key` in flight right now will not store its
+    /// result (its waiters still receive it), and calls made after `invalidate` returns
+    /// compute afresh. Returns the removed value.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// cache.get_or_compute(3, || 9);
+    /// assert_eq!(cache.invalidate(&3), Some(9));
+    /// assert_eq!(cache.get(&3), None);
+    /// ```
+    pub fn invalidate<Q>(&self, key: &Q) -> Option<S::Value>
+    where
+        Q: ?Sized + Hash + Equivalent<S::Key>,
+    {
+        self.flights.invalidate(key, &self.store)
+    }
+
+    /// Removes every value; computations in flight will not store theirs (see
+    /// [`invalidate`](Cache::invalidate)). Counters are kept.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// cache.get_or_compute(3, || 9);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn clear(&self) {
+        self.flights.clear(&self.store);
+    }
+
+    /// The number of cached values.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// cache.get_or_compute(3, || 9);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Whether no value is cached.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// A snapshot of the counters; see [`Stats`].
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// cache.get_or_compute(3, || 9);
+    /// cache.get_or_compute(3, || 9);
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.executions, stats.in_flight), (1, 1, 1, 0));
+    /// ```
+    pub fn stats(&self) -> Stats {
+        self.counters.snapshot(self.store.len(), self.flights.len())
+    }
+
+    /// The hit path: a store read that counts a hit. For generated code.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __lookup<Q>(&self, key: &Q) -> Option<S::Value>
+    where
+        Q: ?Sized + Hash + Equivalent<S::Key>,
+    {
+        let value = self.store.get(key)?;
+        self.counters.hit();
+        Some(value)
+    }
+
+    /// The miss path: join the key's computation or lead it. For generated code, after
+    /// [`__lookup`](Cache::__lookup) missed.
+    #[doc(hidden)]
+    #[inline(never)]
+    pub fn __compute<R, M>(
+        &self,
+        key: S::Key,
+        compute: impl FnOnce() -> R,
+        sharing: Option<Sharing<R>>,
+    ) -> R
+    where
+        M: Mode<R, Value = S::Value>,
+    {
+        self.counters.miss();
+        let mut key = key;
+        loop {
+            match self.flights.join_or_lead(key, &self.store) {
+                Role::Found(value) => return M::rebuild(value),
+                Role::Lead(leader) => return self.lead::<R, M>(leader, compute, sharing),
+                Role::Wait(flight, returned) => {
+                    self.counters.wait();
+                    match flight.wait() {
+                        Waited::Finished(Outcome::Value(value)) => return M::rebuild(value),
+                        Waited::Finished(Outcome::Failure(failure)) => {
+                            let shared = sharing.as_ref().and_then(|s| (s.unshare)(&failure));
+                            if let Some(result) = shared {
+                                return result;
+                            }
+                        }
+                        Waited::Vacated => {}
+                        Waited::OwnThreadLeads => self.same_key_recursion(&returned),
+                    }
+                    key = returned;
+                }
+            }
+        }
+    }
+
+    fn lead<R, M>(
+        &self,
+        leader: Leader<'_, S::Key, S::Value>,
+        compute: impl FnOnce() -> R,
+        sharing: Option<Sharing<R>>,
+    ) -> R
+    where
+        M: Mode<R, Value = S::Value>,
+    {
+        self.counters.execution();
+        let unwinding = CountPanic(&self.counters);
+        let result = compute();
+        std::mem::forget(unwinding);
+        match M::split(result) {
+            Ok(value) => {
+                leader.finish(Some(&self.store), Outcome::Value(value.clone()));
+                M::rebuild(value)
+            }
+            Err(result) => {
+                self.counters.error();
+                match sharing.and_then(|s| (s.share)(&result)) {
+                    Some(failure) => leader.finish(None::<&S>, Outcome::Failure(failure)),
+                    None => leader.vacate(),
+                }
+                result
+            }
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn same_key_recursion(&self, key: &S::Key) -> ! {
+        let key = (self.describe_key)(key).unwrap_or_else(|| "(a key without Debug)".to_owned());
+        panic!(
+            "memoflight: `{name}` was called with key {key} while the same thread was computing \
+             `{name}` for that key; waiting for its own result would never end (same-key recursion)",
+            name = self.name,
+        )
+    }
+}
+
+/// Counts a panic of the computation it guards when dropped by unwinding; forgotten otherwise.
+struct CountPanic<'a>(&'a Counters);
+
+impl Drop for CountPanic<'_> {
+    fn drop(&mut self) {
+        self.0.panic();
+    }
+}
+
+impl<R> Clone for Sharing<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Sharing<R> {}
+
+/// A lazily created cache whose type the compiler infers, for `#[cached]` functions whose key
+/// or store type is not spelled out (`convert = ..` without `key = ..`, `store = ..`). A
+/// `static` needs a named type; this one holds the cache as `dyn Any` and hands it back typed.
+#[doc(hidden)]
+pub struct Slot(std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Slot {
+    /// An empty slot, for a `static`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Slot(std::sync::OnceLock::new())
+    }
+
+    /// The cache in this slot, created by `init` on first use.
+    ///
+    /// # Panics
+    ///
+    /// If the slot already holds a cache of another type: each `#[cached]` function has a slot
+    /// of its own and always asks it for the same type, so this cannot happen in generated code.
+    #[inline]
+    pub fn get_or_init<S: Store + 'static>(
+        &'static self,
+        init: impl FnOnce() -> Cache<S>,
+    ) -> &'static Cache<S> {
+        let any = self.0.get_or_init(|| Box::new(init()));
+        match any.downcast_ref() {
+            Some(cache) => cache,
+            None => unreachable!("memoflight: a cache slot was asked for two different types"),
+        }
+    }
+}
+
+/// Constrains a store expression to the key and value types of its cache, so that
+/// `Unbounded::new()` needs no annotations in generated code.
+#[doc(hidden)]
+#[inline]
+pub fn typed_store<K, V, S: Store<Key = K, Value = V>>(
+    _key: std::marker::PhantomData<K>,
+    store: S,
+) -> S {
+    store
+}
+
+/// The key type of a key value, as a `PhantomData`.
+#[doc(hidden)]
+#[inline]
+pub fn key_hint<K>(_key: &K) -> std::marker::PhantomData<K> {
+    std::marker::PhantomData
+}
+
+/// The key type a `convert` closure yields, as a `PhantomData`; the closure never runs.
+#[doc(hidden)]
+pub fn key_of<A, K>(_convert: impl FnOnce(A) -> K) -> std::marker::PhantomData<K> {
+    std::marker::PhantomData
+}

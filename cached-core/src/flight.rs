@@ -1,0 +1,275 @@
+//! The single-flight state machine and the table of computations in flight.
+//!
+//! # Contract
+//!
+//! For one cache, at any instant, each key has at most one computation in flight (a *flight*),
+//! and a key is in the in-flight table exactly while its flight is running.
+//!
+//! A caller that misses the store calls [`InFlight::join_or_lead`], which, under the lock of the
+//! key's shard, (1) looks in the store again, (2) joins the key's flight if there is one, or (3)
+//! registers a new flight with the caller as its leader. The leader runs the function *without
+//! any lock held*, then [`Leader::finish`] stores the value and unregisters the flight under the
+//! same shard lock, and only then wakes the waiters, handing each a clone of the outcome: waiters
+//! never re-read the store (a bounded store may already have evicted the value).
+//!
+//! Because a finishing leader stores the value before it unregisters, and both happen under the
+//! shard lock that a new caller also takes, a caller either sees the value in the store, or sees
+//! the flight, or registers a flight after the value was stored and finds it in step (1): it can
+//! never start a second execution of a computation that succeeded.
+//!
+//! Invalidation ([`InFlight::invalidate`], [`InFlight::clear`]) unregisters the key's flight and
+//! removes the stored value under the same shard lock. A leader whose flight was unregistered
+//! does not store its value (its waiters still receive it), and a caller arriving after the
+//! invalidation returned finds neither value nor flight and starts a fresh computation: no
+//! repopulation window.
+//!
+//! A leader that panics (or returns a failure its waiters cannot share) *vacates* its flight:
+//! it unregisters it and wakes the waiters, who go around again. The first of them to reach
+//! the table leads the next attempt and the rest join it, so a panic costs one extra execution,
+//! not one per waiter, and no lock is ever poisoned by user code.
+//!
+//! States of a flight (an explicit enum, model-checked in `tests/loom_flight.rs`):
+//!
+//! ```text
+//!             finish(outcome)
+//!  Running ───────────────────▶ Finished(outcome)     waiters return a clone
+//!     │
+//!     │ vacate (panic, unshareable failure)
+//!     ▼
+//!  Vacated                                            waiters go around again
+//! ```
+//!
+//! Lock order: shard lock, then the store's internal locks, then a flight's state lock. No lock
+//! is held while the user's function runs, so distinct keys never wait on each other and a
+//! memoized function may call itself recursively on other keys.
+
+use crate::store::Store;
+use crate::sync::{current_thread, lock, Arc, Condvar, Mutex, Padded, ThreadId};
+use equivalent::Equivalent;
+use foldhash::fast::RandomState;
+use hashbrown::HashTable;
+use std::any::Any;
+use std::hash::{BuildHasher, Hash};
+
+/// A failure (an `Err` or a `None`) that a leader hands to its waiters instead of a value.
+///
+/// Type-erased so that a cache's type does not depend on its function's error type; built and
+/// read back only by [`crate::output::Sharing`].
+pub(crate) type SharedFailure = std::sync::Arc<dyn Any + Send + Sync>;
+
+/// What a finished flight hands to each of its waiters.
+#[derive(Clone)]
+pub(crate) enum Outcome<V> {
+    Value(V),
+    Failure(SharedFailure),
+}
+
+enum State<V> {
+    /// The leader is running the function.
+    Running { leader: ThreadId },
+    /// The leader finished; each waiter clones the outcome.
+    Finished(Outcome<V>),
+    /// The leader left without an outcome to share: waiters go around again.
+    Vacated,
+}
+
+/// One computation in flight, shared by its leader and its waiters.
+pub(crate) struct Flight<V> {
+    state: Mutex<State<V>>,
+    changed: Condvar,
+}
+
+/// How a wait on a flight ended.
+pub(crate) enum Waited<V> {
+    Finished(Outcome<V>),
+    Vacated,
+    /// The caller's own thread leads this flight: waiting would never end.
+    OwnThreadLeads,
+}
+
+impl<V: Clone> Flight<V> {
+    fn new(leader: ThreadId) -> Self {
+        Flight {
+            state: Mutex::new(State::Running { leader }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Blocks until the flight leaves `Running`.
+    pub(crate) fn wait(&self) -> Waited<V> {
+        let mut me = None;
+        let mut state = lock(&self.state);
+        loop {
+            match &*state {
+                State::Finished(outcome) => return Waited::Finished(outcome.clone()),
+                State::Vacated => return Waited::Vacated,
+                State::Running { leader } => {
+                    if *leader == *me.get_or_insert_with(current_thread) {
+                        return Waited::OwnThreadLeads;
+                    }
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+            }
+        }
+    }
+
+    fn settle(&self, next: State<V>) {
+        *lock(&self.state) = next;
+        self.changed.notify_all();
+    }
+}
+
+/// The role [`InFlight::join_or_lead`] gives a caller that missed the store.
+pub(crate) enum Role<'a, K, V: Clone> {
+    /// The value was stored meanwhile.
+    Found(V),
+    /// Another caller leads the key's flight; the caller's key is handed back for a retry.
+    Wait(Arc<Flight<V>>, K),
+    /// The caller leads a new flight and must finish or vacate it.
+    Lead(Leader<'a, K, V>),
+}
+
+/// One shard of the in-flight table: key → its flight.
+type Table<K, V> = HashTable<(K, Arc<Flight<V>>)>;
+
+type Shard<K, V> = Padded<Mutex<Table<K, V>>>;
+
+/// The table of flights, sharded by key hash; a shard lock is held only for table and store
+/// bookkeeping, never while a function runs.
+pub(crate) struct InFlight<K, V> {
+    hasher: RandomState,
+    shift: u32,
+    shards: Box<[Shard<K, V>]>,
+}
+
+impl<K, V> InFlight<K, V> {
+    fn shard(&self, hash: u64) -> &Mutex<Table<K, V>> {
+        &self.shards[hash.checked_shr(self.shift).unwrap_or(0) as usize]
+    }
+}
+
+impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
+    pub(crate) fn new() -> Self {
+        let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
+        let shards = (parallelism * 4).next_power_of_two();
+        InFlight {
+            hasher: RandomState::default(),
+            shift: u64::BITS - shards.trailing_zeros(),
+            shards: (0..shards).map(|_| Padded(Mutex::default())).collect(),
+        }
+    }
+
+    /// Finds the stored value, joins the key's flight, or registers a new one led by the caller.
+    pub(crate) fn join_or_lead<S>(&self, key: K, store: &S) -> Role<'_, K, V>
+    where
+        S: Store<Key = K, Value = V>,
+    {
+        let hash = self.hasher.hash_one(&key);
+        let mut table = lock(self.shard(hash));
+        if let Some(value) = store.get(&key) {
+            return Role::Found(value);
+        }
+        if let Some((_, flight)) = table.find(hash, |(k, _)| *k == key) {
+            return Role::Wait(Arc::clone(flight), key);
+        }
+        let flight = Arc::new(Flight::new(current_thread()));
+        let registered = Arc::clone(&flight);
+        table.insert_unique(hash, (key, registered), |(k, _)| self.hasher.hash_one(k));
+        Role::Lead(Leader {
+            table: self,
+            hash,
+            flight,
+            settled: false,
+        })
+    }
+
+    /// Unregisters the key's flight (whose leader will then not store) and removes its value.
+    pub(crate) fn invalidate<Q, S>(&self, key: &Q, store: &S) -> Option<V>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+        S: Store<Key = K, Value = V>,
+    {
+        let hash = self.hasher.hash_one(key);
+        let mut table = lock(self.shard(hash));
+        if let Ok(entry) = table.find_entry(hash, |(k, _)| key.equivalent(k)) {
+            entry.remove();
+        }
+        store.remove(key)
+    }
+
+    /// Unregisters every flight and clears the store, as one atomic step: every shard lock is
+    /// held while the store is cleared.
+    pub(crate) fn clear<S>(&self, store: &S)
+    where
+        S: Store<Key = K, Value = V>,
+    {
+        let mut tables: Vec<_> = self.shards.iter().map(|shard| lock(shard)).collect();
+        for table in &mut tables {
+            table.clear();
+        }
+        store.clear();
+    }
+
+    /// The number of flights registered now.
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
+}
+
+/// The leader's obligation: a flight it registered must end in [`Leader::finish`] or be
+/// vacated; dropping a `Leader` (a panic unwinding through it) vacates the flight.
+pub(crate) struct Leader<'a, K, V: Clone> {
+    table: &'a InFlight<K, V>,
+    hash: u64,
+    flight: Arc<Flight<V>>,
+    settled: bool,
+}
+
+impl<K, V: Clone> Leader<'_, K, V> {
+    /// Stores `value` if the flight is still registered (not invalidated meanwhile), unregisters
+    /// the flight and hands `outcome` to its waiters.
+    pub(crate) fn finish<S>(mut self, store: Option<&S>, outcome: Outcome<V>)
+    where
+        S: Store<Key = K, Value = V>,
+    {
+        {
+            let mut table = lock(self.table.shard(self.hash));
+            let registered = table.find_entry(self.hash, |(_, f)| Arc::ptr_eq(f, &self.flight));
+            if let Ok(entry) = registered {
+                let ((key, _), _) = entry.remove();
+                if let (Some(store), Outcome::Value(value)) = (store, &outcome) {
+                    store.insert(key, value.clone());
+                }
+            }
+        }
+        self.settled = true;
+        self.flight.settle(State::Finished(outcome));
+    }
+
+    /// Unregisters the flight and sends its waiters around again.
+    pub(crate) fn vacate(mut self) {
+        self.vacate_now();
+    }
+
+    fn vacate_now(&mut self) {
+        self.settled = true;
+        {
+            let mut table = lock(self.table.shard(self.hash));
+            if let Ok(entry) = table.find_entry(self.hash, |(_, f)| Arc::ptr_eq(f, &self.flight)) {
+                entry.remove();
+            }
+        }
+        self.flight.settle(State::Vacated);
+    }
+}
+
+impl<K, V: Clone> Drop for Leader<'_, K, V> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.vacate_now();
+        }
+    }
+}

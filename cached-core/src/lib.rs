@@ -1,0 +1,31 @@
+#![warn(missing_docs)]
+//! The runtime of [memoflight](https://docs.rs/memoflight): the [`Cache`] engine with its
+//! single-flight table, the [`Store`] trait and its stores, and [`Stats`].
+//!
+//! Use it through the `memoflight` crate, which re-exports everything here together with the
+//! `#[cached]` attribute.
+
+mod cache;
+mod flight;
+mod key;
+mod output;
+mod stats;
+mod store;
+mod sync;
+
+pub use cache::Cache;
+pub use equivalent::Equivalent;
+pub use key::Borrowed;
+pub use stats::Stats;
+pub use store::{Store, Unbounded};
+
+/// What generated code needs and users do not; re-exported as `memoflight::__private`.
+#[doc(hidden)]
+pub mod __macro_support {
+    pub use crate::cache::{key_hint, key_of, typed_store, Slot};
+    pub use crate::key::MAX_BORROWED_PARTS;
+    pub use crate::output::{
+        CacheAll, CacheOk, CacheSome, DescribeDebug, DescribeOpaque, KeepFailure, KeyOf, Mode,
+        ShareFailure, Sharing, SharingOf,
+    };
+}

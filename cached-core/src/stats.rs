@@ -1,0 +1,136 @@
+//! What a cache has done: counters kept on the hot path without shared writes, and the
+//! [`Stats`] snapshot users read.
+
+use crate::sync::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// A snapshot of a cache's counters, from [`Cache::stats`](crate::Cache::stats).
+///
+/// Counters only grow; `entries` and `in_flight` are sizes at the moment of the snapshot. Each
+/// field is read separately, so a snapshot taken while other threads call the function may mix
+/// instants (for example a hit counted but its miss not yet).
+///
+/// ```
+/// use memoflight::cached;
+///
+/// #[cached]
+/// fn square(n: u64) -> u64 {
+///     n * n
+/// }
+///
+/// square(3);
+/// square(3);
+/// let stats = square_cache().stats();
+/// assert_eq!((stats.hits, stats.misses, stats.executions), (1, 1, 1));
+/// assert_eq!(stats.entries, 1);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Calls answered from the store.
+    pub hits: u64,
+    /// Calls that did not find their key in the store (they then waited, or computed).
+    pub misses: u64,
+    /// Times the function ran.
+    pub executions: u64,
+    /// Calls that waited for another caller's computation of their key instead of running the
+    /// function (the stampede that single-flight prevents).
+    pub waits: u64,
+    /// Executions whose result was not cached: an `Err`, or a `None` (see `cache_err`,
+    /// `cache_none`).
+    pub errors: u64,
+    /// Executions that panicked.
+    pub panics: u64,
+    /// Values in the store now.
+    pub entries: u64,
+    /// Keys being computed now.
+    pub in_flight: u64,
+}
+
+/// Per-thread hit counters: a hit writes only its own thread's cache line, with a plain load and
+/// store (no read-modify-write), so hits on two cores never contend. `stats()` sums them.
+#[cfg(not(memoflight_loom))]
+#[derive(Default)]
+struct HitCounter(thread_local::ThreadLocal<crate::sync::Padded<AtomicU64>>);
+
+#[cfg(not(memoflight_loom))]
+impl HitCounter {
+    #[inline]
+    fn add_one(&self) {
+        let mine = self.0.get_or_default();
+        // Only this thread writes this counter: load + store cannot lose an increment.
+        mine.store(mine.load(Relaxed) + 1, Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.iter().map(|counter| counter.load(Relaxed)).sum()
+    }
+}
+
+/// Under loom, a plain shared counter (loom does not model `thread_local`).
+#[cfg(memoflight_loom)]
+#[derive(Default)]
+struct HitCounter(AtomicU64);
+
+#[cfg(memoflight_loom)]
+impl HitCounter {
+    fn add_one(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+
+    fn sum(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// The live counters of one cache. Everything but hits is counted on the miss path, where one
+/// shared atomic add is noise next to the function call.
+#[derive(Default)]
+pub(crate) struct Counters {
+    hits: HitCounter,
+    misses: AtomicU64,
+    executions: AtomicU64,
+    waits: AtomicU64,
+    errors: AtomicU64,
+    panics: AtomicU64,
+}
+
+impl Counters {
+    #[inline]
+    pub(crate) fn hit(&self) {
+        self.hits.add_one();
+    }
+
+    pub(crate) fn miss(&self) {
+        self.misses.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn execution(&self) {
+        self.executions.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn wait(&self) {
+        self.waits.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn error(&self) {
+        self.errors.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn panic(&self) {
+        self.panics.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, entries: usize, in_flight: usize) -> Stats {
+        Stats {
+            hits: self.hits.sum(),
+            misses: self.misses.load(Relaxed),
+            executions: self.executions.load(Relaxed),
+            waits: self.waits.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+            panics: self.panics.load(Relaxed),
+            entries: entries as u64,
+            in_flight: in_flight as u64,
+        }
+    }
+}

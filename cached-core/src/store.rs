@@ -1,0 +1,94 @@
+//! The store trait: where finished values live. One file per store under `store/`.
+
+mod unbounded;
+
+pub use unbounded::Unbounded;
+
+use equivalent::Equivalent;
+use std::hash::Hash;
+
+/// A concurrent map from keys to finished values, which a [`Cache`](crate::Cache) reads and
+/// writes.
+///
+/// Implement it to plug your own storage into `#[cached(store = ...)]`.
+///
+/// # Concurrency contract
+///
+/// Every method takes `&self` and may be called from many threads at once. Each method must be
+/// linearizable: it appears to take effect at one instant between its call and its return. In
+/// particular a [`get`](Store::get) that starts after an [`insert`](Store::insert) or
+/// [`remove`](Store::remove) of the same key returned must see its effect; the single-flight
+/// engine relies on this to guarantee one execution per key. Methods must not block for long
+/// (no I/O under a lock, never wait on another caller's computation) and must not call back into
+/// the cache. `get` is the hit path: it should not take a lock that other readers also take.
+///
+/// A store may drop entries on its own (a bounded store evicts); it must never return a value
+/// that was not inserted for that key.
+///
+/// # Example
+///
+/// A store that keeps everything in one mutex-protected map:
+///
+/// ```
+/// use memoflight::{Equivalent, Store};
+/// use std::collections::HashMap;
+/// use std::hash::Hash;
+/// use std::sync::Mutex;
+///
+/// struct Locked(Mutex<HashMap<u64, String>>);
+///
+/// impl Store for Locked {
+///     type Key = u64;
+///     type Value = String;
+///
+///     fn get<Q: ?Sized + Hash + Equivalent<u64>>(&self, key: &Q) -> Option<String> {
+///         let map = self.0.lock().unwrap();
+///         map.iter().find(|(k, _)| key.equivalent(*k)).map(|(_, v)| v.clone())
+///     }
+///     fn insert(&self, key: u64, value: String) {
+///         self.0.lock().unwrap().insert(key, value);
+///     }
+///     fn remove<Q: ?Sized + Hash + Equivalent<u64>>(&self, key: &Q) -> Option<String> {
+///         let mut map = self.0.lock().unwrap();
+///         let found = *map.keys().find(|k| key.equivalent(*k))?;
+///         map.remove(&found)
+///     }
+///     fn clear(&self) {
+///         self.0.lock().unwrap().clear();
+///     }
+///     fn len(&self) -> usize {
+///         self.0.lock().unwrap().len()
+///     }
+/// }
+///
+/// let store = Locked(Mutex::new(HashMap::new()));
+/// store.insert(1, "one".to_string());
+/// assert_eq!(store.get(&1), Some("one".to_string()));
+/// assert_eq!(store.len(), 1);
+/// ```
+pub trait Store: Send + Sync {
+    /// The owned key.
+    type Key: Hash + Eq + Send + Sync;
+    /// The cached value, cloned out on every hit (wrap large values in an `Arc`).
+    type Value: Clone + Send + Sync;
+
+    /// Returns a clone of the value stored under `key`, if any.
+    fn get<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value>;
+
+    /// Stores `value` under `key`, replacing any previous value.
+    fn insert(&self, key: Self::Key, value: Self::Value);
+
+    /// Removes the value stored under `key` and returns it.
+    fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value>;
+
+    /// Removes every value.
+    fn clear(&self);
+
+    /// The number of stored values (a snapshot: it may be stale when it returns).
+    fn len(&self) -> usize;
+
+    /// Whether [`len`](Store::len) is zero.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,63 @@
+//! The one place that picks std or loom synchronisation primitives.
+//!
+//! `cfg(memoflight_loom)` swaps in loom's types so that the single-flight protocol in
+//! [`crate::flight`] is model-checked (see `tests/loom_flight.rs`). A crate-private cfg rather
+//! than a `loom` feature, as moka does: `--all-features` must never turn loom on.
+
+#[cfg(memoflight_loom)]
+pub(crate) use loom::sync::{
+    atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+#[cfg(memoflight_loom)]
+pub(crate) use loom::thread::ThreadId;
+
+#[cfg(not(memoflight_loom))]
+pub(crate) use std::sync::{
+    atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+#[cfg(not(memoflight_loom))]
+pub(crate) use std::thread::ThreadId;
+
+/// The id of the calling thread.
+pub(crate) fn current_thread() -> ThreadId {
+    #[cfg(memoflight_loom)]
+    return loom::thread::current().id();
+    #[cfg(not(memoflight_loom))]
+    return std::thread::current().id();
+}
+
+/// Locks `mutex`, ignoring poison.
+///
+/// memoflight never runs user code while holding one of its own locks except `Clone`, `Hash`,
+/// `Eq` and `Drop` of keys and values; if one of those panics, the data behind the lock is still
+/// consistent (every critical section leaves it valid before calling user code), so poison
+/// carries no information and must not turn one panic into many.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Read-locks `lock`, ignoring poison (see [`lock`]).
+pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Write-locks `lock`, ignoring poison (see [`lock`]).
+pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Pads a value to its own cache line pair (128 bytes: adjacent-line prefetch on x86), so that
+/// threads writing neighbouring values do not bounce one line between cores.
+#[derive(Default)]
+#[repr(align(128))]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}

@@ -1,0 +1,95 @@
+//! Model check of the single-flight protocol (`src/flight.rs`) under every interleaving loom
+//! explores. Run with:
+//!
+//! ```text
+//! RUSTFLAGS="--cfg memoflight_loom" cargo test -p memoflight-core --test loom_flight --release
+//! ```
+#![cfg(memoflight_loom)]
+
+use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::Arc;
+use loom::thread;
+use memoflight_core::__macro_support::{CacheOk, KeepFailure as _, SharingOf};
+use memoflight_core::{Cache, Unbounded};
+
+type Memo = Cache<Unbounded<u8, u32>>;
+
+/// Two concurrent misses on one key: one execution, both get the value, nothing left in flight.
+#[test]
+fn concurrent_misses_run_once() {
+    loom::model(|| {
+        let cache = Arc::new(Memo::new("f", Unbounded::new()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let call = {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            move || {
+                cache.get_or_compute(1, || {
+                    runs.fetch_add(1, SeqCst);
+                    7
+                })
+            }
+        };
+        let other = thread::spawn(call.clone());
+        assert_eq!(call(), 7);
+        assert_eq!(other.join().unwrap(), 7);
+        assert_eq!(runs.load(SeqCst), 1);
+        assert_eq!(cache.stats().in_flight, 0);
+        assert_eq!(cache.len(), 1);
+    });
+}
+
+/// A leader whose failure cannot be shared vacates its flight: the waiter goes around and
+/// computes once more. At most two executions, no caller hangs, the table ends empty.
+#[test]
+fn vacated_flight_is_taken_over() {
+    loom::model(|| {
+        let cache = Arc::new(Memo::new("f", Unbounded::new()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let call = {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            move || -> Result<u32, ()> {
+                let compute = || match runs.fetch_add(1, SeqCst) {
+                    0 => Err(()),
+                    _ => Ok(9),
+                };
+                let sharing = (&SharingOf::<Result<u32, ()>>::new()).sharing();
+                cache.__compute::<_, CacheOk>(1, compute, sharing)
+            }
+        };
+        let other = thread::spawn(call.clone());
+        let mine = call();
+        let theirs = other.join().unwrap();
+        // Exactly one caller saw the failure; the other got the retry's value.
+        assert_eq!([mine, theirs].iter().filter(|r| r.is_err()).count(), 1);
+        assert_eq!(runs.load(SeqCst), 2);
+        assert_eq!(cache.stats().in_flight, 0);
+    });
+}
+
+/// Invalidation racing a computation: once `invalidate` returned, the store never holds a value
+/// computed from the data as it was before (no repopulation window).
+#[test]
+fn invalidation_never_resurrects_a_stale_value() {
+    loom::model(|| {
+        let cache = Arc::new(Memo::new("f", Unbounded::new()));
+        let version = Arc::new(AtomicUsize::new(1));
+        let reader = {
+            let (cache, version) = (cache.clone(), version.clone());
+            thread::spawn(move || cache.get_or_compute(1, || version.load(SeqCst) as u32))
+        };
+        version.store(2, SeqCst);
+        cache.invalidate(&1);
+        assert_ne!(
+            cache.get(&1),
+            Some(1),
+            "stale value after invalidate returned"
+        );
+        reader.join().unwrap();
+        assert_ne!(
+            cache.get(&1),
+            Some(1),
+            "stale value stored after invalidate"
+        );
+        assert_eq!(cache.stats().in_flight, 0);
+    });
+}

@@ -1,0 +1,136 @@
+//! The attribute grammar: `#[cached(option = value, flag, ...)]`, parsed into typed, set-once
+//! slots. Values are written as Rust (`key = (u64, String)`) or, as in `cached` 0.4x, as a
+//! string holding Rust (`key = "String"`).
+
+use proc_macro2::Span;
+use syn::parse::{Parse, ParseStream};
+use syn::{Expr, Ident, LitBool, LitStr, Token, Type};
+
+/// The options, in the order the "unknown option" error lists them.
+const OPTIONS: &[&str] = &["cache_err", "cache_none", "convert", "key", "store"];
+
+/// A value given to an option, with the span of the option's name for error messages.
+pub(crate) struct Given<T> {
+    pub(crate) name: Ident,
+    pub(crate) value: T,
+}
+
+/// The parsed options; each is set at most once.
+#[derive(Default)]
+pub(crate) struct Args {
+    /// Cache `Err` results too (only `Ok` by default).
+    pub(crate) cache_err: Option<Given<bool>>,
+    /// Cache `None` results too (only `Some` by default).
+    pub(crate) cache_none: Option<Given<bool>>,
+    /// An expression over the arguments that yields the key.
+    pub(crate) convert: Option<Given<Expr>>,
+    /// The type of the key `convert` yields, when it should be named.
+    pub(crate) key: Option<Given<Type>>,
+    /// An expression yielding the store to use instead of the default unbounded one.
+    pub(crate) store: Option<Given<Expr>>,
+}
+
+impl Args {
+    /// Parses the attribute's arguments, collecting every error instead of stopping at the first.
+    pub(crate) fn parse(input: ParseStream) -> syn::Result<Self> {
+        let mut args = Args::default();
+        let mut errors: Option<syn::Error> = None;
+        let mut report = |error: syn::Error| match &mut errors {
+            Some(errors) => errors.combine(error),
+            None => errors = Some(error),
+        };
+        while !input.is_empty() {
+            let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
+            let option = name.to_string();
+            let result = match option.as_str() {
+                "cache_err" => parse_flag(input).map(|v| set(&mut args.cache_err, name, v)),
+                "cache_none" => parse_flag(input).map(|v| set(&mut args.cache_none, name, v)),
+                "convert" => parse_value(input).map(|v| set(&mut args.convert, name, v)),
+                "key" => parse_value(input).map(|v| set(&mut args.key, name, v)),
+                "store" => parse_value(input).map(|v| set(&mut args.store, name, v)),
+                _ => {
+                    skip_value(input);
+                    Err(syn::Error::new(
+                        name.span(),
+                        format!(
+                            "unknown option `{option}`; the options are: {}",
+                            OPTIONS.join(", ")
+                        ),
+                    ))
+                }
+            };
+            if let Err(error) = result.and_then(|duplicate| duplicate) {
+                report(error);
+            }
+            if input.is_empty() {
+                break;
+            }
+            input.parse::<Token![,]>()?;
+        }
+        match errors {
+            Some(errors) => Err(errors),
+            None => Ok(args),
+        }
+    }
+}
+
+/// Fills a set-once slot; a second occurrence is an error spanned on it.
+fn set<T>(slot: &mut Option<Given<T>>, name: Ident, value: T) -> syn::Result<()> {
+    if slot.is_some() {
+        return Err(syn::Error::new(
+            name.span(),
+            format!("option `{name}` is given twice"),
+        ));
+    }
+    *slot = Some(Given { name, value });
+    Ok(())
+}
+
+/// `flag`, `flag = true` or `flag = false`.
+fn parse_flag(input: ParseStream) -> syn::Result<bool> {
+    if !input.peek(Token![=]) {
+        return Ok(true);
+    }
+    input.parse::<Token![=]>()?;
+    if input.peek(LitBool) {
+        return Ok(input.parse::<LitBool>()?.value);
+    }
+    let span = input.span();
+    skip_value(input);
+    Err(syn::Error::new(span, "expected `true` or `false`"))
+}
+
+/// `= <Rust>` or `= "<Rust>"`.
+fn parse_value<T: Parse>(input: ParseStream) -> syn::Result<T> {
+    if !input.peek(Token![=]) {
+        return Err(syn::Error::new(input.span(), "expected `=` and a value"));
+    }
+    input.parse::<Token![=]>()?;
+    if input.peek(LitStr) && !input.peek2(Token![.]) {
+        return input.parse::<LitStr>()?.parse();
+    }
+    let span = input.span();
+    input.parse().map_err(|error| {
+        skip_value(input);
+        syn::Error::new(span, format!("{error}"))
+    })
+}
+
+/// Skips tokens up to the next top-level comma, so that one bad option does not hide the next.
+fn skip_value(input: ParseStream) {
+    let _ = input.step(|cursor| {
+        let mut rest = *cursor;
+        while let Some((tt, next)) = rest.token_tree() {
+            if matches!(&tt, proc_macro2::TokenTree::Punct(p) if p.as_char() == ',') {
+                return Ok(((), rest));
+            }
+            rest = next;
+        }
+        Ok(((), rest))
+    });
+}
+
+/// The span to point at for an option that may be absent.
+pub(crate) fn span_of<T>(given: &Option<Given<T>>) -> Option<Span> {
+    given.as_ref().map(|given| given.name.span())
+}

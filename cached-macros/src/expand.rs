@@ -1,0 +1,339 @@
+//! Code generation from a validated [`Plan`]. For `#[cached] fn f(a: A, b: &B) -> R { body }`
+//! it emits four items:
+//!
+//! ```text
+//! static __MEMO_CACHE_f: ..;               the cache, created on first use
+//! fn f(a: A, b: &B) -> R                   hit path inline, miss path in Cache::__compute
+//! fn f_no_cache(a: A, b: &B) -> R { body } the original function, bypassing the cache
+//! fn f_cache() -> &'static Cache<..>       the handle: stats, invalidate, clear, len
+//! ```
+//!
+//! Generated code names everything by absolute path (`::memoflight::__private::..`), its locals
+//! start with `__memo_` so they never clash with user names, and conversions that involve a
+//! user type are spanned on that type so that rustc's errors point at the user's code.
+
+use crate::item::MemoFn;
+use crate::validate::{Key, KeyPart, Mode, Plan};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{FnArg, Ident, Pat, PatIdent, Type};
+
+/// The largest key made of borrowed argument parts (`memoflight::Borrowed` covers up to 8).
+const MAX_BORROWED_PARTS: usize = 8;
+
+pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
+    let name = &function.sig.ident;
+    let names = Names {
+        cache_static: format_ident!("__MEMO_CACHE_{}", name),
+        no_cache: format_ident!("{}_no_cache", name),
+        handle: format_ident!("{}_cache", name),
+    };
+    let cfgs: Vec<_> = function
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"))
+        .collect();
+
+    let cache = CacheDecl::new(function, plan, &names);
+    let static_item = &cache.static_item;
+    let memoized = memoized_fn(function, plan, &names, &cache);
+    let no_cache = no_cache_fn(function, &names);
+    let handle = handle_fn(function, plan, &names, &cache);
+    quote! {
+        #(#cfgs)*
+        #[allow(non_upper_case_globals)]
+        #static_item
+        #memoized
+        #no_cache
+        #(#cfgs)*
+        #handle
+    }
+}
+
+struct Names {
+    cache_static: Ident,
+    no_cache: Ident,
+    handle: Ident,
+}
+
+/// How the cache is declared and reached.
+///
+/// When the key and store types can be spelled, the cache is a typed `LazyLock` static. When
+/// they cannot (`convert` without `key`, or a `store` expression), it lives in a `Slot` whose
+/// type the compiler infers from the key and store expressions.
+struct CacheDecl {
+    static_item: TokenStream,
+    /// The key type, when it can be spelled.
+    key_ty: Option<TokenStream>,
+    /// The store type, when it can be spelled.
+    store_ty: Option<TokenStream>,
+}
+
+impl CacheDecl {
+    fn new(function: &MemoFn, plan: &Plan, names: &Names) -> Self {
+        let key_ty = match &plan.key {
+            Key::Args(parts) => Some(owned_key_type(parts)),
+            Key::Convert { ty, .. } => ty.as_ref().map(|ty| quote!(#ty)),
+        };
+        let value = &plan.value;
+        let store_ty = match (&plan.store, &key_ty) {
+            (None, Some(key_ty)) => Some(quote!(::memoflight::Unbounded<#key_ty, #value>)),
+            _ => None,
+        };
+        let cache_static = &names.cache_static;
+        let static_item = match &store_ty {
+            Some(store_ty) => {
+                let init = init_cache(function, plan, quote!(::core::marker::PhantomData));
+                quote! {
+                    static #cache_static: ::std::sync::LazyLock<::memoflight::Cache<#store_ty>> =
+                        ::std::sync::LazyLock::new(|| #init);
+                }
+            }
+            None => quote! {
+                static #cache_static: ::memoflight::__private::Slot =
+                    ::memoflight::__private::Slot::new();
+            },
+        };
+        CacheDecl {
+            static_item,
+            key_ty,
+            store_ty,
+        }
+    }
+
+    /// An expression of type `&'static Cache<..>`; `hint` is a `PhantomData<Key>` expression
+    /// that lets the compiler infer the key type where it is not spelled.
+    fn reach(
+        &self,
+        function: &MemoFn,
+        plan: &Plan,
+        names: &Names,
+        hint: TokenStream,
+    ) -> TokenStream {
+        let cache_static = &names.cache_static;
+        if self.store_ty.is_some() {
+            return quote!(&*#cache_static);
+        }
+        let init = init_cache(function, plan, hint);
+        quote!(#cache_static.get_or_init(|| #init))
+    }
+}
+
+/// `Cache::new(name, store)` with keys described by their `Debug` form when they have one.
+fn init_cache(function: &MemoFn, plan: &Plan, hint: TokenStream) -> TokenStream {
+    let name = function.sig.ident.to_string();
+    let value = &plan.value;
+    let store = match &plan.store {
+        Some(store) => quote_spanned!(store.span()=> #store),
+        None => quote!(::memoflight::Unbounded::new()),
+    };
+    quote! {
+        ::memoflight::Cache::new(
+            #name,
+            ::memoflight::__private::typed_store::<_, #value, _>(#hint, #store),
+        )
+        .describe_keys_with(|__memo_key| {
+            #[allow(unused_imports)]
+            use ::memoflight::__private::{DescribeDebug as _, DescribeOpaque as _};
+            (&::memoflight::__private::KeyOf(__memo_key)).describe()
+        })
+    }
+}
+
+/// The memoized function: same signature, hit path inline, miss path in `Cache::__compute`.
+fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -> TokenStream {
+    let attrs = &function.attrs;
+    let vis = &function.vis;
+    let mut sig = function.sig.clone();
+    let mut bindings = function.args.iter().map(|arg| &arg.binding);
+    for input in &mut sig.inputs {
+        if let FnArg::Typed(typed) = input {
+            if let Some(binding) = bindings.next() {
+                *typed.pat = Pat::Ident(PatIdent {
+                    attrs: Vec::new(),
+                    by_ref: None,
+                    mutability: None,
+                    ident: binding.clone(),
+                    subpat: None,
+                });
+            }
+        }
+    }
+    let ret = &plan.ret;
+    let mode = mode_path(plan.mode);
+    let no_cache = &names.no_cache;
+    let call_args = function.args.iter().map(|arg| &arg.binding);
+
+    let (prelude, view, owned) = match &plan.key {
+        Key::Args(parts) if parts.len() <= MAX_BORROWED_PARTS => {
+            (quote!(), borrowed_view(parts), owned_key(parts))
+        }
+        Key::Args(parts) => {
+            let owned = owned_key(parts);
+            (
+                quote!(let __memo_key = #owned;),
+                quote!(&__memo_key),
+                quote!(__memo_key),
+            )
+        }
+        Key::Convert { expr, .. } => (
+            quote_spanned!(expr.span()=> let __memo_key = #expr;),
+            quote!(&__memo_key),
+            quote!(__memo_key),
+        ),
+    };
+    let hint = match (&cache.key_ty, &plan.key) {
+        (Some(key_ty), _) => quote!(::core::marker::PhantomData::<#key_ty>),
+        (None, _) => quote!(::memoflight::__private::key_hint(&__memo_key)),
+    };
+    let reach = cache.reach(function, plan, names, hint);
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            #[allow(unused_imports)]
+            use ::memoflight::__private::{KeepFailure as _, ShareFailure as _};
+            #prelude
+            let __memo_cache = #reach;
+            if let ::core::option::Option::Some(__memo_value) = __memo_cache.__lookup(#view) {
+                return <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value);
+            }
+            __memo_cache.__compute::<#ret, #mode>(
+                #owned,
+                move || #no_cache(#(#call_args),*),
+                (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
+            )
+        }
+    }
+}
+
+/// The original function under `<name>_no_cache`.
+fn no_cache_fn(function: &MemoFn, names: &Names) -> TokenStream {
+    let attrs = function
+        .attrs
+        .iter()
+        .filter(|attr| !attr.path().is_ident("doc"));
+    let vis = &function.vis;
+    let mut sig = function.sig.clone();
+    sig.ident = names.no_cache.clone();
+    let body = &function.body;
+    let doc = format!(
+        "Runs [`{}`] without its cache: no lookup, no store, no single-flight.",
+        function.sig.ident
+    );
+    quote! {
+        #[doc = #doc]
+        #(#attrs)*
+        #vis #sig #body
+    }
+}
+
+/// `<name>_cache()`: the handle.
+fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -> TokenStream {
+    let vis = &function.vis;
+    let handle = &names.handle;
+    let value = &plan.value;
+    let doc = format!(
+        "The cache of [`{0}`]: [`stats`](::memoflight::Cache::stats), \
+         [`invalidate`](::memoflight::Cache::invalidate), [`clear`](::memoflight::Cache::clear), \
+         [`len`](::memoflight::Cache::len). Bypass it with [`{0}_no_cache`].",
+        function.sig.ident
+    );
+    let (store_ty, hint) = match (&cache.store_ty, &cache.key_ty, &plan.key) {
+        (Some(store_ty), _, _) => (store_ty.clone(), quote!()),
+        (None, Some(key_ty), _) => (
+            quote!(impl ::memoflight::Store<Key = #key_ty, Value = #value>),
+            quote!(::core::marker::PhantomData::<#key_ty>),
+        ),
+        (None, None, Key::Convert { expr, .. }) => {
+            let (patterns, types): (Vec<_>, Vec<_>) = function
+                .args
+                .iter()
+                .map(|arg| (&arg.binding, &arg.ty))
+                .unzip();
+            (
+                quote!(impl ::memoflight::Store<Value = #value>),
+                quote! {
+                    ::memoflight::__private::key_of(
+                        #[allow(unused_variables)]
+                        |(#(#patterns,)*): (#(#types,)*)| #expr
+                    )
+                },
+            )
+        }
+        (None, None, Key::Args(_)) => unreachable!("an argument key type is always spelled"),
+    };
+    let reach = cache.reach(function, plan, names, hint);
+    quote! {
+        #[doc = #doc]
+        #vis fn #handle() -> &'static ::memoflight::Cache<#store_ty> {
+            #reach
+        }
+    }
+}
+
+fn mode_path(mode: Mode) -> TokenStream {
+    match mode {
+        Mode::All => quote!(::memoflight::__private::CacheAll),
+        Mode::Ok => quote!(::memoflight::__private::CacheOk),
+        Mode::Some => quote!(::memoflight::__private::CacheSome),
+    }
+}
+
+/// The owned type of one key part: `T` for `T`, `<T as ToOwned>::Owned` for `&T`.
+fn part_type(part: &KeyPart) -> TokenStream {
+    match &part.referent {
+        Some(referent) => {
+            quote_spanned!(referent.span()=> <#referent as ::std::borrow::ToOwned>::Owned)
+        }
+        None => {
+            let ty = &part.ty;
+            quote!(#ty)
+        }
+    }
+}
+
+fn owned_key_type(parts: &[KeyPart]) -> TokenStream {
+    let types = parts.iter().map(part_type);
+    match parts {
+        [single] => part_type(single),
+        _ => quote!((#(#types,)*)),
+    }
+}
+
+/// The owned key, built only on a miss: clones of by-value arguments, `to_owned` of borrowed.
+fn owned_key(parts: &[KeyPart]) -> TokenStream {
+    let owned = parts.iter().map(|part| {
+        let binding = &part.binding;
+        match &part.referent {
+            Some(referent) => quote_spanned!(referent.span()=>
+                ::std::borrow::ToOwned::to_owned(&*#binding)),
+            None => quote_spanned!(type_span(&part.ty)=>
+                ::core::clone::Clone::clone(&#binding)),
+        }
+    });
+    match parts {
+        [_] => quote!(#(#owned)*),
+        _ => quote!((#(#owned,)*)),
+    }
+}
+
+/// The lookup key, borrowing the arguments: `&arg`, `&*arg`, or `&Borrowed((&a, &*b, ..))`.
+fn borrowed_view(parts: &[KeyPart]) -> TokenStream {
+    let refs = parts.iter().map(|part| {
+        let binding = &part.binding;
+        match &part.referent {
+            Some(_) => quote!(&*#binding),
+            None => quote!(&#binding),
+        }
+    });
+    match parts {
+        [] => quote!(&()),
+        [_] => quote!(#(#refs)*),
+        _ => quote!(&::memoflight::Borrowed((#(#refs,)*))),
+    }
+}
+
+fn type_span(ty: &Type) -> Span {
+    ty.span()
+}

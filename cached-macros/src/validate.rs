@@ -1,0 +1,270 @@
+//! Rules that span options and the function: checked together, every violation reported at
+//! once, each spanned on the tokens to fix. The result is a [`Plan`], the only input of
+//! [`crate::expand`].
+
+use crate::args::{span_of, Args, Given};
+use crate::item::{Arg, MemoFn};
+use syn::visit::Visit;
+use syn::{Expr, GenericArgument, GenericParam, Ident, PathArguments, ReturnType, Type};
+
+/// What to generate.
+pub(crate) struct Plan {
+    pub(crate) key: Key,
+    pub(crate) mode: Mode,
+    /// The function's return type.
+    pub(crate) ret: Type,
+    /// The type the store holds.
+    pub(crate) value: Type,
+    /// The store expression, when not the default unbounded store.
+    pub(crate) store: Option<Expr>,
+}
+
+/// How the key is made.
+pub(crate) enum Key {
+    /// From all the arguments.
+    Args(Vec<KeyPart>),
+    /// From `convert = expr`, with `key = Type` when given.
+    Convert {
+        expr: Box<Expr>,
+        ty: Option<Box<Type>>,
+    },
+}
+
+/// One argument as part of the key.
+pub(crate) struct KeyPart {
+    pub(crate) binding: Ident,
+    /// The argument's type.
+    pub(crate) ty: Type,
+    /// For `&T` / `&mut T`: `T`, stored as `<T as ToOwned>::Owned`.
+    pub(crate) referent: Option<Type>,
+}
+
+/// Which results are cached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    All,
+    Ok,
+    Some,
+}
+
+/// Accumulates spanned errors.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn at(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+}
+
+/// Checks the options against the function and decides what to generate.
+pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
+    let mut errors = Errors::default();
+    let sig = &function.sig;
+
+    if let Some(constness) = &sig.constness {
+        errors.at(
+            constness,
+            "`#[cached]` cannot memoize a `const fn`: a cache is run-time state",
+        );
+    }
+    if let Some(asyncness) = &sig.asyncness {
+        errors.at(asyncness, "`#[cached]` does not support `async fn` yet");
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.at(variadic, "`#[cached]` cannot memoize a variadic function");
+    }
+    if let Some(receiver) = sig.receiver() {
+        errors.at(
+            receiver,
+            "`#[cached]` does not support methods yet; memoize a free function",
+        );
+    }
+    for param in &sig.generics.params {
+        if !matches!(param, GenericParam::Lifetime(_)) {
+            errors.at(
+                param,
+                "a memoized function cannot be generic: one cache serves every call",
+            );
+        }
+    }
+
+    let ret = match &sig.output {
+        ReturnType::Type(_, ty) if !is_unit(ty) => Some((**ty).clone()),
+        ReturnType::Type(_, ty) => {
+            errors.at(ty, "a memoized function must return a value to cache");
+            None
+        }
+        ReturnType::Default => {
+            errors.at(
+                &sig.ident,
+                "a memoized function must return a value to cache; this one returns `()`",
+            );
+            None
+        }
+    };
+    if let Some(ret) = &ret {
+        if contains_impl_trait(ret) {
+            errors.at(
+                ret,
+                "cannot cache an `impl Trait` value: name the return type",
+            );
+        }
+    }
+
+    let (mode, value) = match &ret {
+        Some(ret) => mode_of(ret, &args, &mut errors),
+        None => (Mode::All, None),
+    };
+
+    let key = match (args.convert, args.key) {
+        (Some(convert), None) if selected_args(&convert.value, function).is_some() => {
+            let selected = selected_args(&convert.value, function).unwrap_or_default();
+            Key::Args(key_parts(&selected, &mut errors))
+        }
+        (Some(convert), key) => Key::Convert {
+            expr: Box::new(convert.value),
+            ty: key.map(|key| Box::new(key.value)),
+        },
+        (None, Some(key)) => {
+            errors.at(
+                &key.name,
+                "`key` names the type of the key that `convert = ..` makes; add `convert`",
+            );
+            Key::Args(Vec::new())
+        }
+        (None, None) => Key::Args(key_parts(
+            &function.args.iter().collect::<Vec<_>>(),
+            &mut errors,
+        )),
+    };
+
+    match (errors.0, ret, value) {
+        (Some(errors), _, _) => Err(errors),
+        (None, Some(ret), Some(value)) => Ok(Plan {
+            key,
+            mode,
+            ret,
+            value,
+            store: args.store.map(|store| store.value),
+        }),
+        (None, _, _) => unreachable!("a missing return type is reported as an error"),
+    }
+}
+
+/// Decides which results are cached from the return type's last path segment (`Result`,
+/// `Option`) and the `cache_err` / `cache_none` options.
+fn mode_of(ret: &Type, args: &Args, errors: &mut Errors) -> (Mode, Option<Type>) {
+    let wrapper = wrapper_of(ret);
+    let is = |name: &str| wrapper.as_ref().is_some_and(|(ident, _)| ident == name);
+    let flag = |given: &Option<Given<bool>>| given.as_ref().is_some_and(|given| given.value);
+
+    if args.cache_err.is_some() && !is("Result") {
+        errors.at(
+            span_of(&args.cache_err).map(|span| Ident::new("cache_err", span)),
+            "`cache_err` applies to functions returning `Result<T, E>`",
+        );
+    }
+    if args.cache_none.is_some() && !is("Option") {
+        errors.at(
+            span_of(&args.cache_none).map(|span| Ident::new("cache_none", span)),
+            "`cache_none` applies to functions returning `Option<T>`",
+        );
+    }
+    match wrapper {
+        Some((ident, inner)) if ident == "Result" && !flag(&args.cache_err) => match inner {
+            Some(inner) => (Mode::Ok, Some(inner)),
+            None => {
+                errors.at(
+                    ret,
+                    "cannot see the `Ok` type of this `Result`; write `Result<T, E>` or set \
+                     `cache_err = true` to cache errors as well",
+                );
+                (Mode::Ok, None)
+            }
+        },
+        Some((ident, Some(inner))) if ident == "Option" && !flag(&args.cache_none) => {
+            (Mode::Some, Some(inner))
+        }
+        _ => (Mode::All, Some(ret.clone())),
+    }
+}
+
+/// `Result<T, ..>` / `io::Result<T>` / `Option<T>` → (last segment, first type argument).
+fn wrapper_of(ty: &Type) -> Option<(Ident, Option<Type>)> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" && last.ident != "Option" {
+        return None;
+    }
+    let first = match &last.arguments {
+        PathArguments::AngleBracketed(args) => args.args.iter().find_map(|arg| match arg {
+            GenericArgument::Type(ty) => Some(ty.clone()),
+            _ => None,
+        }),
+        _ => None,
+    };
+    Some((last.ident.clone(), first))
+}
+
+/// `convert = id` or `convert = (id, name)`: a selection of arguments, which then form the key
+/// exactly as all the arguments would (owned types spelled, lookups borrowed).
+fn selected_args<'f>(convert: &Expr, function: &'f MemoFn) -> Option<Vec<&'f Arg>> {
+    let find = |expr: &Expr| match expr {
+        Expr::Path(path) if path.qself.is_none() => {
+            let ident = path.path.get_ident()?;
+            function.args.iter().find(|arg| arg.binding == *ident)
+        }
+        _ => None,
+    };
+    match convert {
+        Expr::Paren(inner) => selected_args(&inner.expr, function),
+        Expr::Tuple(tuple) if !tuple.elems.is_empty() => tuple.elems.iter().map(find).collect(),
+        single => find(single).map(|arg| vec![arg]),
+    }
+}
+
+fn key_parts(args: &[&Arg], errors: &mut Errors) -> Vec<KeyPart> {
+    args.iter()
+        .map(|arg| {
+            if contains_impl_trait(&arg.ty) {
+                errors.at(
+                    &arg.ty,
+                    "an `impl Trait` argument cannot be part of the key; leave it out with \
+                     `convert = ..`",
+                );
+            }
+            KeyPart {
+                binding: arg.binding.clone(),
+                ty: arg.ty.clone(),
+                referent: match &arg.ty {
+                    Type::Reference(reference) => Some((*reference.elem).clone()),
+                    _ => None,
+                },
+            }
+        })
+        .collect()
+}
+
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
+}
+
+fn contains_impl_trait(ty: &Type) -> bool {
+    struct Finder(bool);
+    impl Visit<'_> for Finder {
+        fn visit_type_impl_trait(&mut self, _: &syn::TypeImplTrait) {
+            self.0 = true;
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_type(ty);
+    finder.0
+}
