@@ -158,6 +158,8 @@ impl<K> DescribeOpaque for &KeyOf<'_, K> {
 }
 
 #[cfg(test)]
+// The `&` is the point of autoref specialization, not a needless borrow.
+#[allow(clippy::needless_borrow)]
 mod tests {
     use super::*;
 
