@@ -1,0 +1,79 @@
+//! Helpers shared by the behaviour tests. Deadlines here only turn a would-be hang into a
+//! failure; no test asserts on how long anything took.
+#![allow(dead_code)]
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a test may wait for something that should happen promptly before calling it a hang.
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// Spins (yielding) until `condition` holds; panics if it does not within [`HANG`].
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + HANG;
+    while !condition() {
+        assert!(Instant::now() < deadline, "hung waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Runs `f` on its own thread and returns its result (or its panic message), failing the test
+/// if it has not finished within [`HANG`] (a regression to a deadlock fails instead of hanging).
+pub fn run_bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(result.map_err(|payload| panic_message(&*payload)));
+    });
+    rx.recv_timeout(HANG)
+        .expect("the call hung instead of finishing")
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else {
+        "(non-string panic)".to_owned()
+    }
+}
+
+/// Tracks how many executions run at once and the most seen.
+#[derive(Default)]
+pub struct Concurrency {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+}
+
+impl Concurrency {
+    pub const fn new() -> Self {
+        Concurrency {
+            now: std::sync::atomic::AtomicUsize::new(0),
+            max: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts an execution in until the returned guard drops.
+    pub fn enter(&self) -> impl Drop + '_ {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.max.fetch_max(now, SeqCst);
+        struct Exit<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Exit<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, SeqCst);
+            }
+        }
+        Exit(&self.now)
+    }
+
+    pub fn now(&self) -> usize {
+        self.now.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
