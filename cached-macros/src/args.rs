@@ -31,8 +31,9 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// Parses the attribute's arguments, collecting every error instead of stopping at the first.
-    pub(crate) fn parse(input: ParseStream) -> syn::Result<Self> {
+    /// Parses the attribute's arguments, collecting every error instead of stopping at the first;
+    /// returns what was understood together with the errors, so that validation can add its own.
+    pub(crate) fn parse(input: ParseStream) -> syn::Result<(Self, Option<syn::Error>)> {
         let mut args = Args::default();
         let mut errors: Option<syn::Error> = None;
         let mut report = |error: syn::Error| match &mut errors {
@@ -45,9 +46,12 @@ impl Args {
             let result = match option.as_str() {
                 "cache_err" => parse_flag(input).map(|v| set(&mut args.cache_err, name, v)),
                 "cache_none" => parse_flag(input).map(|v| set(&mut args.cache_none, name, v)),
-                "convert" => parse_value(input).map(|v| set(&mut args.convert, name, v)),
-                "key" => parse_value(input).map(|v| set(&mut args.key, name, v)),
-                "store" => parse_value(input).map(|v| set(&mut args.store, name, v)),
+                "convert" => parse_value(input, "an expression over the arguments")
+                    .map(|v| set(&mut args.convert, name, v)),
+                "key" => parse_value(input, "a type, e.g. `key = (u64, String)`")
+                    .map(|v| set(&mut args.key, name, v)),
+                "store" => parse_value(input, "an expression that makes a store")
+                    .map(|v| set(&mut args.store, name, v)),
                 _ => {
                     skip_value(input);
                     Err(syn::Error::new(
@@ -67,10 +71,7 @@ impl Args {
             }
             input.parse::<Token![,]>()?;
         }
-        match errors {
-            Some(errors) => Err(errors),
-            None => Ok(args),
-        }
+        Ok((args, errors))
     }
 }
 
@@ -100,19 +101,22 @@ fn parse_flag(input: ParseStream) -> syn::Result<bool> {
     Err(syn::Error::new(span, "expected `true` or `false`"))
 }
 
-/// `= <Rust>` or `= "<Rust>"`.
-fn parse_value<T: Parse>(input: ParseStream) -> syn::Result<T> {
+/// `= <Rust>` or `= "<Rust>"`; `expected` describes the value for the error message.
+fn parse_value<T: Parse>(input: ParseStream, expected: &str) -> syn::Result<T> {
     if !input.peek(Token![=]) {
         return Err(syn::Error::new(input.span(), "expected `=` and a value"));
     }
     input.parse::<Token![=]>()?;
     if input.peek(LitStr) && !input.peek2(Token![.]) {
-        return input.parse::<LitStr>()?.parse();
+        let literal = input.parse::<LitStr>()?;
+        return literal
+            .parse()
+            .map_err(|_| syn::Error::new(literal.span(), format!("expected {expected}")));
     }
     let span = input.span();
-    input.parse().map_err(|error| {
+    input.parse().map_err(|_| {
         skip_value(input);
-        syn::Error::new(span, format!("{error}"))
+        syn::Error::new(span, format!("expected {expected}"))
     })
 }
 

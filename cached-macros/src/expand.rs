@@ -84,8 +84,14 @@ impl CacheDecl {
         let cache_static = &names.cache_static;
         let static_item = match &store_ty {
             Some(store_ty) => {
-                let init = init_cache(function, plan, quote!(::core::marker::PhantomData));
-                quote! {
+                // Spanned on the return type: a value that is not `Clone + Send + Sync` is
+                // reported there.
+                let span = value.span();
+                let init = init_cache(
+                    function,
+                    quote_spanned!(span=> ::memoflight::Unbounded::new()),
+                );
+                quote_spanned! {span=>
                     static #cache_static: ::std::sync::LazyLock<::memoflight::Cache<#store_ty>> =
                         ::std::sync::LazyLock::new(|| #init);
                 }
@@ -115,24 +121,24 @@ impl CacheDecl {
         if self.store_ty.is_some() {
             return quote!(&*#cache_static);
         }
-        let init = init_cache(function, plan, hint);
+        let value = &plan.value;
+        let store = match &plan.store {
+            Some(store) => quote_spanned!(store.span()=> #store),
+            None => quote!(::memoflight::Unbounded::new()),
+        };
+        let init = init_cache(
+            function,
+            quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
+        );
         quote!(#cache_static.get_or_init(|| #init))
     }
 }
 
 /// `Cache::new(name, store)` with keys described by their `Debug` form when they have one.
-fn init_cache(function: &MemoFn, plan: &Plan, hint: TokenStream) -> TokenStream {
+fn init_cache(function: &MemoFn, store: TokenStream) -> TokenStream {
     let name = function.sig.ident.to_string();
-    let value = &plan.value;
-    let store = match &plan.store {
-        Some(store) => quote_spanned!(store.span()=> #store),
-        None => quote!(::memoflight::Unbounded::new()),
-    };
     quote! {
-        ::memoflight::Cache::new(
-            #name,
-            ::memoflight::__private::typed_store::<_, #value, _>(#hint, #store),
-        )
+        ::memoflight::Cache::new(#name, #store)
         .describe_keys_with(|__memo_key| {
             #[allow(unused_imports)]
             use ::memoflight::__private::{DescribeDebug as _, DescribeOpaque as _};
@@ -264,9 +270,10 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
         (None, None, Key::Args(_)) => unreachable!("an argument key type is always spelled"),
     };
     let reach = cache.reach(function, plan, names, hint);
+    let returns = quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>);
     quote! {
         #[doc = #doc]
-        #vis fn #handle() -> &'static ::memoflight::Cache<#store_ty> {
+        #vis fn #handle() -> #returns {
             #reach
         }
     }

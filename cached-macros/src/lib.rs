@@ -31,8 +31,17 @@ fn entry(
             return quote::quote!(#item #error);
         }
     };
-    let plan = syn::parse::Parser::parse2(args::Args::parse, args)
-        .and_then(|args| validate::validate(args, &function));
+    let plan = syn::parse::Parser::parse2(args::Args::parse, args).and_then(|(args, errors)| {
+        let plan = validate::validate(args, &function);
+        match (errors, plan) {
+            (None, plan) => plan,
+            (Some(mut errors), Err(more)) => {
+                errors.combine(more);
+                Err(errors)
+            }
+            (Some(errors), Ok(_)) => Err(errors),
+        }
+    });
     match plan {
         Ok(plan) => expand::expand(&function, &plan),
         Err(errors) => {
