@@ -42,7 +42,7 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
     let handle = handle_fn(function, plan, &names, &cache);
     quote! {
         #(#cfgs)*
-        #[allow(non_upper_case_globals)]
+        #[allow(non_upper_case_globals, clippy::type_complexity)]
         #static_item
         #memoized
         #no_cache
@@ -273,6 +273,7 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
     let returns = quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>);
     quote! {
         #[doc = #doc]
+        #[allow(clippy::type_complexity)]
         #vis fn #handle() -> #returns {
             #reach
         }
