@@ -244,10 +244,19 @@ impl<S: Store> Cache<S> {
     where
         M: Mode<R, Value = S::Value>,
     {
-        self.counters.miss();
         let mut key = key;
+        let mut counted = false;
         loop {
-            match self.flights.join_or_lead(key, &self.store) {
+            let role = self.flights.join_or_lead(key, &self.store);
+            // A value found on the second look (stored by a leader that finished between the
+            // fast path and here) is a hit; anything else is one miss, however many rounds.
+            match (&role, counted) {
+                (Role::Found(_), false) => self.counters.hit(),
+                (_, false) => self.counters.miss(),
+                (_, true) => {}
+            }
+            counted = true;
+            match role {
                 Role::Found(value) => return M::rebuild(value),
                 Role::Lead(leader) => return self.lead::<R, M>(leader, compute, sharing),
                 Role::Wait(flight, returned) => {

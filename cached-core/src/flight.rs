@@ -65,8 +65,9 @@ pub(crate) enum Outcome<V> {
 }
 
 enum State<V> {
-    /// The leader is running the function.
-    Running { leader: ThreadId },
+    /// The leader is running the function; `waiters` callers are blocked on it (the leader
+    /// wakes them only if there are any: a wake-up is a system call).
+    Running { leader: ThreadId, waiters: usize },
     /// The leader finished; each waiter clones the outcome.
     Finished(Outcome<V>),
     /// The leader left without an outcome to share: waiters go around again.
@@ -90,7 +91,7 @@ pub(crate) enum Waited<V> {
 impl<V: Clone> Flight<V> {
     fn new(leader: ThreadId) -> Self {
         Flight {
-            state: Mutex::new(State::Running { leader }),
+            state: Mutex::new(State::Running { leader, waiters: 0 }),
             changed: Condvar::new(),
         }
     }
@@ -100,25 +101,32 @@ impl<V: Clone> Flight<V> {
         let mut me = None;
         let mut state = lock(&self.state);
         loop {
-            match &*state {
+            match &mut *state {
                 State::Finished(outcome) => return Waited::Finished(outcome.clone()),
                 State::Vacated => return Waited::Vacated,
-                State::Running { leader } => {
+                State::Running { leader, waiters } => {
                     if *leader == *me.get_or_insert_with(current_thread) {
                         return Waited::OwnThreadLeads;
                     }
+                    *waiters += 1;
                     state = self
                         .changed
                         .wait(state)
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if let State::Running { waiters, .. } = &mut *state {
+                        // A spurious wake-up: wait again, counted once.
+                        *waiters -= 1;
+                    }
                 }
             }
         }
     }
 
     fn settle(&self, next: State<V>) {
-        *lock(&self.state) = next;
-        self.changed.notify_all();
+        let previous = std::mem::replace(&mut *lock(&self.state), next);
+        if matches!(previous, State::Running { waiters, .. } if waiters > 0) {
+            self.changed.notify_all();
+        }
     }
 }
 

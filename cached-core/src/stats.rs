@@ -27,9 +27,10 @@ use std::sync::atomic::Ordering::Relaxed;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct Stats {
-    /// Calls answered from the store.
+    /// Calls answered from the store. `hits + misses` is the number of calls.
     pub hits: u64,
-    /// Calls that did not find their key in the store (they then waited, or computed).
+    /// Calls that did not find their key in the store: each then waited for another caller's
+    /// computation or ran the function.
     pub misses: u64,
     /// Times the function ran.
     pub executions: u64,

@@ -15,15 +15,33 @@ pub(crate) use loom::thread::ThreadId;
 pub(crate) use std::sync::{
     atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
 };
+
+/// Identifies a thread for same-key recursion checks. `std::thread::current()` clones an
+/// `Arc` on every call; a thread-local number costs one TLS read on the miss path.
 #[cfg(not(memoflight_loom))]
-pub(crate) use std::thread::ThreadId;
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct ThreadId(u64);
 
 /// The id of the calling thread.
+#[cfg(not(memoflight_loom))]
 pub(crate) fn current_thread() -> ThreadId {
-    #[cfg(memoflight_loom)]
-    return loom::thread::current().id();
-    #[cfg(not(memoflight_loom))]
-    return std::thread::current().id();
+    use std::sync::atomic::{AtomicU64 as StdAtomicU64, Ordering::Relaxed};
+    static NEXT: StdAtomicU64 = StdAtomicU64::new(1);
+    thread_local! {
+        static ID: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    ID.with(|id| {
+        if id.get() == 0 {
+            id.set(NEXT.fetch_add(1, Relaxed));
+        }
+        ThreadId(id.get())
+    })
+}
+
+/// The id of the calling thread.
+#[cfg(memoflight_loom)]
+pub(crate) fn current_thread() -> ThreadId {
+    loom::thread::current().id()
 }
 
 /// Locks `mutex`, ignoring poison.
