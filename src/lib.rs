@@ -1,7 +1,166 @@
-//! memoflight
-pub use memoflight_core::*;
+//! `#[cached]` memoization that stays correct under concurrency.
+//!
+//! ```
+//! use memoflight::cached;
+//!
+//! #[cached]
+//! fn fib(n: u64) -> u128 {
+//!     if n < 2 { n as u128 } else { fib(n - 1) + fib(n - 2) }
+//! }
+//!
+//! assert_eq!(fib(150), 9_969_216_677_189_303_386_214_405_760_200);
+//! assert_eq!(fib_cache().stats().executions, 151); // each n computed once
+//! ```
+//!
+//! # Guarantees
+//!
+//! - **One execution per key at a time.** When several threads miss the same key at once, the
+//!   first runs the function and the others wait for it and receive a clone of its result
+//!   (they do not re-read the store). N concurrent misses: one execution.
+//! - **Different keys never wait on each other.** No lock is held while the function runs;
+//!   memoized recursion works.
+//! - **Hits never wait for a computation**, and take only a short read lock on their own
+//!   thread's shard of the store (see `benches/README.md` for the cost).
+//! - **Failures are not cached, but are shared.** A `Result` caches only `Ok` and an `Option`
+//!   only `Some` (opt in with `cache_err` / `cache_none`). The callers waiting on a
+//!   computation that failed receive its error when the error type is `Clone`; otherwise they
+//!   take over one at a time (never two executions of one key at once).
+//! - **Panics stay with their thread.** A panic propagates to the caller whose computation
+//!   panicked; one waiting caller takes over, the others receive its value; no lock is
+//!   poisoned.
+//! - **Same-key recursion panics instead of hanging.** A computation that asks for its own key
+//!   (directly or through other memoized functions) would wait for itself forever; that call
+//!   panics at once, naming the function and the key.
+//! - **No repopulation window.** After `invalidate(&key)` or `clear()` returns, a computation
+//!   that was in flight never stores its (stale) value, and new calls compute afresh.
+//! - **The in-flight table holds only keys being computed now**; it is empty when no call runs.
+//!
+//! # What `#[cached]` generates
+//!
+//! For `fn f(..) -> R` it keeps `f` (now memoized) and adds `f_cache()`, the function's
+//! [`Cache`] (stats, invalidate, clear, len), and `f_no_cache(..)`, the original body without
+//! the cache.
+//!
+//! # Options
+//!
+//! | option | meaning |
+//! |---|---|
+//! | `convert = expr` | the key is `expr` (any expression over the arguments) instead of all the arguments |
+//! | `key = Type` | names the type `convert` yields (needed only to invalidate by key through the handle) |
+//! | `store = expr` | keep values in this [`Store`] instead of an [`Unbounded`] one |
+//! | `cache_err = true` | cache `Err` results too |
+//! | `cache_none = true` | cache `None` results too |
+//!
+//! Names and string forms (`key = "String"`, `convert = r#"{ .. }"#`) match the `cached`
+//! crate's, so switching is mostly a change of `use` line.
+//!
+//! ## Keys
+//!
+//! By default the key is every argument. Arguments taken by reference are stored owned
+//! (`&str` as `String`, `&[T]` as `Vec<T>`, `&T` as `T`) and looked up borrowed: a hit
+//! allocates nothing.
+//!
+//! ```
+//! use memoflight::cached;
+//!
+//! #[cached]
+//! fn greeting(name: &str, times: usize) -> String {
+//!     format!("hello {name}! ").repeat(times)
+//! }
+//!
+//! greeting("ada", 2);
+//! greeting("ada", 2); // a hit, without allocating a key
+//! assert_eq!(greeting_cache().stats().hits, 1);
+//! assert!(greeting_cache().invalidate(&("ada".to_string(), 2)).is_some());
+//! ```
+//!
+//! `convert` picks the key. Naming arguments leaves the others (a database handle, a logger)
+//! out of the key; any other expression works too, and its type is inferred:
+//!
+//! ```
+//! use memoflight::cached;
+//!
+//! struct Db;
+//!
+//! #[cached(convert = id)]
+//! fn user_name(db: &Db, id: u64) -> String {
+//!     format!("user {id}")
+//! }
+//!
+//! #[cached(convert = word.to_lowercase())]
+//! fn letters(word: &str) -> usize {
+//!     word.len()
+//! }
+//!
+//! assert_eq!(user_name(&Db, 7), "user 7");
+//! assert_eq!(user_name_cache().invalidate(&7), Some("user 7".to_string()));
+//! letters("Memo");
+//! letters("MEMO"); // same key
+//! assert_eq!(letters_cache().stats().executions, 1);
+//! ```
+//!
+//! ## Errors
+//!
+//! ```
+//! use memoflight::cached;
+//!
+//! #[cached]
+//! fn parse(text: &str) -> Result<u32, std::num::ParseIntError> {
+//!     text.parse()
+//! }
+//!
+//! assert!(parse("x").is_err()); // not cached: the next call tries again
+//! assert_eq!(parse("42"), Ok(42)); // cached
+//! assert_eq!(parse_cache().len(), 1);
+//! ```
+//!
+//! A return type is recognised as a `Result` or an `Option` by its name (`Result<T, E>`,
+//! `io::Result<T>`, `Option<T>`); behind a type alias with another name it is treated as a
+//! plain value and every result is cached.
+//!
+//! ## Stores
+//!
+//! ```
+//! use memoflight::{cached, Store, Unbounded};
+//! use std::sync::LazyLock;
+//!
+//! static SQUARES: LazyLock<Unbounded<u64, u64>> = LazyLock::new(Unbounded::new);
+//!
+//! #[cached(store = &*SQUARES)]
+//! fn square(n: u64) -> u64 {
+//!     n * n
+//! }
+//!
+//! square(9);
+//! assert_eq!(SQUARES.get(&9), Some(81));
+//! ```
+//!
+//! # Requirements
+//!
+//! Keys are `Hash + Eq + Send + Sync + 'static` (and `Clone`, as arguments are cloned into
+//! the key on a miss); values are `Clone + Send + Sync + 'static` and are cloned on every hit,
+//! so wrap large values in an `Arc`. A memoized function cannot be generic, `const`, or a
+//! method (yet), and must return a value.
+
+#![warn(missing_docs)]
+
+pub use memoflight_core::{Borrowed, Cache, Equivalent, Stats, Store, Unbounded};
+
+/// Memoizes a function: see the [crate documentation](crate) for the guarantees and options.
+///
+/// ```
+/// #[memoflight::cached]
+/// fn double(n: u32) -> u32 {
+///     n * 2
+/// }
+///
+/// assert_eq!(double(4), 8);
+/// assert_eq!(double_no_cache(4), 8); // bypasses the cache
+/// assert_eq!(double_cache().len(), 1);
+/// ```
 pub use memoflight_macros::cached;
 
+/// What generated code uses. Not part of the public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
     pub use memoflight_core::__macro_support::*;

@@ -5,16 +5,12 @@
 //! than a `loom` feature, as moka does: `--all-features` must never turn loom on.
 
 #[cfg(memoflight_loom)]
-pub(crate) use loom::sync::{
-    atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
-};
+pub(crate) use loom::sync::{atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard};
 #[cfg(memoflight_loom)]
 pub(crate) use loom::thread::ThreadId;
 
 #[cfg(not(memoflight_loom))]
-pub(crate) use std::sync::{
-    atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
-};
+pub(crate) use std::sync::{atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard};
 
 /// Identifies a thread for same-key recursion checks. `std::thread::current()` clones an
 /// `Arc` on every call; a thread-local number costs one TLS read on the miss path.
@@ -56,13 +52,34 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// A reader-writer lock for read-mostly data: crossbeam's `ShardedLock`, whose readers each
+/// lock only the shard (a padded `RwLock`) of their own thread, so that readers on different
+/// cores write different cache lines; a writer locks every shard. Measured in
+/// `benches/README.md`: a shared `RwLock`'s reader count bounces between cores and halves
+/// two-thread hit throughput.
+#[cfg(not(memoflight_loom))]
+pub(crate) type ReadMostly<T> = crossbeam_utils::sync::ShardedLock<T>;
+#[cfg(not(memoflight_loom))]
+use crossbeam_utils::sync::{
+    ShardedLockReadGuard as ReadMostlyReadGuard, ShardedLockWriteGuard as ReadMostlyWriteGuard,
+};
+
+/// Under loom, a plain `RwLock` (loom does not model crossbeam's thread registry).
+#[cfg(memoflight_loom)]
+pub(crate) type ReadMostly<T> = loom::sync::RwLock<T>;
+#[cfg(memoflight_loom)]
+use loom::sync::{
+    RwLockReadGuard as ReadMostlyReadGuard, RwLockWriteGuard as ReadMostlyWriteGuard,
+};
+
 /// Read-locks `lock`, ignoring poison (see [`lock`]).
-pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+#[inline]
+pub(crate) fn read<T>(lock: &ReadMostly<T>) -> ReadMostlyReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Write-locks `lock`, ignoring poison (see [`lock`]).
-pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+pub(crate) fn write<T>(lock: &ReadMostly<T>) -> ReadMostlyWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

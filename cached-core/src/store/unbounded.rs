@@ -1,7 +1,7 @@
 //! The default store: unbounded, sharded, read-mostly.
 
 use crate::store::Store;
-use crate::sync::{read, write, Padded, RwLock};
+use crate::sync::{read, write, ReadMostly};
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
@@ -27,23 +27,25 @@ pub struct Unbounded<K, V> {
     shards: Box<[Shard<K, V>]>,
 }
 
-type Shard<K, V> = Padded<RwLock<HashTable<(K, V)>>>;
+type Shard<K, V> = ReadMostly<HashTable<(K, V)>>;
 
 impl<K, V> Unbounded<K, V> {
     /// Creates an empty store.
     pub fn new() -> Self {
         let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
-        let shards = (parallelism * 4).next_power_of_two();
+        // Few key shards: each is a `ReadMostly` lock (8 cache-line pairs), and writers on
+        // different keys meet only for the length of one insert.
+        let shards = parallelism.next_power_of_two();
         Unbounded {
             hasher: RandomState::default(),
             shift: u64::BITS - shards.trailing_zeros(),
             shards: (0..shards)
-                .map(|_| Padded(RwLock::new(HashTable::new())))
+                .map(|_| ReadMostly::new(HashTable::new()))
                 .collect(),
         }
     }
 
-    fn shard(&self, hash: u64) -> &RwLock<HashTable<(K, V)>> {
+    fn shard(&self, hash: u64) -> &Shard<K, V> {
         // The top bits pick the shard; hashbrown uses the low and the top 7 bits inside it, and
         // with a shift of 64 - log2(shards) a 1-shard store shifts by 64: use checked_shr.
         let index = hash.checked_shr(self.shift).unwrap_or(0) as usize;
