@@ -30,7 +30,10 @@ use std::hash::Hash;
 /// A computation that calls its own cache with the *same key* (directly or through other
 /// memoized functions on the same thread) would wait for itself forever; instead that call
 /// panics at once, naming the function and the key (its `Debug` form when it has one).
-/// Recursion on other keys is fine.
+/// Recursion on other keys is fine. Likewise across threads: when thread 1 computes `f(a)` and
+/// waits for `g(b)` while thread 2 computes `g(b)` and waits for `f(a)`, the call that would
+/// close the cycle panics, naming every function and key in it, instead of deadlocking. This
+/// check runs only when a caller is about to block, never on a hit.
 ///
 /// # Example
 ///
@@ -261,7 +264,8 @@ impl<S: Store> Cache<S> {
                 Role::Lead(leader) => return self.lead::<R, M>(leader, compute, sharing),
                 Role::Wait(flight, returned) => {
                     self.counters.wait();
-                    match flight.wait() {
+                    let computation = || self.describe(&returned);
+                    match flight.wait(computation) {
                         Waited::Finished(Outcome::Value(value)) => return M::rebuild(value),
                         Waited::Finished(Outcome::Failure(failure)) => {
                             let shared = sharing.as_ref().and_then(|s| (s.unshare)(&failure));
@@ -271,6 +275,7 @@ impl<S: Store> Cache<S> {
                         }
                         Waited::Vacated => {}
                         Waited::OwnThreadLeads => self.same_key_recursion(&returned),
+                        Waited::Deadlock(cycle) => deadlock(&cycle),
                     }
                     key = returned;
                 }
@@ -307,6 +312,12 @@ impl<S: Store> Cache<S> {
         }
     }
 
+    /// `function(key)`, for messages.
+    fn describe(&self, key: &S::Key) -> String {
+        let key = (self.describe_key)(key).unwrap_or_else(|| "(a key without Debug)".to_owned());
+        format!("`{}`({key})", self.name)
+    }
+
     #[cold]
     #[inline(never)]
     fn same_key_recursion(&self, key: &S::Key) -> ! {
@@ -317,6 +328,15 @@ impl<S: Store> Cache<S> {
             name = self.name,
         )
     }
+}
+
+#[cold]
+#[inline(never)]
+fn deadlock(cycle: &str) -> ! {
+    panic!(
+        "memoflight: waiting would deadlock: {cycle}; memoized functions that call each \
+         other must not do so on the same keys"
+    )
 }
 
 /// Counts a panic of the computation it guards when dropped by unwinding; forgotten otherwise.

@@ -45,6 +45,7 @@
 
 use crate::store::Store;
 use crate::sync::{current_thread, lock, Arc, Condvar, Mutex, Padded, ThreadId};
+use crate::wait_graph;
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
@@ -86,6 +87,9 @@ pub(crate) enum Waited<V> {
     Vacated,
     /// The caller's own thread leads this flight: waiting would never end.
     OwnThreadLeads,
+    /// The flight's leader is (transitively) waiting for a flight the caller leads; the text
+    /// describes the cycle.
+    Deadlock(String),
 }
 
 impl<V: Clone> Flight<V> {
@@ -96,17 +100,26 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    /// Blocks until the flight leaves `Running`.
-    pub(crate) fn wait(&self) -> Waited<V> {
+    /// Blocks until the flight leaves `Running`. `computation` describes this flight
+    /// (`function(key)`) for deadlock reports; it is called only when the caller must block.
+    pub(crate) fn wait(&self, computation: impl Fn() -> String) -> Waited<V> {
         let mut me = None;
+        let mut blocked = None;
         let mut state = lock(&self.state);
         loop {
             match &mut *state {
                 State::Finished(outcome) => return Waited::Finished(outcome.clone()),
                 State::Vacated => return Waited::Vacated,
                 State::Running { leader, waiters } => {
-                    if *leader == *me.get_or_insert_with(current_thread) {
+                    let me = *me.get_or_insert_with(current_thread);
+                    if *leader == me {
                         return Waited::OwnThreadLeads;
+                    }
+                    if blocked.is_none() {
+                        match wait_graph::block_on(me, *leader, &computation) {
+                            Ok(record) => blocked = Some(record),
+                            Err(cycle) => return Waited::Deadlock(cycle),
+                        }
                     }
                     *waiters += 1;
                     state = self

@@ -15,7 +15,7 @@ pub(crate) use std::sync::{atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard};
 /// Identifies a thread for same-key recursion checks. `std::thread::current()` clones an
 /// `Arc` on every call; a thread-local number costs one TLS read on the miss path.
 #[cfg(not(memoflight_loom))]
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(crate) struct ThreadId(u64);
 
 /// The id of the calling thread.
