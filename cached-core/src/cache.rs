@@ -5,6 +5,7 @@ use crate::flight::{InFlight, Leader, Outcome, Role, Waited};
 use crate::output::{CacheAll, Mode, Sharing};
 use crate::stats::{Counters, Stats};
 use crate::store::Store;
+use crate::trace;
 use equivalent::Equivalent;
 use std::hash::Hash;
 
@@ -168,6 +169,7 @@ impl<S: Store> Cache<S> {
     where
         Q: ?Sized + Hash + Equivalent<S::Key>,
     {
+        trace::invalidated(self.name);
         self.flights.invalidate(key, &self.store)
     }
 
@@ -182,6 +184,7 @@ impl<S: Store> Cache<S> {
     /// assert!(cache.is_empty());
     /// ```
     pub fn clear(&self) {
+        trace::cleared(self.name);
         self.flights.clear(&self.store);
     }
 
@@ -247,6 +250,7 @@ impl<S: Store> Cache<S> {
     where
         M: Mode<R, Value = S::Value>,
     {
+        let subject = trace::Subject::new(self.name, || self.key_text(&key));
         let mut key = key;
         let mut counted = false;
         loop {
@@ -255,17 +259,25 @@ impl<S: Store> Cache<S> {
             // fast path and here) is a hit; anything else is one miss, however many rounds.
             match (&role, counted) {
                 (Role::Found(_), false) => self.counters.hit(),
-                (_, false) => self.counters.miss(),
+                (_, false) => {
+                    self.counters.miss();
+                    trace::miss(&subject);
+                }
                 (_, true) => {}
             }
             counted = true;
             match role {
                 Role::Found(value) => return M::rebuild(value),
-                Role::Lead(leader) => return self.lead::<R, M>(leader, compute, sharing),
+                Role::Lead(leader) => {
+                    return self.lead::<R, M>(leader, compute, sharing, &subject);
+                }
                 Role::Wait(flight, returned) => {
                     self.counters.wait();
                     let computation = || self.describe(&returned);
-                    match flight.wait(computation) {
+                    let clock = trace::Clock::start();
+                    let waited = flight.wait(computation);
+                    trace::waited(&subject, &clock);
+                    match waited {
                         Waited::Finished(Outcome::Value(value)) => return M::rebuild(value),
                         Waited::Finished(Outcome::Failure(failure)) => {
                             let shared = sharing.as_ref().and_then(|s| (s.unshare)(&failure));
@@ -288,14 +300,18 @@ impl<S: Store> Cache<S> {
         leader: Leader<'_, S::Key, S::Value>,
         compute: impl FnOnce() -> R,
         sharing: Option<Sharing<R>>,
+        subject: &trace::Subject,
     ) -> R
     where
         M: Mode<R, Value = S::Value>,
     {
         self.counters.execution();
-        let unwinding = CountPanic(&self.counters);
+        trace::computing(subject);
+        let clock = trace::Clock::start();
+        let unwinding = CountPanic(&self.counters, subject);
         let result = compute();
         std::mem::forget(unwinding);
+        trace::computed(subject, &clock);
         match M::split(result) {
             Ok(value) => {
                 leader.finish(Some(&self.store), Outcome::Value(value.clone()));
@@ -305,7 +321,10 @@ impl<S: Store> Cache<S> {
                 self.counters.error();
                 match sharing.and_then(|s| (s.share)(&result)) {
                     Some(failure) => leader.finish(None::<&S>, Outcome::Failure(failure)),
-                    None => leader.vacate(),
+                    None => {
+                        trace::handed_off(subject, "failed with an error that is not Clone");
+                        leader.vacate()
+                    }
                 }
                 result
             }
@@ -314,8 +333,12 @@ impl<S: Store> Cache<S> {
 
     /// `function(key)`, for messages.
     fn describe(&self, key: &S::Key) -> String {
-        let key = (self.describe_key)(key).unwrap_or_else(|| "(a key without Debug)".to_owned());
-        format!("`{}`({key})", self.name)
+        format!("`{}`({})", self.name, self.key_text(key))
+    }
+
+    /// The key's `Debug` form, when it has one.
+    fn key_text(&self, key: &S::Key) -> String {
+        (self.describe_key)(key).unwrap_or_else(|| "(a key without Debug)".to_owned())
     }
 
     #[cold]
@@ -340,11 +363,12 @@ fn deadlock(cycle: &str) -> ! {
 }
 
 /// Counts a panic of the computation it guards when dropped by unwinding; forgotten otherwise.
-struct CountPanic<'a>(&'a Counters);
+struct CountPanic<'a>(&'a Counters, &'a trace::Subject);
 
 impl Drop for CountPanic<'_> {
     fn drop(&mut self) {
         self.0.panic();
+        trace::handed_off(self.1, "panicked");
     }
 }
 

@@ -12,6 +12,7 @@ mod output;
 mod stats;
 mod store;
 mod sync;
+mod trace;
 mod wait_graph;
 
 pub use cache::Cache;

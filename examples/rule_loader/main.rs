@@ -34,6 +34,7 @@ Calls load_all_rules(PATH) from N threads released at the same instant.
   --io-latency-us N
                 added to each file read, standing in for a network filesystem
                 (default 200; 0 reads the local files at full speed)
+  --verbose     print memoflight's tracing events (needs `--features tracing`)
   --naive       use a hand-rolled check-then-act cache instead of #[memoflight::cached]
   --compare     run the naive cache, then memoflight, and compare their figures
   -h, --help    show this help";
@@ -46,6 +47,7 @@ const MAX_ROWS: usize = 8;
 
 /// What the command line asks for.
 struct Options {
+    verbose: bool,
     dir: PathBuf,
     threads: usize,
     io_latency: Duration,
@@ -81,6 +83,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if options.verbose {
+        show_tracing_events();
+    }
     demo::echo_log(true);
     demo::set_io_latency(options.io_latency);
 
@@ -121,9 +126,25 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Prints memoflight's `tracing` events (misses, computations, waits) to stderr.
+#[cfg(feature = "tracing")]
+fn show_tracing_events() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+#[cfg(not(feature = "tracing"))]
+fn show_tracing_events() {
+    eprintln!("(--verbose shows memoflight's tracing events: run with `--features tracing`)");
+}
+
 /// Parses the flags; `Ok(None)` asks for the help text.
 fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options>, String> {
     let mut options = Options {
+        verbose: false,
         dir: PathBuf::from(DEFAULT_DIR),
         threads: 4,
         io_latency: Duration::from_micros(200),
@@ -151,6 +172,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options
         match flag {
             "-h" | "--help" => return Ok(None),
             "--naive" => naive = true,
+            "--verbose" => options.verbose = true,
             "--compare" => compare = true,
             "--dir" => options.dir = PathBuf::from(value("--dir")?),
             "--threads" => {

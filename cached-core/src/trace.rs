@@ -1,0 +1,134 @@
+//! `tracing` events, behind the `tracing` feature; every function here compiles to nothing
+//! without it. Events carry the function's name (`function`) and the key's `Debug` form
+//! (`key`, formatted only when the event is enabled). Nothing is emitted on the hit path.
+//!
+//! | event | level |
+//! |---|---|
+//! | miss | debug |
+//! | computation start, end (with `elapsed_us`) | debug |
+//! | coalesced wait end (with `waited_us`) | debug |
+//! | leader panicked or failed unshareably, waiters take over | warn |
+//! | invalidation, clear | debug |
+//!
+//! Without the feature, the types here are empty and every function is an empty inline one.
+
+#[cfg(feature = "tracing")]
+mod enabled {
+    use std::time::Instant;
+
+    const TARGET: &str = "memoflight";
+
+    /// The computation events are about: `function(key)`, described only if a subscriber
+    /// wants memoflight's events at all.
+    pub(crate) struct Subject {
+        function: &'static str,
+        key: Option<String>,
+    }
+
+    impl Subject {
+        pub(crate) fn new(function: &'static str, key: impl FnOnce() -> String) -> Self {
+            let wanted = tracing::enabled!(target: TARGET, tracing::Level::WARN);
+            Subject {
+                function,
+                key: wanted.then(key),
+            }
+        }
+
+        fn key(&self) -> &str {
+            self.key.as_deref().unwrap_or("?")
+        }
+    }
+
+    /// A clock for durations, read only when the feature is on.
+    pub(crate) struct Clock(Instant);
+
+    impl Clock {
+        pub(crate) fn start() -> Self {
+            Clock(Instant::now())
+        }
+
+        fn elapsed_us(&self) -> u64 {
+            self.0.elapsed().as_micros() as u64
+        }
+    }
+
+    pub(crate) fn miss(s: &Subject) {
+        tracing::debug!(target: TARGET, function = s.function, key = %s.key(), "miss");
+    }
+
+    pub(crate) fn computing(s: &Subject) {
+        tracing::debug!(target: TARGET, function = s.function, key = %s.key(), "computation started");
+    }
+
+    pub(crate) fn computed(s: &Subject, clock: &Clock) {
+        tracing::debug!(
+            target: TARGET,
+            function = s.function,
+            key = %s.key(),
+            elapsed_us = clock.elapsed_us(),
+            "computation finished"
+        );
+    }
+
+    pub(crate) fn waited(s: &Subject, clock: &Clock) {
+        tracing::debug!(
+            target: TARGET,
+            function = s.function,
+            key = %s.key(),
+            waited_us = clock.elapsed_us(),
+            "coalesced wait finished"
+        );
+    }
+
+    pub(crate) fn handed_off(s: &Subject, why: &str) {
+        tracing::warn!(target: TARGET, function = s.function, key = %s.key(), why, "waiters take over");
+    }
+
+    pub(crate) fn invalidated(function: &str) {
+        tracing::debug!(target: TARGET, function, "invalidated a key");
+    }
+
+    pub(crate) fn cleared(function: &str) {
+        tracing::debug!(target: TARGET, function, "cleared");
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+mod enabled {
+    /// Nothing to describe without the feature.
+    pub(crate) struct Subject;
+
+    impl Subject {
+        #[inline(always)]
+        pub(crate) fn new(_: &'static str, _: impl FnOnce() -> String) -> Self {
+            Subject
+        }
+    }
+
+    /// No clock without the feature.
+    pub(crate) struct Clock;
+
+    impl Clock {
+        #[inline(always)]
+        pub(crate) fn start() -> Self {
+            Clock
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn miss(_: &Subject) {}
+    #[inline(always)]
+    pub(crate) fn computing(_: &Subject) {}
+    #[inline(always)]
+    pub(crate) fn computed(_: &Subject, _: &Clock) {}
+    #[inline(always)]
+    pub(crate) fn waited(_: &Subject, _: &Clock) {}
+    #[inline(always)]
+    pub(crate) fn handed_off(_: &Subject, _: &str) {}
+    #[inline(always)]
+    pub(crate) fn invalidated(_: &str) {}
+    #[inline(always)]
+    pub(crate) fn cleared(_: &str) {}
+}
+
+pub(crate) use enabled::*;

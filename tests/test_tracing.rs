@@ -1,0 +1,97 @@
+//! With feature `tracing`, memoflight emits events for misses, computations, waits, hand-offs
+//! and invalidations, carrying the function's name and the key. Counted from captured output.
+#![cfg(feature = "tracing")]
+
+mod common;
+
+use common::wait_until;
+use memoflight::cached;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, Mutex};
+
+/// Everything the subscriber writes.
+static OUTPUT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        OUTPUT.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn lines_with(parts: &[&str]) -> usize {
+    let output = String::from_utf8(OUTPUT.lock().unwrap().clone()).unwrap();
+    output
+        .lines()
+        .filter(|line| parts.iter().all(|part| line.contains(part)))
+        .count()
+}
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn traced(key: u32) -> u32 {
+    if RUNS.fetch_add(1, SeqCst) == 0 {
+        wait_until("the other caller to wait", || {
+            traced_cache().stats().waits == 1
+        });
+    }
+    key + 1
+}
+
+#[cached]
+fn explodes(key: u32) -> u32 {
+    panic!("boom {key}")
+}
+
+#[test]
+fn events_name_the_function_and_key() {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::DEBUG)
+        .with_ansi(false)
+        .with_writer(|| Capture)
+        .init();
+
+    let barrier = Arc::new(Barrier::new(2));
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                traced(7)
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(caller.join().unwrap(), 8);
+    }
+    traced(7); // a hit: no event
+    traced_cache().invalidate(&7);
+    assert!(std::panic::catch_unwind(|| explodes(1)).is_err());
+
+    let tagged = ["function=\"traced\"", "key=7"];
+    assert_eq!(lines_with(&[&tagged[..], &["miss"]].concat()), 2);
+    assert_eq!(
+        lines_with(&[&tagged[..], &["computation started"]].concat()),
+        1
+    );
+    assert_eq!(
+        lines_with(&[&tagged[..], &["computation finished", "elapsed_us="]].concat()),
+        1
+    );
+    assert_eq!(
+        lines_with(&[&tagged[..], &["coalesced wait finished", "waited_us="]].concat()),
+        1
+    );
+    assert_eq!(lines_with(&["function=\"traced\"", "invalidated"]), 1);
+    assert_eq!(
+        lines_with(&["WARN", "function=\"explodes\"", "key=1", "panicked"]),
+        1
+    );
+}
