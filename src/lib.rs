@@ -38,8 +38,9 @@
 //! # What `#[cached]` generates
 //!
 //! For `fn f(..) -> R` it keeps `f` (now memoized) and adds `f_cache()`, the function's
-//! [`Cache`] (stats, invalidate, clear, len), and `f_no_cache(..)`, the original body without
-//! the cache.
+//! [`Cache`] (stats, invalidate, clear, len), `f_no_cache(..)`, the original body without
+//! the cache, and `f_with_origin(..) -> (R, Origin)`, which also tells whether this call ran
+//! the function ([`Origin`]).
 //!
 //! # Options
 //!
@@ -144,7 +145,7 @@
 
 #![warn(missing_docs)]
 
-pub use memoflight_core::{Borrowed, Cache, Equivalent, Stats, Store, Unbounded};
+pub use memoflight_core::{Borrowed, Cache, Equivalent, Origin, Stats, Store, Unbounded};
 
 /// Memoizes a function: see the [crate documentation](crate) for the guarantees and options.
 ///

@@ -9,6 +9,32 @@ use crate::trace;
 use equivalent::Equivalent;
 use std::hash::Hash;
 
+/// How a call got its result: what `f_with_origin` (generated next to every `#[cached] fn f`)
+/// returns next to the value, for callers that must know whether *their* call ran the function
+/// (a throttle: "play the sound only if this call is the one that computed it").
+///
+/// ```
+/// use memoflight::{cached, Origin};
+///
+/// #[cached]
+/// fn announce(topic: &str) -> usize {
+///     topic.len()
+/// }
+///
+/// assert_eq!(announce_with_origin("news"), (4, Origin::Computed));
+/// assert_eq!(announce_with_origin("news"), (4, Origin::Hit));
+/// assert_eq!(announce("news"), 4); // the ordinary function is untouched
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Origin {
+    /// Found in the store.
+    Hit,
+    /// Received from another caller's computation of the same key, which this call waited for.
+    Waited,
+    /// This call ran the function. Among concurrent calls on one key, exactly one computes.
+    Computed,
+}
+
 /// The cache of one memoized function: its store of finished values, its table of
 /// computations in flight, and its counters.
 ///
@@ -151,7 +177,7 @@ impl<S: Store> Cache<S> {
         if let Some(value) = self.__lookup(&key) {
             return value;
         }
-        self.__compute::<S::Value, CacheAll>(key, compute, None)
+        self.__compute::<S::Value, CacheAll>(key, compute, None).0
     }
 
     /// Removes `key`'s value. A computation of `key` in flight right now will not store its
@@ -246,7 +272,7 @@ impl<S: Store> Cache<S> {
         key: S::Key,
         compute: impl FnOnce() -> R,
         sharing: Option<Sharing<R>>,
-    ) -> R
+    ) -> (R, Origin)
     where
         M: Mode<R, Value = S::Value>,
     {
@@ -267,9 +293,10 @@ impl<S: Store> Cache<S> {
             }
             counted = true;
             match role {
-                Role::Found(value) => return M::rebuild(value),
+                Role::Found(value) => return (M::rebuild(value), Origin::Hit),
                 Role::Lead(leader) => {
-                    return self.lead::<R, M>(leader, compute, sharing, &subject);
+                    let result = self.lead::<R, M>(leader, compute, sharing, &subject);
+                    return (result, Origin::Computed);
                 }
                 Role::Wait(flight, returned) => {
                     self.counters.wait();
@@ -278,11 +305,13 @@ impl<S: Store> Cache<S> {
                     let waited = flight.wait(computation);
                     trace::waited(&subject, &clock);
                     match waited {
-                        Waited::Finished(Outcome::Value(value)) => return M::rebuild(value),
+                        Waited::Finished(Outcome::Value(value)) => {
+                            return (M::rebuild(value), Origin::Waited);
+                        }
                         Waited::Finished(Outcome::Failure(failure)) => {
                             let shared = sharing.as_ref().and_then(|s| (s.unshare)(&failure));
                             if let Some(result) = shared {
-                                return result;
+                                return (result, Origin::Waited);
                             }
                         }
                         Waited::Vacated => {}

@@ -15,7 +15,7 @@ mod sync;
 mod trace;
 mod wait_graph;
 
-pub use cache::Cache;
+pub use cache::{Cache, Origin};
 pub use equivalent::Equivalent;
 pub use key::Borrowed;
 pub use stats::Stats;

@@ -53,7 +53,7 @@ fn vacated_flight_is_taken_over() {
                     _ => Ok(9),
                 };
                 let sharing = (&SharingOf::<Result<u32, ()>>::new()).sharing();
-                cache.__compute::<_, CacheOk>(1, compute, sharing)
+                cache.__compute::<_, CacheOk>(1, compute, sharing).0
             }
         };
         let other = thread::spawn(call.clone());

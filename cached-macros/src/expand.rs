@@ -1,9 +1,10 @@
 //! Code generation from a validated [`Plan`]. For `#[cached] fn f(a: A, b: &B) -> R { body }`
-//! it emits four items:
+//! it emits five items:
 //!
 //! ```text
 //! static __MEMO_CACHE_f: ..;               the cache, created on first use
-//! fn f(a: A, b: &B) -> R                   hit path inline, miss path in Cache::__compute
+//! fn f(a: A, b: &B) -> R                   calls f_with_origin and drops the origin
+//! fn f_with_origin(a, b) -> (R, Origin)    hit path inline, miss path in Cache::__compute
 //! fn f_no_cache(a: A, b: &B) -> R { body } the original function, bypassing the cache
 //! fn f_cache() -> &'static Cache<..>       the handle: stats, invalidate, clear, len
 //! ```
@@ -27,6 +28,7 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
     let names = Names {
         cache_static: format_ident!("__MEMO_CACHE_{}", name),
         no_cache: format_ident!("{}_no_cache", name),
+        with_origin: format_ident!("{}_with_origin", name),
         handle: format_ident!("{}_cache", name),
     };
     let cfgs: Vec<_> = function
@@ -54,6 +56,7 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
 struct Names {
     cache_static: Ident,
     no_cache: Ident,
+    with_origin: Ident,
     handle: Ident,
 }
 
@@ -194,15 +197,40 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         (None, _) => quote!(::memoflight::__private::key_hint(&__memo_key)),
     };
     let reach = cache.reach(function, plan, names, hint);
+    let with_origin = &names.with_origin;
+    let forwarded = function.args.iter().map(|arg| &arg.binding);
+    let mut origin_sig = sig.clone();
+    origin_sig.ident = with_origin.clone();
+    origin_sig.output = syn::parse_quote!(-> (#ret, ::memoflight::Origin));
+    let doc = format!(
+        "Calls [`{}`] and also tells how this call got its result: \
+         [`Origin::Computed`](::memoflight::Origin::Computed) if it ran the function.",
+        function.sig.ident
+    );
+    let cfgs = function
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("cfg"));
     quote! {
         #(#attrs)*
+        #[inline]
         #vis #sig {
+            #with_origin(#(#forwarded),*).0
+        }
+
+        #[doc = #doc]
+        #(#cfgs)*
+        #[inline]
+        #vis #origin_sig {
             #[allow(unused_imports)]
             use ::memoflight::__private::{KeepFailure as _, ShareFailure as _};
             #prelude
             let __memo_cache = #reach;
             if let ::core::option::Option::Some(__memo_value) = __memo_cache.__lookup(#view) {
-                return <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value);
+                return (
+                    <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value),
+                    ::memoflight::Origin::Hit,
+                );
             }
             __memo_cache.__compute::<#ret, #mode>(
                 #owned,
