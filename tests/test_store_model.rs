@@ -16,11 +16,12 @@ enum Op {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    // A small key space so that operations meet on the same keys.
+    // A key space small enough for operations to meet on the same keys and large enough for
+    // every merge trigger of the store (32 pending entries, 64 locked reads, removals).
     prop_oneof![
-        4 => (0..16u8).prop_map(Op::Get),
-        4 => (0..16u8, any::<u16>()).prop_map(|(k, v)| Op::Insert(k, v)),
-        2 => (0..16u8).prop_map(Op::Remove),
+        4 => (0..64u8).prop_map(Op::Get),
+        4 => (0..64u8, any::<u16>()).prop_map(|(k, v)| Op::Insert(k, v)),
+        2 => (0..64u8).prop_map(Op::Remove),
         1 => Just(Op::Clear),
         1 => Just(Op::Len),
     ]
@@ -28,7 +29,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 proptest! {
     #[test]
-    fn unbounded_store_behaves_like_a_map(ops in proptest::collection::vec(op(), 1..200)) {
+    fn unbounded_store_behaves_like_a_map(ops in proptest::collection::vec(op(), 1..400)) {
         let store = Unbounded::<u8, u16>::new();
         let mut model = HashMap::new();
         for op in ops {
@@ -50,7 +51,7 @@ proptest! {
     }
 
     #[test]
-    fn cache_behaves_like_a_memo_table(ops in proptest::collection::vec(op(), 1..200)) {
+    fn cache_behaves_like_a_memo_table(ops in proptest::collection::vec(op(), 1..400)) {
         let cache = Cache::new("model", Unbounded::<u8, u16>::new());
         let mut model: HashMap<u8, u16> = HashMap::new();
         let mut executions = 0_u64;

@@ -52,38 +52,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A reader-writer lock for read-mostly data: crossbeam's `ShardedLock`, whose readers each
-/// lock only the shard (a padded `RwLock`) of their own thread, so that readers on different
-/// cores write different cache lines; a writer locks every shard. Measured in
-/// `benches/README.md`: a shared `RwLock`'s reader count bounces between cores and halves
-/// two-thread hit throughput.
-#[cfg(not(memoflight_loom))]
-pub(crate) type ReadMostly<T> = crossbeam_utils::sync::ShardedLock<T>;
-#[cfg(not(memoflight_loom))]
-use crossbeam_utils::sync::{
-    ShardedLockReadGuard as ReadMostlyReadGuard, ShardedLockWriteGuard as ReadMostlyWriteGuard,
-};
-
-/// Under loom, a plain `RwLock` (loom does not model crossbeam's thread registry).
-#[cfg(memoflight_loom)]
-pub(crate) type ReadMostly<T> = loom::sync::RwLock<T>;
-#[cfg(memoflight_loom)]
-use loom::sync::{
-    RwLockReadGuard as ReadMostlyReadGuard, RwLockWriteGuard as ReadMostlyWriteGuard,
-};
-
-/// Read-locks `lock`, ignoring poison (see [`lock`]).
-#[inline]
-pub(crate) fn read<T>(lock: &ReadMostly<T>) -> ReadMostlyReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Write-locks `lock`, ignoring poison (see [`lock`]).
-pub(crate) fn write<T>(lock: &ReadMostly<T>) -> ReadMostlyWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Pads a value to its own cache line pair (128 bytes: adjacent-line prefetch on x86), so that
 /// threads writing neighbouring values do not bounce one line between cores.
 #[derive(Default)]

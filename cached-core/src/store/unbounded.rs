@@ -1,16 +1,43 @@
-//! The default store: unbounded, sharded, read-mostly.
+//! The default store: unbounded, read-optimized.
+//!
+//! # Design (numbers in `benches/README.md`)
+//!
+//! Values live in an immutable *frozen* table, published as an `Arc` together with a
+//! generation number. Each thread keeps its own copy of the latest `Arc` it saw and, on every
+//! read, compares the store's generation (one shared load, of a cache line that is written only
+//! when a new table is published) with its copy's: a hit in the frozen table takes no lock and
+//! writes no memory that another thread reads. A lock that every reader takes (`RwLock`,
+//! dashmap's shards) makes two cores bounce its cache line and halves hit throughput.
+//!
+//! Writes go to a small *pending* table under the writer's mutex. Readers consult it (under
+//! that mutex) only for keys absent from the frozen table, and only while it is non-empty.
+//! Pending entries are merged into a new frozen table (a copy: O(entries)) when they reach half
+//! its size, or after the pending table has answered as many reads as a quarter of its size,
+//! so a hot new key is promoted to the lock-free path after a bounded number of locked reads.
+//! Both triggers make the copying amortized O(1) per write or locked read. Removing or replacing
+//! a key of the frozen table publishes a new table at once (O(entries)): invalidation costs a
+//! copy, the price of hits without a lock.
+//!
+//! A thread's copy of an old table is released at its next read of this store: a thread that
+//! stops calling keeps the table it last saw alive (as `arc_swap::Cache` does).
 
 use crate::store::Store;
-use crate::sync::{read, write, ReadMostly};
+use crate::sync::{lock, AtomicU64, Mutex};
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::Ordering::Release;
+use std::sync::Arc;
+
+/// A thread's copy of the latest snapshot it saw, padded against false sharing (neighbouring
+/// threads' slots are adjacent in memory and written on every read).
+#[cfg(not(memoflight_loom))]
+type Local<K, V> = crate::sync::Padded<std::cell::RefCell<Option<Arc<Snapshot<K, V>>>>>;
 
 /// An unbounded concurrent store: every value stays until it is invalidated or cleared.
 ///
-/// Keys are spread over independently locked shards by hash, so writers on different keys rarely
-/// meet. See `benches/README.md` for its hit cost and memory per entry.
+/// Hits take no lock; see the module documentation for how, and what writes cost.
 ///
 /// ```
 /// use memoflight::{Store, Unbounded};
@@ -21,47 +48,123 @@ use std::hash::{BuildHasher, Hash};
 /// assert_eq!(store.remove("a"), Some(1));
 /// assert!(store.is_empty());
 /// ```
-pub struct Unbounded<K, V> {
+pub struct Unbounded<K: Send + Sync, V: Send + Sync> {
     hasher: RandomState,
-    shift: u32,
-    shards: Box<[Shard<K, V>]>,
+    /// The generation of the latest published snapshot; bumped (release) after each publish.
+    generation: AtomicU64,
+    /// The latest snapshot, for threads whose own copy is stale.
+    published: Mutex<Arc<Snapshot<K, V>>>,
+    /// The writers' side: pending entries and the merge budget.
+    writer: Mutex<Pending<K, V>>,
+    /// Each thread's copy of the latest snapshot it saw, padded against false sharing. Not
+    /// under loom, whose model threads may share an OS thread: reads there go to `published`.
+    #[cfg(not(memoflight_loom))]
+    locals: thread_local::ThreadLocal<Local<K, V>>,
 }
 
-type Shard<K, V> = ReadMostly<HashTable<(K, V)>>;
+/// An immutable view: the frozen table, and whether pending entries may exist beside it.
+struct Snapshot<K, V> {
+    generation: u64,
+    frozen: Arc<HashTable<(K, V)>>,
+    pending: bool,
+}
 
-impl<K, V> Unbounded<K, V> {
+struct Pending<K, V> {
+    /// The published snapshot (the same `Arc` as `Unbounded::published`).
+    current: Arc<Snapshot<K, V>>,
+    /// Entries written since the last merge; none of their keys is in `current.frozen`.
+    entries: HashTable<(K, V)>,
+    /// Reads answered from `entries` since the last merge.
+    locked_hits: usize,
+}
+
+impl<K: Send + Sync, V: Send + Sync> Unbounded<K, V> {
     /// Creates an empty store.
     pub fn new() -> Self {
-        let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
-        // Few key shards: each is a `ReadMostly` lock (8 cache-line pairs), and writers on
-        // different keys meet only for the length of one insert.
-        let shards = parallelism.next_power_of_two();
+        let snapshot = Arc::new(Snapshot {
+            generation: 0,
+            frozen: Arc::new(HashTable::new()),
+            pending: false,
+        });
         Unbounded {
             hasher: RandomState::default(),
-            shift: u64::BITS - shards.trailing_zeros(),
-            shards: (0..shards)
-                .map(|_| ReadMostly::new(HashTable::new()))
-                .collect(),
+            generation: AtomicU64::new(0),
+            published: Mutex::new(Arc::clone(&snapshot)),
+            writer: Mutex::new(Pending {
+                current: snapshot,
+                entries: HashTable::new(),
+                locked_hits: 0,
+            }),
+            #[cfg(not(memoflight_loom))]
+            locals: thread_local::ThreadLocal::new(),
         }
-    }
-
-    fn shard(&self, hash: u64) -> &Shard<K, V> {
-        // The top bits pick the shard; hashbrown uses the low and the top 7 bits inside it, and
-        // with a shift of 64 - log2(shards) a 1-shard store shifts by 64: use checked_shr.
-        let index = hash.checked_shr(self.shift).unwrap_or(0) as usize;
-        &self.shards[index]
     }
 }
 
-impl<K, V> Default for Unbounded<K, V> {
+impl<K: Send + Sync, V: Send + Sync> Default for Unbounded<K, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
+impl<K, V> Unbounded<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    /// Publishes a snapshot made of `frozen` and the `pending` flag, under the writer's lock.
+    fn publish(&self, writer: &mut Pending<K, V>, frozen: Arc<HashTable<(K, V)>>, pending: bool) {
+        let generation = writer.current.generation + 1;
+        let snapshot = Arc::new(Snapshot {
+            generation,
+            frozen,
+            pending,
+        });
+        writer.current = Arc::clone(&snapshot);
+        *lock(&self.published) = snapshot;
+        self.generation.store(generation, Release);
+    }
+
+    /// Copies the frozen table with the pending entries in it and `except` left out, and
+    /// publishes it with an empty pending table.
+    fn merge(&self, writer: &mut Pending<K, V>, except: Option<u64>, drop: impl Fn(&K) -> bool) {
+        let mut frozen =
+            HashTable::with_capacity(writer.current.frozen.len() + writer.entries.len());
+        let hasher = &self.hasher;
+        let old = writer.current.frozen.iter().cloned();
+        for (key, value) in old.chain(writer.entries.drain()) {
+            if except.is_some() && drop(&key) {
+                continue;
+            }
+            let hash = hasher.hash_one(&key);
+            frozen.insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k));
+        }
+        writer.locked_hits = 0;
+        self.publish(writer, Arc::new(frozen), false);
+    }
+
+    /// The locked part of a read: the pending entries, then the current frozen table.
+    #[cold]
+    fn get_locked<Q: ?Sized + Equivalent<K>>(&self, hash: u64, key: &Q) -> Option<V> {
+        let mut writer = lock(&self.writer);
+        if let Some((_, value)) = writer.entries.find(hash, |(k, _)| key.equivalent(k)) {
+            let value = value.clone();
+            writer.locked_hits += 1;
+            if writer.locked_hits >= 64 + writer.current.frozen.len() / 4 {
+                self.merge(&mut writer, None, |_| false);
+            }
+            return Some(value);
+        }
+        let frozen = &writer.current.frozen;
+        frozen
+            .find(hash, |(k, _)| key.equivalent(k))
+            .map(|(_, v)| v.clone())
+    }
+}
+
 impl<K, V> Store for Unbounded<K, V>
 where
-    K: Hash + Eq + Send + Sync,
+    K: Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
     type Key = K;
@@ -70,39 +173,112 @@ where
     #[inline]
     fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
         let hash = self.hasher.hash_one(key);
-        let table = read(self.shard(hash));
-        table
-            .find(hash, |(k, _)| key.equivalent(k))
-            .map(|(_, v)| v.clone())
+        #[cfg(not(memoflight_loom))]
+        let found = {
+            let local = self.locals.get_or(Local::default);
+            let mut local = local.0.borrow_mut();
+            let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+            let snapshot = match &*local {
+                Some(snapshot) if snapshot.generation == generation => snapshot,
+                _ => local.insert(Arc::clone(&lock(&self.published))),
+            };
+            match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
+                Some((_, value)) => Ok(value.clone()),
+                None => Err(snapshot.pending),
+            }
+        };
+        #[cfg(memoflight_loom)]
+        let found = {
+            let snapshot = Arc::clone(&lock(&self.published));
+            match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
+                Some((_, value)) => Ok(value.clone()),
+                None => Err(snapshot.pending),
+            }
+        };
+        match found {
+            Ok(value) => Some(value),
+            Err(false) => None,
+            Err(true) => self.get_locked(hash, key),
+        }
     }
 
     fn insert(&self, key: K, value: V) {
         let hash = self.hasher.hash_one(&key);
-        let mut table = write(self.shard(hash));
-        match table.find_mut(hash, |(k, _)| *k == key) {
+        let mut writer = lock(&self.writer);
+        if writer
+            .current
+            .frozen
+            .find(hash, |(k, _)| *k == key)
+            .is_some()
+        {
+            // Replacing a frozen value: publish a copy with the new value (rare when memoizing:
+            // a key is inserted after it missed).
+            writer.entries.retain(|(k, _)| *k != key);
+            writer
+                .entries
+                .insert_unique(hash, (key.clone(), value), |(k, _)| self.hasher.hash_one(k));
+            let replaced = hash;
+            let frozen = Arc::clone(&writer.current.frozen);
+            let stale = |k: &K| self.hasher.hash_one(k) == replaced && *k == key;
+            // Drop the frozen copy of `key`; the pending one (with the new value) is kept.
+            let mut table = HashTable::with_capacity(frozen.len() + writer.entries.len());
+            for (k, v) in frozen.iter().filter(|(k, _)| !stale(k)).cloned() {
+                table.insert_unique(self.hasher.hash_one(&k), (k, v), |(k, _)| {
+                    self.hasher.hash_one(k)
+                });
+            }
+            for (k, v) in writer.entries.drain() {
+                table.insert_unique(self.hasher.hash_one(&k), (k, v), |(k, _)| {
+                    self.hasher.hash_one(k)
+                });
+            }
+            writer.locked_hits = 0;
+            self.publish(&mut writer, Arc::new(table), false);
+            return;
+        }
+        match writer.entries.find_mut(hash, |(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => {
-                table.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
+                writer
+                    .entries
+                    .insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
             }
+        }
+        if writer.entries.len() >= 32 + writer.current.frozen.len() / 2 {
+            self.merge(&mut writer, None, |_| false);
+        } else if !writer.current.pending {
+            let frozen = Arc::clone(&writer.current.frozen);
+            self.publish(&mut writer, frozen, true);
         }
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
         let hash = self.hasher.hash_one(key);
-        let mut table = write(self.shard(hash));
-        let entry = table.find_entry(hash, |(k, _)| key.equivalent(k)).ok()?;
-        Some(entry.remove().0 .1)
+        let mut writer = lock(&self.writer);
+        if let Ok(entry) = writer.entries.find_entry(hash, |(k, _)| key.equivalent(k)) {
+            return Some(entry.remove().0 .1);
+        }
+        let (_, value) = writer
+            .current
+            .frozen
+            .find(hash, |(k, _)| key.equivalent(k))?;
+        let value = value.clone();
+        let hasher = &self.hasher;
+        self.merge(&mut writer, Some(hash), |k| {
+            hasher.hash_one(k) == hash && key.equivalent(k)
+        });
+        Some(value)
     }
 
     fn clear(&self) {
-        for shard in self.shards.iter() {
-            // Take the entries out first so their destructors run after the lock is released.
-            let old = std::mem::take(&mut *write(shard));
-            drop(old);
-        }
+        let mut writer = lock(&self.writer);
+        writer.entries = HashTable::new();
+        writer.locked_hits = 0;
+        self.publish(&mut writer, Arc::new(HashTable::new()), false);
     }
 
     fn len(&self) -> usize {
-        self.shards.iter().map(|shard| read(shard).len()).sum()
+        let writer = lock(&self.writer);
+        writer.current.frozen.len() + writer.entries.len()
     }
 }

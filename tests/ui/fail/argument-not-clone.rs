@@ -1,4 +1,4 @@
-// rustc's own error points at the argument's type, not at the attribute.
+// rustc's error names `Id` and the missing `Clone` (it lands on the signature's types).
 #[derive(PartialEq, Eq, Hash)]
 struct Id(u32);
 
