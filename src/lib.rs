@@ -19,8 +19,8 @@
 //!   (they do not re-read the store). N concurrent misses: one execution.
 //! - **Different keys never wait on each other.** No lock is held while the function runs;
 //!   memoized recursion works.
-//! - **Hits never wait for a computation**, and take only a short read lock on their own
-//!   thread's shard of the store (see `benches/README.md` for the cost).
+//! - **Hits take no lock and never wait.** The default store keeps an immutable snapshot per
+//!   thread; a hit writes no memory another thread reads (see `benches/README.md`).
 //! - **Failures are not cached, but are shared.** A `Result` caches only `Ok` and an `Option`
 //!   only `Some` (opt in with `cache_err` / `cache_none`). The callers waiting on a
 //!   computation that failed receive its error when the error type is `Clone`; otherwise they
