@@ -251,6 +251,11 @@ impl<S: Store> Cache<S> {
         self.counters.snapshot(self.store.len(), self.flights.len())
     }
 
+    #[cfg(not(memoflight_loom))]
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
     /// The hit path: a store read that counts a hit. For generated code.
     #[doc(hidden)]
     #[inline]

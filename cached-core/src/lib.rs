@@ -8,6 +8,8 @@
 mod cache;
 mod flight;
 mod key;
+#[cfg(not(memoflight_loom))]
+mod local;
 mod output;
 mod stats;
 mod store;
@@ -26,6 +28,8 @@ pub use store::{Store, Unbounded};
 pub mod __macro_support {
     pub use crate::cache::{key_hint, key_of, typed_store, Slot};
     pub use crate::key::MAX_BORROWED_PARTS;
+    #[cfg(not(memoflight_loom))]
+    pub use crate::local::Local;
     pub use crate::output::{
         CacheAll, CacheOk, CacheSome, DescribeDebug, DescribeOpaque, KeepFailure, KeyOf, Mode,
         ShareFailure, Sharing, SharingOf,

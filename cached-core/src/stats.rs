@@ -89,6 +89,10 @@ impl HitCounter {
 #[derive(Default)]
 pub(crate) struct Counters {
     hits: HitCounter,
+    /// Per-thread hit counters of `#[cached]` functions' own thread-locals (`crate::local`),
+    /// padded so that two threads' counters never share a cache line.
+    local_hits:
+        std::sync::Mutex<Vec<std::sync::Arc<crate::sync::Padded<std::sync::atomic::AtomicU64>>>>,
     misses: AtomicU64,
     executions: AtomicU64,
     waits: AtomicU64,
@@ -100,6 +104,20 @@ impl Counters {
     #[inline]
     pub(crate) fn hit(&self) {
         self.hits.add_one();
+    }
+
+    /// A new per-thread hit counter, starting at the hit being counted.
+    #[cfg(not(memoflight_loom))]
+    pub(crate) fn register_local_hits(
+        &self,
+    ) -> std::sync::Arc<crate::sync::Padded<std::sync::atomic::AtomicU64>> {
+        let mine = std::sync::Arc::new(crate::sync::Padded(std::sync::atomic::AtomicU64::new(1)));
+        let mut registered = self.local_hits.lock();
+        let registered = registered
+            .as_mut()
+            .unwrap_or_else(|poisoned| poisoned.get_mut());
+        registered.push(std::sync::Arc::clone(&mine));
+        mine
     }
 
     pub(crate) fn miss(&self) {
@@ -124,7 +142,14 @@ impl Counters {
 
     pub(crate) fn snapshot(&self, entries: usize, in_flight: usize) -> Stats {
         Stats {
-            hits: self.hits.sum(),
+            hits: self.hits.sum()
+                + self
+                    .local_hits
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .iter()
+                    .map(|counter| counter.load(Relaxed))
+                    .sum::<u64>(),
             misses: self.misses.load(Relaxed),
             executions: self.executions.load(Relaxed),
             waits: self.waits.load(Relaxed),

@@ -2,6 +2,8 @@
 
 mod unbounded;
 
+#[cfg(not(memoflight_loom))]
+pub(crate) use unbounded::SnapshotCell;
 pub use unbounded::Unbounded;
 
 use equivalent::Equivalent;

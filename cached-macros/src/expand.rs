@@ -197,6 +197,23 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         (None, _) => quote!(::memoflight::__private::key_hint(&__memo_key)),
     };
     let reach = cache.reach(function, plan, names, hint);
+    // With the default store, a `thread_local!` of this function's own holds the thread's
+    // snapshot and hit counter: one TLS access per hit (see `memoflight_core::local`).
+    let lookup = match (&cache.store_ty, &plan.store, &cache.key_ty) {
+        (Some(_), None, Some(key_ty)) => {
+            let value = &plan.value;
+            quote! {
+                ::std::thread_local! {
+                    static __MEMO_LOCAL: ::memoflight::__private::Local<#key_ty, #value> =
+                        const { ::memoflight::__private::Local::new() };
+                }
+                let __memo_hit = __MEMO_LOCAL
+                    .try_with(|__memo_local| __memo_cache.__lookup_local(__memo_local, #view))
+                    .unwrap_or_else(|_| __memo_cache.__lookup(#view));
+            }
+        }
+        _ => quote!(let __memo_hit = __memo_cache.__lookup(#view);),
+    };
     let with_origin = &names.with_origin;
     let forwarded = function.args.iter().map(|arg| &arg.binding);
     let mut origin_sig = sig.clone();
@@ -226,7 +243,8 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             use ::memoflight::__private::{KeepFailure as _, ShareFailure as _};
             #prelude
             let __memo_cache = #reach;
-            if let ::core::option::Option::Some(__memo_value) = __memo_cache.__lookup(#view) {
+            #lookup
+            if let ::core::option::Option::Some(__memo_value) = __memo_hit {
                 return (
                     <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value),
                     ::memoflight::Origin::Hit,

@@ -30,10 +30,23 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::Ordering::Release;
 use std::sync::Arc;
 
-/// A thread's copy of the latest snapshot it saw, padded against false sharing (neighbouring
-/// threads' slots are adjacent in memory and written on every read).
+/// A thread's copy of the latest snapshot it saw, flattened so that a hit follows one pointer
+/// (to the frozen table) instead of two.
 #[cfg(not(memoflight_loom))]
-type Local<K, V> = crate::sync::Padded<std::cell::RefCell<Option<Arc<Snapshot<K, V>>>>>;
+pub(crate) type SnapshotCell<K, V> = std::cell::RefCell<Option<Copy<K, V>>>;
+
+/// The fields of a [`Snapshot`] a read needs.
+#[cfg(not(memoflight_loom))]
+pub(crate) struct Copy<K, V> {
+    generation: u64,
+    pending: bool,
+    frozen: Arc<HashTable<(K, V)>>,
+}
+
+/// [`SnapshotCell`] padded against false sharing (neighbouring threads' slots are adjacent in
+/// memory and written on every read).
+#[cfg(not(memoflight_loom))]
+type Local<K, V> = crate::sync::Padded<SnapshotCell<K, V>>;
 
 /// An unbounded concurrent store: every value stays until it is invalidated or cleared.
 ///
@@ -63,7 +76,7 @@ pub struct Unbounded<K: Send + Sync, V: Send + Sync> {
 }
 
 /// An immutable view: the frozen table, and whether pending entries may exist beside it.
-struct Snapshot<K, V> {
+pub(crate) struct Snapshot<K, V> {
     generation: u64,
     frozen: Arc<HashTable<(K, V)>>,
     pending: bool,
@@ -143,6 +156,46 @@ where
         self.publish(writer, Arc::new(frozen), false);
     }
 
+    /// A read through `local`, the calling thread's copy of the snapshot: refreshed if the
+    /// store published a newer one, then searched without a lock; the pending entries are
+    /// consulted (locked) only for a key absent from it while pending entries exist.
+    ///
+    /// `local` must belong to the calling thread (a `thread_local!` or this store's
+    /// `ThreadLocal`); the generated code of `#[cached]` passes its function's own.
+    #[cfg(not(memoflight_loom))]
+    #[inline]
+    pub(crate) fn get_via<Q: ?Sized + Hash + Equivalent<K>>(
+        &self,
+        local: &SnapshotCell<K, V>,
+        key: &Q,
+    ) -> Option<V> {
+        let hash = self.hasher.hash_one(key);
+        let found = {
+            let mut local = local.borrow_mut();
+            let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+            let snapshot = match &*local {
+                Some(copy) if copy.generation == generation => copy,
+                _ => {
+                    let published = lock(&self.published);
+                    local.insert(Copy {
+                        generation: published.generation,
+                        pending: published.pending,
+                        frozen: Arc::clone(&published.frozen),
+                    })
+                }
+            };
+            match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
+                Some((_, value)) => Ok(value.clone()),
+                None => Err(snapshot.pending),
+            }
+        };
+        match found {
+            Ok(value) => Some(value),
+            Err(false) => None,
+            Err(true) => self.get_locked(hash, key),
+        }
+    }
+
     /// The locked part of a read: the pending entries, then the current frozen table.
     #[cold]
     fn get_locked<Q: ?Sized + Equivalent<K>>(&self, hash: u64, key: &Q) -> Option<V> {
@@ -172,33 +225,17 @@ where
 
     #[inline]
     fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        let hash = self.hasher.hash_one(key);
         #[cfg(not(memoflight_loom))]
-        let found = {
-            let local = self.locals.get_or(Local::default);
-            let mut local = local.0.borrow_mut();
-            let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
-            let snapshot = match &*local {
-                Some(snapshot) if snapshot.generation == generation => snapshot,
-                _ => local.insert(Arc::clone(&lock(&self.published))),
-            };
-            match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
-                Some((_, value)) => Ok(value.clone()),
-                None => Err(snapshot.pending),
-            }
-        };
+        return self.get_via(&self.locals.get_or(Local::default).0, key);
         #[cfg(memoflight_loom)]
-        let found = {
+        {
+            let hash = self.hasher.hash_one(key);
             let snapshot = Arc::clone(&lock(&self.published));
             match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
-                Some((_, value)) => Ok(value.clone()),
-                None => Err(snapshot.pending),
+                Some((_, value)) => Some(value.clone()),
+                None if snapshot.pending => self.get_locked(hash, key),
+                None => None,
             }
-        };
-        match found {
-            Ok(value) => Some(value),
-            Err(false) => None,
-            Err(true) => self.get_locked(hash, key),
         }
     }
 
