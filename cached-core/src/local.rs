@@ -39,7 +39,7 @@ where
 {
     /// The hit path through the calling thread's `local`: a store read that counts a hit.
     #[doc(hidden)]
-    #[inline]
+    #[inline(always)]
     pub fn __lookup_local<Q>(&self, local: &Local<K, V>, key: &Q) -> Option<V>
     where
         Q: ?Sized + Hash + Equivalent<K>,
