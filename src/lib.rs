@@ -51,6 +51,7 @@
 //! | `store = expr` | keep values in this [`Store`] instead of an [`Unbounded`] one |
 //! | `cache_err = true` | cache `Err` results too |
 //! | `cache_none = true` | cache `None` results too |
+//! | `wait_timeout = "2s"` | a caller that has waited this long for another's computation of its key computes on its own (a `Duration` expression works too; see [`Cache::with_wait_timeout`]) |
 //!
 //! Names and string forms (`key = "String"`, `convert = r#"{ .. }"#`) match the `cached`
 //! crate's, so switching is mostly a change of `use` line.

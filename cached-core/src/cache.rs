@@ -79,6 +79,7 @@ pub struct Cache<S: Store> {
     flights: InFlight<S::Key, S::Value>,
     counters: Counters,
     describe_key: fn(&S::Key) -> Option<String>,
+    wait_timeout: Option<std::time::Duration>,
 }
 
 impl<S: Store> Cache<S> {
@@ -98,7 +99,27 @@ impl<S: Store> Cache<S> {
             flights: InFlight::new(),
             counters: Counters::default(),
             describe_key: |_| None,
+            wait_timeout: None,
         }
+    }
+
+    /// Sets how long a caller waits for another caller's computation of the same key before
+    /// it stops waiting and computes on its own (`#[cached(wait_timeout = "2s")]`). Its result
+    /// is returned to it, and stored only if the computation it gave up on is still running
+    /// (no invalidation happened since) and no value is stored yet. Counted in
+    /// [`Stats::timeouts`]. Without it, a caller waits as long as the computation takes.
+    ///
+    /// ```
+    /// use memoflight::{Cache, Unbounded};
+    /// use std::time::Duration;
+    ///
+    /// let cache = Cache::new("slow", Unbounded::<u8, u8>::new())
+    ///     .with_wait_timeout(Duration::from_secs(2));
+    /// assert_eq!(cache.get_or_compute(1, || 2), 2);
+    /// ```
+    pub fn with_wait_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.wait_timeout = Some(timeout);
+        self
     }
 
     #[doc(hidden)]
@@ -307,7 +328,7 @@ impl<S: Store> Cache<S> {
                     self.counters.wait();
                     let computation = || self.describe(&returned);
                     let clock = trace::Clock::start();
-                    let waited = flight.wait(computation);
+                    let waited = flight.wait(computation, self.wait_timeout);
                     trace::waited(&subject, &clock);
                     match waited {
                         Waited::Finished(Outcome::Value(value)) => {
@@ -322,6 +343,13 @@ impl<S: Store> Cache<S> {
                         Waited::Vacated => {}
                         Waited::OwnThreadLeads => self.same_key_recursion(&returned),
                         Waited::Deadlock(cycle) => deadlock(&cycle),
+                        Waited::TimedOut => {
+                            self.counters.timeout();
+                            return (
+                                self.compute_alone::<R, M>(&flight, returned, compute),
+                                Origin::Computed,
+                            );
+                        }
                     }
                     key = returned;
                 }
@@ -373,6 +401,34 @@ impl<S: Store> Cache<S> {
     /// The key's `Debug` form, when it has one.
     fn key_text(&self, key: &S::Key) -> String {
         (self.describe_key)(key).unwrap_or_else(|| "(a key without Debug)".to_owned())
+    }
+
+    /// Runs the computation outside single-flight, for a caller whose wait timed out.
+    #[cold]
+    fn compute_alone<R, M>(
+        &self,
+        flight: &crate::sync::Arc<crate::flight::Flight<S::Value>>,
+        key: S::Key,
+        compute: impl FnOnce() -> R,
+    ) -> R
+    where
+        M: Mode<R, Value = S::Value>,
+    {
+        self.counters.execution();
+        let unwinding = CountPanic(&self.counters, &trace::Subject::new(self.name, String::new));
+        let result = compute();
+        std::mem::forget(unwinding);
+        match M::split(result) {
+            Ok(value) => {
+                self.flights
+                    .store_if_current(flight, key, value.clone(), &self.store);
+                M::rebuild(value)
+            }
+            Err(result) => {
+                self.counters.error();
+                result
+            }
+        }
     }
 
     #[cold]

@@ -90,6 +90,8 @@ pub(crate) enum Waited<V> {
     /// The flight's leader is (transitively) waiting for a flight the caller leads; the text
     /// describes the cycle.
     Deadlock(String),
+    /// The caller's `wait_timeout` passed first.
+    TimedOut,
 }
 
 impl<V: Clone> Flight<V> {
@@ -100,9 +102,15 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    /// Blocks until the flight leaves `Running`. `computation` describes this flight
-    /// (`function(key)`) for deadlock reports; it is called only when the caller must block.
-    pub(crate) fn wait(&self, computation: impl Fn() -> String) -> Waited<V> {
+    /// Blocks until the flight leaves `Running`, or until `timeout` has passed. `computation`
+    /// describes this flight (`function(key)`) for deadlock reports; it is called only when the
+    /// caller must block.
+    pub(crate) fn wait(
+        &self,
+        computation: impl Fn() -> String,
+        timeout: Option<std::time::Duration>,
+    ) -> Waited<V> {
+        let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
         let mut me = None;
         let mut blocked = None;
         let mut state = lock(&self.state);
@@ -122,17 +130,44 @@ impl<V: Clone> Flight<V> {
                         }
                     }
                     *waiters += 1;
-                    state = self
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let timed_out;
+                    (state, timed_out) = self.block(state, deadline);
                     if let State::Running { waiters, .. } = &mut *state {
-                        // A spurious wake-up: wait again, counted once.
+                        // A spurious wake-up or a timeout: counted once, waits again if
+                        // time is left.
                         *waiters -= 1;
+                        if timed_out {
+                            return Waited::TimedOut;
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// Waits for a change of state, until `deadline` if there is one; says whether it passed.
+    fn block<'a>(
+        &self,
+        state: crate::sync::MutexGuard<'a, State<V>>,
+        deadline: Option<std::time::Instant>,
+    ) -> (crate::sync::MutexGuard<'a, State<V>>, bool) {
+        #[cfg(not(memoflight_loom))]
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let (state, result) = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            return (state, result.timed_out());
+        }
+        // Under loom, timeouts are not modelled: a waiter waits for the outcome.
+        #[cfg(memoflight_loom)]
+        let _ = deadline;
+        let state = self
+            .changed
+            .wait(state)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (state, false)
     }
 
     fn settle(&self, next: State<V>) {
@@ -219,6 +254,29 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
             entry.remove();
         }
         store.remove(key)
+    }
+
+    /// For a caller that gave up waiting on `flight` and computed `value` itself: stores it
+    /// only if `flight` is still registered (no invalidation or clear happened since, and its
+    /// leader has not finished) and no value is stored yet. Says whether it stored.
+    pub(crate) fn store_if_current<S>(
+        &self,
+        flight: &Arc<Flight<V>>,
+        key: K,
+        value: V,
+        store: &S,
+    ) -> bool
+    where
+        S: Store<Key = K, Value = V>,
+    {
+        let hash = self.hasher.hash_one(&key);
+        let table = lock(self.shard(hash));
+        let current = table.find(hash, |(_, f)| Arc::ptr_eq(f, flight)).is_some();
+        if current && store.get(&key).is_none() {
+            store.insert(key, value);
+            return true;
+        }
+        false
     }
 
     /// Unregisters every flight and clears the store, as one atomic step: every shard lock is

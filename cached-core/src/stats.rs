@@ -42,6 +42,9 @@ pub struct Stats {
     pub errors: u64,
     /// Executions that panicked.
     pub panics: u64,
+    /// Calls that stopped waiting for another caller's computation after `wait_timeout` and
+    /// computed on their own.
+    pub timeouts: u64,
     /// Values in the store now.
     pub entries: u64,
     /// Keys being computed now.
@@ -98,6 +101,7 @@ pub(crate) struct Counters {
     waits: AtomicU64,
     errors: AtomicU64,
     panics: AtomicU64,
+    timeouts: AtomicU64,
 }
 
 impl Counters {
@@ -136,6 +140,10 @@ impl Counters {
         self.errors.fetch_add(1, Relaxed);
     }
 
+    pub(crate) fn timeout(&self) {
+        self.timeouts.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn panic(&self) {
         self.panics.fetch_add(1, Relaxed);
     }
@@ -155,6 +163,7 @@ impl Counters {
             waits: self.waits.load(Relaxed),
             errors: self.errors.load(Relaxed),
             panics: self.panics.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
             entries: entries as u64,
             in_flight: in_flight as u64,
         }

@@ -7,7 +7,14 @@ use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, LitBool, LitStr, Token, Type};
 
 /// The options, in the order the "unknown option" error lists them.
-const OPTIONS: &[&str] = &["cache_err", "cache_none", "convert", "key", "store"];
+const OPTIONS: &[&str] = &[
+    "cache_err",
+    "cache_none",
+    "convert",
+    "key",
+    "store",
+    "wait_timeout",
+];
 
 /// A value given to an option, with the span of the option's name for error messages.
 pub(crate) struct Given<T> {
@@ -28,6 +35,9 @@ pub(crate) struct Args {
     pub(crate) key: Option<Given<Type>>,
     /// An expression yielding the store to use instead of the default unbounded one.
     pub(crate) store: Option<Given<Expr>>,
+    /// How long a caller waits for another's computation: a `Duration` expression, or a human
+    /// duration string checked here, at compile time.
+    pub(crate) wait_timeout: Option<Given<Expr>>,
 }
 
 impl Args {
@@ -52,6 +62,9 @@ impl Args {
                     .map(|v| set(&mut args.key, name, v)),
                 "store" => parse_value(input, "an expression that makes a store")
                     .map(|v| set(&mut args.store, name, v)),
+                "wait_timeout" => {
+                    parse_duration(input).map(|v| set(&mut args.wait_timeout, name, v))
+                }
                 _ => {
                     skip_value(input);
                     Err(syn::Error::new(
@@ -107,6 +120,11 @@ fn parse_value<T: Parse>(input: ParseStream, expected: &str) -> syn::Result<T> {
         return Err(syn::Error::new(input.span(), "expected `=` and a value"));
     }
     input.parse::<Token![=]>()?;
+    parse_rust(input, expected)
+}
+
+/// `<Rust>` or `"<Rust>"` (the string form of `cached` 0.4x).
+fn parse_rust<T: Parse>(input: ParseStream, expected: &str) -> syn::Result<T> {
     if input.peek(LitStr) && !input.peek2(Token![.]) {
         let literal = input.parse::<LitStr>()?;
         return literal
@@ -118,6 +136,28 @@ fn parse_value<T: Parse>(input: ParseStream, expected: &str) -> syn::Result<T> {
         skip_value(input);
         syn::Error::new(span, format!("expected {expected}"))
     })
+}
+
+/// `= "2s"` (parsed now by `humantime`, a spanned error if it is not a duration) or
+/// `= <Duration expression>`.
+fn parse_duration(input: ParseStream) -> syn::Result<Expr> {
+    if !input.peek(Token![=]) {
+        return Err(syn::Error::new(input.span(), "expected `=` and a duration"));
+    }
+    input.parse::<Token![=]>()?;
+    if input.peek(LitStr) && !input.peek2(Token![.]) {
+        let literal = input.parse::<LitStr>()?;
+        let duration = humantime::parse_duration(&literal.value()).map_err(|error| {
+            syn::Error::new(
+                literal.span(),
+                format!("not a duration ({error}); write it like \"2s\", \"250ms\" or \"1m 30s\""),
+            )
+        })?;
+        let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());
+        return Ok(syn::parse_quote_spanned!(literal.span()=>
+            ::core::time::Duration::new(#secs, #nanos)));
+    }
+    parse_rust(input, "a duration: \"2s\" or a `Duration` expression")
 }
 
 /// Skips tokens up to the next top-level comma, so that one bad option does not hide the next.

@@ -92,6 +92,7 @@ impl CacheDecl {
                 let span = value.span();
                 let init = init_cache(
                     function,
+                    plan,
                     quote_spanned!(span=> ::memoflight::Unbounded::new()),
                 );
                 quote_spanned! {span=>
@@ -131,6 +132,7 @@ impl CacheDecl {
         };
         let init = init_cache(
             function,
+            plan,
             quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
         );
         quote!(#cache_static.get_or_init(|| #init))
@@ -138,10 +140,15 @@ impl CacheDecl {
 }
 
 /// `Cache::new(name, store)` with keys described by their `Debug` form when they have one.
-fn init_cache(function: &MemoFn, store: TokenStream) -> TokenStream {
+fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream) -> TokenStream {
     let name = function.sig.ident.to_string();
+    let wait_timeout = plan
+        .wait_timeout
+        .as_ref()
+        .map(|timeout| quote!(.with_wait_timeout(#timeout)));
     quote! {
         ::memoflight::Cache::new(#name, #store)
+        #wait_timeout
         .describe_keys_with(|__memo_key| {
             #[allow(unused_imports)]
             use ::memoflight::__private::{DescribeDebug as _, DescribeOpaque as _};

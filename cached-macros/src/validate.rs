@@ -17,6 +17,8 @@ pub(crate) struct Plan {
     pub(crate) value: Type,
     /// The store expression, when not the default unbounded store.
     pub(crate) store: Option<Expr>,
+    /// `wait_timeout`, as a `Duration` expression.
+    pub(crate) wait_timeout: Option<Expr>,
 }
 
 /// How the key is made.
@@ -124,6 +126,7 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
         None => (Mode::All, None),
     };
 
+    let wait_timeout = args.wait_timeout.map(|timeout| timeout.value);
     let key = match (args.convert, args.key) {
         (Some(convert), None) if selected_args(&convert.value, function).is_some() => {
             let selected = selected_args(&convert.value, function).unwrap_or_default();
@@ -154,6 +157,7 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
             ret,
             value,
             store: args.store.map(|store| store.value),
+            wait_timeout,
         }),
         (None, _, _) => unreachable!("a missing return type is reported as an error"),
     }
