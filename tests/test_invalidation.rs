@@ -113,3 +113,61 @@ fn no_stale_value_is_seen_after_clear_returned() {
     let stale: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
     assert_eq!(stale, 0);
 }
+
+static USERS_VERSION: AtomicU64 = AtomicU64::new(0);
+static USERS_FLOOR: AtomicU64 = AtomicU64::new(0);
+static PATTERN_READS: AtomicU64 = AtomicU64::new(0);
+
+/// A query cache: `users:*` results depend on the users table, `orders:*` on nothing that
+/// changes here.
+#[cached]
+fn run_query(query: &str) -> u64 {
+    let version = if query.starts_with("users:") {
+        USERS_VERSION.load(SeqCst)
+    } else {
+        0
+    };
+    std::thread::yield_now();
+    version
+}
+
+/// SCENARIOS.md §5: a scanner invalidates every `users:*` query by predicate while readers
+/// query both tables.
+#[test]
+fn no_stale_value_is_seen_after_a_predicate_invalidation_returned() {
+    const ROUNDS: u64 = 10_000;
+    let done = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3_u64)
+        .map(|reader| {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut stale = 0_u64;
+                let mut i = reader;
+                while !done.load(SeqCst) {
+                    let floor = USERS_FLOOR.load(SeqCst);
+                    let users = format!("users:{}", i % 4);
+                    stale += u64::from(run_query(&users) < floor);
+                    run_query(&format!("orders:{}", i % 4));
+                    PATTERN_READS.fetch_add(1, SeqCst);
+                    std::thread::yield_now();
+                    i += 1;
+                }
+                stale
+            })
+        })
+        .collect();
+    for version in 1..=ROUNDS {
+        let seen = PATTERN_READS.load(SeqCst);
+        while PATTERN_READS.load(SeqCst) == seen {
+            std::thread::yield_now();
+        }
+        USERS_VERSION.store(version, SeqCst);
+        run_query_cache().invalidate_if(|query, _| query.starts_with("users:"));
+        USERS_FLOOR.store(version, SeqCst);
+    }
+    done.store(true, SeqCst);
+    let stale: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(stale, 0);
+    // Orders were never invalidated: still cached.
+    assert_eq!(run_query_cache().get("orders:1"), Some(0));
+}

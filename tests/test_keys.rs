@@ -185,6 +185,9 @@ impl Store for Recording {
         let found = *map.keys().find(|k| key.equivalent(*k))?;
         map.remove(&found)
     }
+    fn retain(&self, keep: &mut dyn FnMut(&u32, &u32) -> bool) {
+        self.map.lock().unwrap().retain(|k, v| keep(k, v));
+    }
     fn clear(&self) {
         self.map.lock().unwrap().clear();
     }

@@ -11,6 +11,8 @@ enum Op {
     Get(u8),
     Insert(u8, u16),
     Remove(u8),
+    /// Keeps the entries whose key is below the bound.
+    RetainBelow(u8),
     Clear,
     Len,
 }
@@ -22,6 +24,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..64u8).prop_map(Op::Get),
         4 => (0..64u8, any::<u16>()).prop_map(|(k, v)| Op::Insert(k, v)),
         2 => (0..64u8).prop_map(Op::Remove),
+        1 => (0..64u8).prop_map(Op::RetainBelow),
         1 => Just(Op::Clear),
         1 => Just(Op::Len),
     ]
@@ -40,6 +43,10 @@ proptest! {
                     model.insert(k, v);
                 }
                 Op::Remove(k) => prop_assert_eq!(store.remove(&k), model.remove(&k)),
+                Op::RetainBelow(bound) => {
+                    store.retain(&mut |k, _| *k < bound);
+                    model.retain(|k, _| *k < bound);
+                }
                 Op::Clear => {
                     store.clear();
                     model.clear();
@@ -69,6 +76,10 @@ proptest! {
                     executions += u64::from(ran);
                 }
                 Op::Remove(k) => prop_assert_eq!(cache.invalidate(&k), model.remove(&k)),
+                Op::RetainBelow(bound) => {
+                    cache.invalidate_if(|k, _| *k >= bound);
+                    model.retain(|k, _| *k < bound);
+                }
                 Op::Clear => {
                     cache.clear();
                     model.clear();

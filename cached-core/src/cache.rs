@@ -220,6 +220,26 @@ impl<S: Store> Cache<S> {
         self.flights.invalidate(key, &self.store)
     }
 
+    /// Removes the values for which `predicate(key, value)` is true, as in "every query on
+    /// table `users`". Computations in flight when it is called will not store their values
+    /// (they have no value yet to test); their waiters still receive them, and calls made
+    /// after `invalidate_if` returns compute afresh. It takes O(entries).
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("queries", Unbounded::<String, u32>::new());
+    /// cache.get_or_compute("users:1".to_string(), || 1);
+    /// cache.get_or_compute("orders:1".to_string(), || 2);
+    /// cache.invalidate_if(|key, _| key.starts_with("users:"));
+    /// assert_eq!(cache.get("users:1"), None);
+    /// assert_eq!(cache.get("orders:1"), Some(2));
+    /// ```
+    pub fn invalidate_if(&self, mut predicate: impl FnMut(&S::Key, &S::Value) -> bool) {
+        trace::invalidated(self.name);
+        self.flights
+            .retain(&self.store, &mut |key, value| !predicate(key, value));
+    }
+
     /// Removes every value; computations in flight will not store theirs (see
     /// [`invalidate`](Cache::invalidate)). Counters are kept.
     ///

@@ -285,11 +285,25 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     where
         S: Store<Key = K, Value = V>,
     {
+        self.unregister_all_then(|| store.clear());
+    }
+
+    /// Unregisters every flight (a flight has no value yet to test, so none may store) and
+    /// removes the stored entries `keep` rejects, as one atomic step.
+    pub(crate) fn retain<S>(&self, store: &S, keep: &mut dyn FnMut(&K, &V) -> bool)
+    where
+        S: Store<Key = K, Value = V>,
+    {
+        self.unregister_all_then(|| store.retain(keep));
+    }
+
+    /// Runs `then` with every shard locked and emptied.
+    fn unregister_all_then(&self, then: impl FnOnce()) {
         let mut tables: Vec<_> = self.shards.iter().map(|shard| lock(shard)).collect();
         for table in &mut tables {
             table.clear();
         }
-        store.clear();
+        then();
     }
 
     /// The number of flights registered now.

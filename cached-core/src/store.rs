@@ -55,6 +55,9 @@ use std::hash::Hash;
 ///         let found = *map.keys().find(|k| key.equivalent(*k))?;
 ///         map.remove(&found)
 ///     }
+///     fn retain(&self, keep: &mut dyn FnMut(&u64, &String) -> bool) {
+///         self.0.lock().unwrap().retain(|k, v| keep(k, v));
+///     }
 ///     fn clear(&self) {
 ///         self.0.lock().unwrap().clear();
 ///     }
@@ -82,6 +85,9 @@ pub trait Store: Send + Sync {
 
     /// Removes the value stored under `key` and returns it.
     fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value>;
+
+    /// Keeps only the entries for which `keep` returns `true`.
+    fn retain(&self, keep: &mut dyn FnMut(&Self::Key, &Self::Value) -> bool);
 
     /// Removes every value.
     fn clear(&self);
@@ -126,6 +132,9 @@ impl<S: Store + ?Sized> Store for &S {
     fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
         (**self).remove(key)
     }
+    fn retain(&self, keep: &mut dyn FnMut(&Self::Key, &Self::Value) -> bool) {
+        (**self).retain(keep)
+    }
     fn clear(&self) {
         (**self).clear()
     }
@@ -158,6 +167,9 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
         (**self).remove(key)
+    }
+    fn retain(&self, keep: &mut dyn FnMut(&Self::Key, &Self::Value) -> bool) {
+        (**self).retain(keep)
     }
     fn clear(&self) {
         (**self).clear()

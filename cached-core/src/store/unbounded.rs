@@ -310,6 +310,21 @@ where
         Some(value)
     }
 
+    fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
+        let mut writer = lock(&self.writer);
+        let mut table = HashTable::with_capacity(writer.current.frozen.len());
+        let frozen = Arc::clone(&writer.current.frozen);
+        let entries = std::mem::take(&mut writer.entries);
+        for (key, value) in frozen.iter().cloned().chain(entries) {
+            if keep(&key, &value) {
+                let hash = self.hasher.hash_one(&key);
+                table.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
+            }
+        }
+        writer.locked_hits = 0;
+        self.publish(&mut writer, Arc::new(table), false);
+    }
+
     fn clear(&self) {
         let mut writer = lock(&self.writer);
         writer.entries = HashTable::new();
