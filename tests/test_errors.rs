@@ -6,23 +6,15 @@ mod common;
 use common::{wait_until, Concurrency};
 use memoflight::cached;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier};
 
 const CALLERS: usize = 8;
 
 /// Starts `CALLERS` threads on `f` at once and returns their results.
 fn together<T: Send + 'static>(f: fn() -> T) -> Vec<T> {
-    let barrier = Arc::new(Barrier::new(CALLERS));
-    let threads: Vec<_> = (0..CALLERS)
-        .map(|_| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                f()
-            })
-        })
-        .collect();
-    threads.into_iter().map(|t| t.join().unwrap()).collect()
+    common::together(CALLERS, f)
+        .into_iter()
+        .map(|outcome| outcome.expect("a caller panicked"))
+        .collect()
 }
 
 static SHARED_RUNS: AtomicUsize = AtomicUsize::new(0);

@@ -2,8 +2,9 @@
 //! The throttle of SCENARIOS.md §4: of 10 concurrent checks, exactly one is "not throttled".
 //! (A window ends here with `invalidate`; with `ttl` it will end on its own.)
 
+mod common;
+
 use memoflight::{cached, Origin};
-use std::sync::{Arc, Barrier};
 
 #[cached]
 fn play(sound: &str) -> u64 {
@@ -12,17 +13,10 @@ fn play(sound: &str) -> u64 {
 }
 
 fn ten_concurrent_checks() -> Vec<Origin> {
-    let barrier = Arc::new(Barrier::new(10));
-    let threads: Vec<_> = (0..10)
-        .map(|_| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                play_with_origin("ding").1
-            })
-        })
-        .collect();
-    threads.into_iter().map(|t| t.join().unwrap()).collect()
+    common::together(10, || play_with_origin("ding").1)
+        .into_iter()
+        .map(|outcome| outcome.expect("a check panicked"))
+        .collect()
 }
 
 #[test]

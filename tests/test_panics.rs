@@ -3,10 +3,9 @@
 
 mod common;
 
-use common::{panic_message, wait_until};
+use common::{panic_message, together, wait_until};
 use memoflight::cached;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier};
 
 const CALLERS: usize = 8;
 static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -24,17 +23,7 @@ fn fragile(key: u32) -> u32 {
 
 #[test]
 fn a_panicking_leader_hands_over_to_exactly_one_waiter() {
-    let barrier = Arc::new(Barrier::new(CALLERS));
-    let threads: Vec<_> = (0..CALLERS)
-        .map(|_| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                fragile(4)
-            })
-        })
-        .collect();
-    let results: Vec<_> = threads.into_iter().map(|t| t.join()).collect();
+    let results = together(CALLERS, || fragile(4));
     let panicked: Vec<_> = results
         .iter()
         .filter_map(|r| r.as_ref().err())

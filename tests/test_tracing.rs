@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::wait_until;
+use common::{together, wait_until};
 use memoflight::cached;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::Mutex;
 
 /// Everything the subscriber writes.
 static OUTPUT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -58,18 +58,8 @@ fn events_name_the_function_and_key() {
         .with_writer(|| Capture)
         .init();
 
-    let barrier = Arc::new(Barrier::new(2));
-    let callers: Vec<_> = (0..2)
-        .map(|_| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                traced(7)
-            })
-        })
-        .collect();
-    for caller in callers {
-        assert_eq!(caller.join().unwrap(), 8);
+    for outcome in together(2, || traced(7)) {
+        assert_eq!(outcome.unwrap(), 8);
     }
     traced(7); // a hit: no event
     traced_cache().invalidate(&7);

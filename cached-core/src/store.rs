@@ -101,80 +101,69 @@ pub trait Store: Send + Sync {
     }
 }
 
-/// A store behind a reference is a store: `#[cached(store = &MY_STORE)]` keeps your own handle
-/// on a `static` store, with its full API.
-///
-/// ```
-/// use memoflight::{cached, Store, Unbounded};
-/// use std::sync::LazyLock;
-///
-/// static SQUARES: LazyLock<Unbounded<u64, u64>> = LazyLock::new(Unbounded::new);
-///
-/// #[cached(store = &*SQUARES)]
-/// fn square(n: u64) -> u64 {
-///     n * n
-/// }
-///
-/// square(4);
-/// assert_eq!(SQUARES.get(&4), Some(16));
-/// ```
-impl<S: Store + ?Sized> Store for &S {
-    type Key = S::Key;
-    type Value = S::Value;
+/// Implements `Store` for a pointer to a store by forwarding every method.
+macro_rules! forward_store {
+    ($(#[$doc:meta])* $pointer:ty) => {
+        $(#[$doc])*
+        impl<S: Store + ?Sized> Store for $pointer {
+            type Key = S::Key;
+            type Value = S::Value;
 
-    #[inline]
-    fn get<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
-        (**self).get(key)
-    }
-    fn insert(&self, key: Self::Key, value: Self::Value) {
-        (**self).insert(key, value)
-    }
-    fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
-        (**self).remove(key)
-    }
-    fn retain(&self, keep: &mut dyn FnMut(&Self::Key, &Self::Value) -> bool) {
-        (**self).retain(keep)
-    }
-    fn clear(&self) {
-        (**self).clear()
-    }
-    fn len(&self) -> usize {
-        (**self).len()
-    }
+            #[inline]
+            fn get<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
+                (**self).get(key)
+            }
+            fn insert(&self, key: Self::Key, value: Self::Value) {
+                (**self).insert(key, value)
+            }
+            fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
+                (**self).remove(key)
+            }
+            fn retain(&self, keep: &mut dyn FnMut(&Self::Key, &Self::Value) -> bool) {
+                (**self).retain(keep)
+            }
+            fn clear(&self) {
+                (**self).clear()
+            }
+            fn len(&self) -> usize {
+                (**self).len()
+            }
+        }
+    };
 }
 
-/// A shared store is a store: several caches (or your code) can hold the same one.
-///
-/// ```
-/// use memoflight::{Cache, Store, Unbounded};
-/// use std::sync::Arc;
-///
-/// let shared = Arc::new(Unbounded::<u8, u8>::new());
-/// let cache = Cache::new("shared", Arc::clone(&shared));
-/// cache.get_or_compute(1, || 2);
-/// assert_eq!(shared.get(&1), Some(2));
-/// ```
-impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
-    type Key = S::Key;
-    type Value = S::Value;
+forward_store! {
+    /// A store behind a reference is a store: `#[cached(store = &MY_STORE)]` keeps your own
+    /// handle on a `static` store, with its full API.
+    ///
+    /// ```
+    /// use memoflight::{cached, Store, Unbounded};
+    /// use std::sync::LazyLock;
+    ///
+    /// static SQUARES: LazyLock<Unbounded<u64, u64>> = LazyLock::new(Unbounded::new);
+    ///
+    /// #[cached(store = &*SQUARES)]
+    /// fn square(n: u64) -> u64 {
+    ///     n * n
+    /// }
+    ///
+    /// square(4);
+    /// assert_eq!(SQUARES.get(&4), Some(16));
+    /// ```
+    &S
+}
 
-    #[inline]
-    fn get<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
-        (**self).get(key)
-    }
-    fn insert(&self, key: Self::Key, value: Self::Value) {
-        (**self).insert(key, value)
-    }
-    fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
-        (**self).remove(key)
-    }
-    fn retain(&self, keep: &mut dyn FnMut(&Self::Key, &Self::Value) -> bool) {
-        (**self).retain(keep)
-    }
-    fn clear(&self) {
-        (**self).clear()
-    }
-    fn len(&self) -> usize {
-        (**self).len()
-    }
+forward_store! {
+    /// A shared store is a store: several caches (or your code) can hold the same one.
+    ///
+    /// ```
+    /// use memoflight::{Cache, Store, Unbounded};
+    /// use std::sync::Arc;
+    ///
+    /// let shared = Arc::new(Unbounded::<u8, u8>::new());
+    /// let cache = Cache::new("shared", Arc::clone(&shared));
+    /// cache.get_or_compute(1, || 2);
+    /// assert_eq!(shared.get(&1), Some(2));
+    /// ```
+    std::sync::Arc<S>
 }

@@ -77,3 +77,23 @@ impl Concurrency {
         self.max.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
+
+/// Runs `f` on `threads` threads released at the same instant by a barrier; returns each
+/// thread's outcome (its value, or its panic), in thread order.
+pub fn together<T: Send + 'static>(
+    threads: usize,
+    f: impl Fn() -> T + Send + Sync + 'static,
+) -> Vec<std::thread::Result<T>> {
+    let f = std::sync::Arc::new(f);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let (f, barrier) = (f.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                f()
+            })
+        })
+        .collect();
+    handles.into_iter().map(|handle| handle.join()).collect()
+}

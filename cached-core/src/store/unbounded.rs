@@ -138,17 +138,25 @@ where
         self.generation.store(generation, Release);
     }
 
-    /// Copies the frozen table with the pending entries in it and `except` left out, and
-    /// publishes it with an empty pending table.
-    fn merge(&self, writer: &mut Pending<K, V>, except: Option<u64>, drop: impl Fn(&K) -> bool) {
-        let mut frozen =
-            HashTable::with_capacity(writer.current.frozen.len() + writer.entries.len());
+    /// Publishes a new frozen table made of the current one and the pending entries, less
+    /// the entries `keep` rejects, plus `extra`; the pending table is emptied. O(entries).
+    fn rebuild(
+        &self,
+        writer: &mut Pending<K, V>,
+        mut keep: impl FnMut(&K, &V) -> bool,
+        extra: Option<(K, V)>,
+    ) {
+        let capacity = writer.current.frozen.len() + writer.entries.len() + 1;
+        let mut frozen = HashTable::with_capacity(capacity);
         let hasher = &self.hasher;
-        let old = writer.current.frozen.iter().cloned();
-        for (key, value) in old.chain(writer.entries.drain()) {
-            if except.is_some() && drop(&key) {
-                continue;
-            }
+        let old = Arc::clone(&writer.current.frozen);
+        let pending = std::mem::take(&mut writer.entries);
+        let kept = old
+            .iter()
+            .cloned()
+            .chain(pending)
+            .filter(|(k, v)| keep(k, v));
+        for (key, value) in kept.chain(extra) {
             let hash = hasher.hash_one(&key);
             frozen.insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k));
         }
@@ -207,7 +215,7 @@ where
             let value = value.clone();
             writer.locked_hits += 1;
             if writer.locked_hits >= 64 + writer.current.frozen.len() / 4 {
-                self.merge(&mut writer, None, |_| false);
+                self.rebuild(&mut writer, |_, _| true, None);
             }
             return Some(value);
         }
@@ -253,27 +261,8 @@ where
         {
             // Replacing a frozen value: publish a copy with the new value (rare when memoizing:
             // a key is inserted after it missed).
-            writer.entries.retain(|(k, _)| *k != key);
-            writer
-                .entries
-                .insert_unique(hash, (key.clone(), value), |(k, _)| self.hasher.hash_one(k));
-            let replaced = hash;
-            let frozen = Arc::clone(&writer.current.frozen);
-            let stale = |k: &K| self.hasher.hash_one(k) == replaced && *k == key;
-            // Drop the frozen copy of `key`; the pending one (with the new value) is kept.
-            let mut table = HashTable::with_capacity(frozen.len() + writer.entries.len());
-            for (k, v) in frozen.iter().filter(|(k, _)| !stale(k)).cloned() {
-                table.insert_unique(self.hasher.hash_one(&k), (k, v), |(k, _)| {
-                    self.hasher.hash_one(k)
-                });
-            }
-            for (k, v) in writer.entries.drain() {
-                table.insert_unique(self.hasher.hash_one(&k), (k, v), |(k, _)| {
-                    self.hasher.hash_one(k)
-                });
-            }
-            writer.locked_hits = 0;
-            self.publish(&mut writer, Arc::new(table), false);
+            let stale = key.clone();
+            self.rebuild(&mut writer, |k, _| *k != stale, Some((key, value)));
             return;
         }
         match writer.entries.find_mut(hash, |(k, _)| *k == key) {
@@ -285,7 +274,7 @@ where
             }
         }
         if writer.entries.len() >= 32 + writer.current.frozen.len() / 2 {
-            self.merge(&mut writer, None, |_| false);
+            self.rebuild(&mut writer, |_, _| true, None);
         } else if !writer.current.pending {
             let frozen = Arc::clone(&writer.current.frozen);
             self.publish(&mut writer, frozen, true);
@@ -303,26 +292,13 @@ where
             .frozen
             .find(hash, |(k, _)| key.equivalent(k))?;
         let value = value.clone();
-        let hasher = &self.hasher;
-        self.merge(&mut writer, Some(hash), |k| {
-            hasher.hash_one(k) == hash && key.equivalent(k)
-        });
+        self.rebuild(&mut writer, |k, _| !key.equivalent(k), None);
         Some(value)
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
         let mut writer = lock(&self.writer);
-        let mut table = HashTable::with_capacity(writer.current.frozen.len());
-        let frozen = Arc::clone(&writer.current.frozen);
-        let entries = std::mem::take(&mut writer.entries);
-        for (key, value) in frozen.iter().cloned().chain(entries) {
-            if keep(&key, &value) {
-                let hash = self.hasher.hash_one(&key);
-                table.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
-            }
-        }
-        writer.locked_hits = 0;
-        self.publish(&mut writer, Arc::new(table), false);
+        self.rebuild(&mut writer, keep, None);
     }
 
     fn clear(&self) {
