@@ -138,6 +138,21 @@ where
         self.generation.store(generation, Release);
     }
 
+    /// Publishes a new frozen table made of the current one and the pending entries. The
+    /// current table is cloned as it is (hashbrown copies its control bytes: nothing is hashed
+    /// again), so a merge costs one clone per frozen entry and one insert per pending entry.
+    fn merge_pending(&self, writer: &mut Pending<K, V>) {
+        let mut frozen = HashTable::clone(&writer.current.frozen);
+        let pending = std::mem::take(&mut writer.entries);
+        frozen.reserve(pending.len(), |(k, _)| self.hasher.hash_one(k));
+        for (key, value) in pending {
+            let hash = self.hasher.hash_one(&key);
+            frozen.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
+        }
+        writer.locked_hits = 0;
+        self.publish(writer, Arc::new(frozen), false);
+    }
+
     /// Publishes a new frozen table made of the current one and the pending entries, less
     /// the entries `keep` rejects, plus `extra`; the pending table is emptied. O(entries).
     fn rebuild(
@@ -215,7 +230,7 @@ where
             let value = value.clone();
             writer.locked_hits += 1;
             if writer.locked_hits >= 64 + writer.current.frozen.len() / 4 {
-                self.rebuild(&mut writer, |_, _| true, None);
+                self.merge_pending(&mut writer);
             }
             return Some(value);
         }
@@ -274,7 +289,7 @@ where
             }
         }
         if writer.entries.len() >= 32 + writer.current.frozen.len() / 2 {
-            self.rebuild(&mut writer, |_, _| true, None);
+            self.merge_pending(&mut writer);
         } else if !writer.current.pending {
             let frozen = Arc::clone(&writer.current.frozen);
             self.publish(&mut writer, frozen, true);
