@@ -212,19 +212,28 @@ where
             };
             match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
                 Some((_, value)) => Ok(value.clone()),
-                None => Err(snapshot.pending),
+                None => Err(snapshot.pending.then_some(snapshot.generation)),
             }
         };
         match found {
             Ok(value) => Some(value),
-            Err(false) => None,
-            Err(true) => self.get_locked(hash, key),
+            Err(None) => None,
+            Err(Some(searched)) => self.get_locked(hash, key, searched),
         }
     }
 
     /// The locked part of a read: the pending entries, then the current frozen table.
     #[cold]
-    fn get_locked<Q: ?Sized + Equivalent<K>>(&self, hash: u64, key: &Q) -> Option<V> {
+    ///
+    /// `searched` is the generation of the frozen table the caller already searched without a
+    /// lock: if it is still the current one, it is not searched again (a miss in a large
+    /// table costs a cache miss per probe).
+    fn get_locked<Q: ?Sized + Equivalent<K>>(
+        &self,
+        hash: u64,
+        key: &Q,
+        searched: u64,
+    ) -> Option<V> {
         let mut writer = lock(&self.writer);
         if let Some((_, value)) = writer.entries.find(hash, |(k, _)| key.equivalent(k)) {
             let value = value.clone();
@@ -233,6 +242,9 @@ where
                 self.merge_pending(&mut writer);
             }
             return Some(value);
+        }
+        if writer.current.generation == searched {
+            return None;
         }
         let frozen = &writer.current.frozen;
         frozen
@@ -259,7 +271,7 @@ where
             let snapshot = Arc::clone(&lock(&self.published));
             match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
                 Some((_, value)) => Some(value.clone()),
-                None if snapshot.pending => self.get_locked(hash, key),
+                None if snapshot.pending => self.get_locked(hash, key, snapshot.generation),
                 None => None,
             }
         }
