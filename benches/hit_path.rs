@@ -3,46 +3,22 @@
 //!
 //! `cargo bench --bench hit_path`; results and the machine are in `benches/README.md`.
 
+mod common;
+
+use common::{on_threads, order, HOT_KEYS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use memoflight::{cached, Cache, Unbounded};
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
-
-const HOT_KEYS: u64 = 1024;
 
 #[cached]
 fn memo(n: u64) -> u64 {
     n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// The hot keys in a fixed shuffled order (a multiplicative permutation of 0..1024).
-fn order() -> Vec<u64> {
-    (0..HOT_KEYS).map(|i| (i * 389 + 7) % HOT_KEYS).collect()
-}
-
 fn baseline() -> HashMap<u64, u64, foldhash::fast::RandomState> {
     (0..HOT_KEYS).map(|k| (k, memo_no_cache(k))).collect()
-}
-
-/// Runs `per_thread` on `threads` threads released together; returns the wall time of the
-/// slowest, so `iters` lookups per thread give aggregate throughput `threads * iters / wall`.
-fn on_threads(threads: usize, iters: u64, per_thread: impl Fn(u64) + Sync) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                barrier.wait();
-                per_thread(iters);
-                barrier.wait();
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        barrier.wait();
-        start.elapsed()
-    })
 }
 
 fn hits(c: &mut Criterion) {

@@ -9,15 +9,16 @@
 //!
 //! `cargo bench --bench peers`; results and the machine are in `benches/PEERS.md`.
 
+mod common;
+
+use common::{on_threads, order, HOT_KEYS};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Barrier, LazyLock};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
-
-const HOT_KEYS: u64 = 1024;
 
 fn work(n: u64) -> u64 {
     n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -71,30 +72,6 @@ const PEERS: [Peer; 6] = [
     ("moka get_with", memo_moka),
     ("quick_cache get_or_insert_with", memo_quick),
 ];
-
-/// The hot keys in a fixed shuffled order (a multiplicative permutation of 0..1024).
-fn order() -> Vec<u64> {
-    (0..HOT_KEYS).map(|i| (i * 389 + 7) % HOT_KEYS).collect()
-}
-
-/// Runs `per_thread` on `threads` threads released together; returns the wall time of the
-/// slowest, so `iters` lookups per thread give aggregate throughput `threads * iters / wall`.
-fn on_threads(threads: usize, iters: u64, per_thread: impl Fn(u64) + Sync) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                barrier.wait();
-                per_thread(iters);
-                barrier.wait();
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        barrier.wait();
-        start.elapsed()
-    })
-}
 
 fn hits(c: &mut Criterion) {
     let keys = order();
