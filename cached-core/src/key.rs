@@ -51,9 +51,8 @@ borrowed_tuple!(A QA 0, B QB 1, C QC 2, D QD 3, E QE 4, F QF 5);
 borrowed_tuple!(A QA 0, B QB 1, C QC 2, D QD 3, E QE 4, F QF 5, G QG 6);
 borrowed_tuple!(A QA 0, B QB 1, C QC 2, D QD 3, E QE 4, F QF 5, G QG 6, H QH 7);
 
-/// The largest number of key parts [`Borrowed`] covers; the macro looks keys with more parts up
-/// through an owned key.
-pub const MAX_BORROWED_PARTS: usize = 8;
+// `Borrowed` covers tuples of 2 to 8 parts. `cached-macros/src/expand.rs` (MAX_BORROWED_PARTS)
+// looks keys with more parts up through an owned key; change both together.
 
 #[cfg(test)]
 mod tests {

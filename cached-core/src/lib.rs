@@ -27,7 +27,6 @@ pub use store::{Store, Unbounded};
 #[doc(hidden)]
 pub mod __macro_support {
     pub use crate::cache::{key_hint, key_of, typed_store, Slot};
-    pub use crate::key::MAX_BORROWED_PARTS;
     #[cfg(not(memoflight_loom))]
     pub use crate::local::Local;
     pub use crate::output::{

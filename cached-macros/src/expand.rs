@@ -20,7 +20,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, Pat, PatIdent, Type};
 
-/// The largest key made of borrowed argument parts (`memoflight::Borrowed` covers up to 8).
+/// The largest key made of borrowed argument parts: `memoflight::Borrowed` is implemented for
+/// tuples of up to 8 parts (`cached-core/src/key.rs`); change both together.
 const MAX_BORROWED_PARTS: usize = 8;
 
 pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
