@@ -6,12 +6,56 @@ use memoflight::cached;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 
-/// The "database": its version is what the memoized query returns.
+/// Races `rounds` invalidations against `readers` reader threads.
+///
+/// Each round, this thread changes the data (`version` = round) and invalidates, then raises
+/// the floor: a read that started after the floor rose must not return less. Readers call
+/// `read(reader, i)` in a loop and count the reads below the floor they saw before calling.
+/// The writer waits for at least one read per round, so reads and invalidations interleave.
+/// Returns (reads, stale reads).
+fn race(
+    version: &'static AtomicU64,
+    rounds: u64,
+    readers: u64,
+    read: fn(u64, u64) -> u64,
+    invalidate: impl Fn(),
+) -> (u64, u64) {
+    let floor = Arc::new(AtomicU64::new(0));
+    let reads = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..readers)
+        .map(|reader| {
+            let (floor, reads, done) = (floor.clone(), reads.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut stale = 0_u64;
+                let mut i = 0;
+                while !done.load(SeqCst) {
+                    let seen = floor.load(SeqCst);
+                    stale += u64::from(read(reader, i) < seen);
+                    reads.fetch_add(1, SeqCst);
+                    std::thread::yield_now();
+                    i += 1;
+                }
+                stale
+            })
+        })
+        .collect();
+    for round in 1..=rounds {
+        let seen = reads.load(SeqCst);
+        while reads.load(SeqCst) == seen {
+            std::thread::yield_now();
+        }
+        version.store(round, SeqCst); // the data changes...
+        invalidate(); // ...and its cached results are dropped
+        floor.store(round, SeqCst);
+    }
+    done.store(true, SeqCst);
+    let stale = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    (reads.load(SeqCst), stale)
+}
+
+/// The "database" behind `query`: its version is what the query returns.
 static VERSION: AtomicU64 = AtomicU64::new(0);
-/// The newest version whose invalidation has returned: no call starting later may see less.
-static FLOOR: AtomicU64 = AtomicU64::new(0);
-/// Reads finished, so that the writer paces itself to the readers.
-static READS: AtomicU64 = AtomicU64::new(0);
 
 #[cached]
 fn query(key: u8) -> u64 {
@@ -25,42 +69,15 @@ fn query(key: u8) -> u64 {
 #[test]
 fn no_stale_value_is_seen_after_an_invalidation_returned() {
     const ROUNDS: u64 = 100_000;
-    const READERS: usize = 3;
-    let done = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..READERS)
-        .map(|_| {
-            let done = done.clone();
-            std::thread::spawn(move || {
-                let (mut reads, mut stale) = (0_u64, 0_u64);
-                while !done.load(SeqCst) {
-                    let floor = FLOOR.load(SeqCst);
-                    if query(1) < floor {
-                        stale += 1;
-                    }
-                    reads += 1;
-                    READS.fetch_add(1, SeqCst);
-                    std::thread::yield_now();
-                }
-                (reads, stale)
-            })
-        })
-        .collect();
-    for version in 1..=ROUNDS {
-        // Let at least one read land between two invalidations, so that reads and
-        // invalidations really race.
-        let seen = READS.load(SeqCst);
-        while READS.load(SeqCst) == seen {
-            std::thread::yield_now();
-        }
-        VERSION.store(version, SeqCst); // the data changes...
-        query_cache().invalidate(&1); // ...and its cached results are dropped
-        FLOOR.store(version, SeqCst);
-    }
-    done.store(true, SeqCst);
-    let (reads, stale) = readers
-        .into_iter()
-        .map(|r| r.join().unwrap())
-        .fold((0, 0), |(r, s), (r2, s2)| (r + r2, s + s2));
+    let (reads, stale) = race(
+        &VERSION,
+        ROUNDS,
+        3,
+        |_, _| query(1),
+        || {
+            query_cache().invalidate(&1);
+        },
+    );
     assert!(reads > 0);
     assert_eq!(stale, 0, "{stale} stale values in {reads} reads");
     // After the last invalidation, the value is current.
@@ -70,11 +87,9 @@ fn no_stale_value_is_seen_after_an_invalidation_returned() {
 }
 
 static CLEAR_VERSION: AtomicU64 = AtomicU64::new(0);
-static CLEAR_FLOOR: AtomicU64 = AtomicU64::new(0);
-static CLEAR_READS: AtomicU64 = AtomicU64::new(0);
 
 #[cached]
-fn listing(page: u8) -> u64 {
+fn listing(page: u64) -> u64 {
     let _ = page;
     let version = CLEAR_VERSION.load(SeqCst);
     std::thread::yield_now();
@@ -83,40 +98,19 @@ fn listing(page: u8) -> u64 {
 
 #[test]
 fn no_stale_value_is_seen_after_clear_returned() {
-    const ROUNDS: u64 = 20_000;
-    let done = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..2_u8)
-        .map(|page| {
-            let done = done.clone();
-            std::thread::spawn(move || {
-                let mut stale = 0_u64;
-                while !done.load(SeqCst) {
-                    let floor = CLEAR_FLOOR.load(SeqCst);
-                    stale += u64::from(listing(page) < floor);
-                    CLEAR_READS.fetch_add(1, SeqCst);
-                    std::thread::yield_now();
-                }
-                stale
-            })
-        })
-        .collect();
-    for version in 1..=ROUNDS {
-        let seen = CLEAR_READS.load(SeqCst);
-        while CLEAR_READS.load(SeqCst) == seen {
-            std::thread::yield_now();
-        }
-        CLEAR_VERSION.store(version, SeqCst);
-        listing_cache().clear();
-        CLEAR_FLOOR.store(version, SeqCst);
-    }
-    done.store(true, SeqCst);
-    let stale: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    let (_, stale) = race(
+        &CLEAR_VERSION,
+        20_000,
+        2,
+        |page, _| listing(page),
+        || {
+            listing_cache().clear();
+        },
+    );
     assert_eq!(stale, 0);
 }
 
 static USERS_VERSION: AtomicU64 = AtomicU64::new(0);
-static USERS_FLOOR: AtomicU64 = AtomicU64::new(0);
-static PATTERN_READS: AtomicU64 = AtomicU64::new(0);
 
 /// A query cache: `users:*` results depend on the users table, `orders:*` on nothing that
 /// changes here.
@@ -135,38 +129,14 @@ fn run_query(query: &str) -> u64 {
 /// query both tables.
 #[test]
 fn no_stale_value_is_seen_after_a_predicate_invalidation_returned() {
-    const ROUNDS: u64 = 10_000;
-    let done = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..3_u64)
-        .map(|reader| {
-            let done = done.clone();
-            std::thread::spawn(move || {
-                let mut stale = 0_u64;
-                let mut i = reader;
-                while !done.load(SeqCst) {
-                    let floor = USERS_FLOOR.load(SeqCst);
-                    let users = format!("users:{}", i % 4);
-                    stale += u64::from(run_query(&users) < floor);
-                    run_query(&format!("orders:{}", i % 4));
-                    PATTERN_READS.fetch_add(1, SeqCst);
-                    std::thread::yield_now();
-                    i += 1;
-                }
-                stale
-            })
-        })
-        .collect();
-    for version in 1..=ROUNDS {
-        let seen = PATTERN_READS.load(SeqCst);
-        while PATTERN_READS.load(SeqCst) == seen {
-            std::thread::yield_now();
-        }
-        USERS_VERSION.store(version, SeqCst);
+    let read = |reader: u64, i: u64| {
+        let key = (reader + i) % 4;
+        run_query(&format!("orders:{key}"));
+        run_query(&format!("users:{key}"))
+    };
+    let (_, stale) = race(&USERS_VERSION, 10_000, 3, read, || {
         run_query_cache().invalidate_if(|query, _| query.starts_with("users:"));
-        USERS_FLOOR.store(version, SeqCst);
-    }
-    done.store(true, SeqCst);
-    let stale: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    });
     assert_eq!(stale, 0);
     // Orders were never invalidated: still cached.
     assert_eq!(run_query_cache().get("orders:1"), Some(0));
