@@ -100,9 +100,9 @@ fn listing(page: u64) -> u64 {
 fn no_stale_value_is_seen_after_clear_returned() {
     let (_, stale) = race(
         &CLEAR_VERSION,
-        20_000,
-        2,
-        |page, _| listing(page),
+        50_000,
+        3,
+        |_, i| listing(i % 2),
         || {
             listing_cache().clear();
         },
