@@ -193,54 +193,50 @@ fn list<T: ToString>(v: &[T]) -> String {
     v.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
 }
 
-fn stampede() {
+/// Prints one table: every mode over `rounds` rounds of `THREADS` threads, thread `i` of round
+/// `r` calling key `key(r, i)`; `peaks` summarizes each round's peak concurrency.
+fn concurrency_table(
+    title: &str,
+    rounds: u64,
+    key: fn(u64, usize) -> u64,
+    peaks: fn(Vec<usize>) -> String,
+) {
     println!(
-        "\n### Stampede: {THREADS} threads, one fresh key per round, {} ms function, \
-         {STAMPEDE_ROUNDS} rounds\n",
+        "\n### {title}, {} ms function, {rounds} rounds\n",
         WORK.as_millis()
     );
     println!("| mode | executions per round | median wall | wall per round | peak concurrency |");
     println!("|---|---|---|---|---|");
     for (name, f) in SLOW {
-        let rounds: Vec<Round> = (0..STAMPEDE_ROUNDS)
-            .map(|r| round(f, move |_| 1_000 + r))
-            .collect();
-        let execs: Vec<usize> = rounds.iter().map(|r| r.executions).collect();
-        let walls: Vec<Duration> = rounds.iter().map(|r| r.wall).collect();
-        let peaks: Vec<usize> = rounds.iter().map(|r| r.peak).collect();
+        let results: Vec<Round> = (0..rounds).map(|r| round(f, move |i| key(r, i))).collect();
+        let execs: Vec<usize> = results.iter().map(|r| r.executions).collect();
+        let walls: Vec<Duration> = results.iter().map(|r| r.wall).collect();
         println!(
             "| {name} | {} | {} | {} | {} |",
             list(&execs),
             ms(median(walls.clone())),
             walls.iter().map(|&w| ms(w)).collect::<Vec<_>>().join(", "),
-            median(peaks)
+            peaks(results.iter().map(|r| r.peak).collect())
         );
     }
 }
 
-fn distinct() {
-    println!(
-        "\n### Distinct keys: {THREADS} threads, {THREADS} fresh keys (one each), {} ms \
-         function, {DISTINCT_ROUNDS} rounds\n",
-        WORK.as_millis()
+fn stampede() {
+    concurrency_table(
+        &format!("Stampede: {THREADS} threads, one fresh key per round"),
+        STAMPEDE_ROUNDS,
+        |r, _| 1_000 + r,
+        |peaks| median(peaks).to_string(),
     );
-    println!("| mode | executions per round | median wall | wall per round | peak concurrency |");
-    println!("|---|---|---|---|---|");
-    for (name, f) in SLOW {
-        let rounds: Vec<Round> = (0..DISTINCT_ROUNDS)
-            .map(|r| round(f, move |i| 10_000 * (r + 1) + i as u64))
-            .collect();
-        let execs: Vec<usize> = rounds.iter().map(|r| r.executions).collect();
-        let walls: Vec<Duration> = rounds.iter().map(|r| r.wall).collect();
-        let peaks: Vec<usize> = rounds.iter().map(|r| r.peak).collect();
-        println!(
-            "| {name} | {} | {} | {} | {} |",
-            list(&execs),
-            ms(median(walls.clone())),
-            walls.iter().map(|&w| ms(w)).collect::<Vec<_>>().join(", "),
-            list(&peaks)
-        );
-    }
+}
+
+fn distinct() {
+    concurrency_table(
+        &format!("Distinct keys: {THREADS} threads, {THREADS} fresh keys (one each)"),
+        DISTINCT_ROUNDS,
+        |r, i| 10_000 * (r + 1) + i as u64,
+        |peaks| list(&peaks),
+    );
 }
 
 /// In the child: computes `fib(90)` in the chosen mode and prints `executions wall_ns`.
