@@ -146,7 +146,9 @@
 
 #![warn(missing_docs)]
 
-pub use memoflight_core::{Borrowed, Cache, Equivalent, Origin, Stats, Store, Unbounded};
+pub use memoflight_core::{
+    Borrowed, Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded,
+};
 
 /// Memoizes a function: see the [crate documentation](crate) for the guarantees and options.
 ///

@@ -141,3 +141,33 @@ fn no_stale_value_is_seen_after_a_predicate_invalidation_returned() {
     // Orders were never invalidated: still cached.
     assert_eq!(run_query_cache().get("orders:1"), Some(0));
 }
+
+static TIMED_USERS_VERSION: AtomicU64 = AtomicU64::new(0);
+
+/// The same query cache as the music library had: bounded, with a TTL, invalidated by
+/// predicate while readers query it.
+#[cached(max_size = 64, ttl = "1h")]
+fn run_timed_query(query: &str) -> u64 {
+    let version = if query.starts_with("users:") {
+        TIMED_USERS_VERSION.load(SeqCst)
+    } else {
+        0
+    };
+    std::thread::yield_now();
+    version
+}
+
+#[test]
+fn no_stale_value_is_seen_in_a_bounded_ttl_cache_after_a_predicate_invalidation() {
+    let read = |reader: u64, i: u64| {
+        let key = (reader + i) % 4;
+        run_timed_query(&format!("orders:{key}"));
+        run_timed_query(&format!("users:{key}"))
+    };
+    let (reads, stale) = race(&TIMED_USERS_VERSION, 10_000, 3, read, || {
+        run_timed_query_cache().invalidate_if(|query, _| query.starts_with("users:"));
+    });
+    assert!(reads >= 10_000);
+    assert_eq!(stale, 0);
+    assert_eq!(run_timed_query_cache().get("orders:1"), Some(0));
+}

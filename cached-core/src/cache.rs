@@ -289,7 +289,8 @@ impl<S: Store> Cache<S> {
     /// assert_eq!((stats.hits, stats.misses, stats.executions, stats.in_flight), (1, 1, 1, 0));
     /// ```
     pub fn stats(&self) -> Stats {
-        self.counters.snapshot(self.store.len(), self.flights.len())
+        self.counters
+            .snapshot(self.store.len(), self.flights.len(), self.store.evictions())
     }
 
     #[cfg(not(memoflight_loom))]

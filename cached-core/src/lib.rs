@@ -6,6 +6,7 @@
 //! `#[cached]` attribute.
 
 mod cache;
+mod clock;
 mod flight;
 mod key;
 #[cfg(not(memoflight_loom))]
@@ -18,10 +19,11 @@ mod trace;
 mod wait_graph;
 
 pub use cache::{Cache, Origin};
+pub use clock::Clock;
 pub use equivalent::Equivalent;
 pub use key::Borrowed;
 pub use stats::Stats;
-pub use store::{Store, Unbounded};
+pub use store::{Bounded, Store, Unbounded};
 
 /// What generated code needs and users do not; re-exported as `memoflight::__private`.
 #[doc(hidden)]

@@ -45,6 +45,9 @@ pub struct Stats {
     /// Calls that stopped waiting for another caller's computation after `wait_timeout` and
     /// computed on their own.
     pub timeouts: u64,
+    /// Entries the store dropped on its own: evicted to stay within `max_size`, or expired
+    /// after their `ttl`. Invalidations are not counted.
+    pub evictions: u64,
     /// Values in the store now.
     pub entries: u64,
     /// Keys being computed now.
@@ -148,7 +151,7 @@ impl Counters {
         self.panics.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, entries: usize, in_flight: usize) -> Stats {
+    pub(crate) fn snapshot(&self, entries: usize, in_flight: usize, evictions: u64) -> Stats {
         Stats {
             hits: self.hits.sum()
                 + self
@@ -164,6 +167,7 @@ impl Counters {
             errors: self.errors.load(Relaxed),
             panics: self.panics.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
+            evictions,
             entries: entries as u64,
             in_flight: in_flight as u64,
         }

@@ -1,7 +1,9 @@
 //! The store trait: where finished values live. One file per store under `store/`.
 
+mod bounded;
 mod unbounded;
 
+pub use bounded::Bounded;
 #[cfg(not(memoflight_loom))]
 pub(crate) use unbounded::SnapshotCell;
 pub use unbounded::Unbounded;
@@ -99,6 +101,12 @@ pub trait Store: Send + Sync {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// How many entries the store has dropped on its own so far (evicted for room, or
+    /// expired), as opposed to removed when asked. Zero for stores that never do.
+    fn evictions(&self) -> u64 {
+        0
+    }
 }
 
 /// Implements `Store` for a pointer to a store by forwarding every method.
@@ -127,6 +135,9 @@ macro_rules! forward_store {
             }
             fn len(&self) -> usize {
                 (**self).len()
+            }
+            fn evictions(&self) -> u64 {
+                (**self).evictions()
             }
         }
     };

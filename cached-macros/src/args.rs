@@ -12,7 +12,9 @@ const OPTIONS: &[&str] = &[
     "cache_none",
     "convert",
     "key",
+    "max_size",
     "store",
+    "ttl",
     "wait_timeout",
 ];
 
@@ -33,6 +35,10 @@ pub(crate) struct Args {
     pub(crate) convert: Option<Given<Expr>>,
     /// The type of the key `convert` yields, when it should be named.
     pub(crate) key: Option<Given<Type>>,
+    /// The most entries the cache holds: an expression of type `usize`.
+    pub(crate) max_size: Option<Given<Expr>>,
+    /// How long an entry lives after it was computed, as a `Duration` expression.
+    pub(crate) ttl: Option<Given<Expr>>,
     /// An expression yielding the store to use instead of the default unbounded one.
     pub(crate) store: Option<Given<Expr>>,
     /// How long a caller waits for another's computation: a `Duration` expression, or a human
@@ -60,6 +66,9 @@ impl Args {
                     .map(|v| set(&mut args.convert, name, v)),
                 "key" => parse_value(input, "a type, e.g. `key = (u64, String)`")
                     .map(|v| set(&mut args.key, name, v)),
+                "max_size" => parse_value(input, "a number of entries, e.g. `max_size = 1000`")
+                    .map(|v| set(&mut args.max_size, name, v)),
+                "ttl" => parse_duration(input).map(|v| set(&mut args.ttl, name, v)),
                 "store" => parse_value(input, "an expression that makes a store")
                     .map(|v| set(&mut args.store, name, v)),
                 "wait_timeout" => {

@@ -14,7 +14,7 @@
 //! user type are spanned on that type so that rustc's errors point at the user's code.
 
 use crate::item::MemoFn;
-use crate::validate::{Key, KeyPart, Mode, Plan};
+use crate::validate::{Bounds, Key, KeyPart, Mode, Plan};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -81,8 +81,9 @@ impl CacheDecl {
             Key::Convert { ty, .. } => ty.as_ref().map(|ty| quote!(#ty)),
         };
         let value = &plan.value;
-        let store_ty = match (&plan.store, &key_ty) {
-            (None, Some(key_ty)) => Some(quote!(::memoflight::Unbounded<#key_ty, #value>)),
+        let store_ty = match (&plan.store, &key_ty, &plan.bounds) {
+            (None, Some(key_ty), None) => Some(quote!(::memoflight::Unbounded<#key_ty, #value>)),
+            (None, Some(key_ty), Some(_)) => Some(quote!(::memoflight::Bounded<#key_ty, #value>)),
             _ => None,
         };
         let cache_static = &names.cache_static;
@@ -91,11 +92,7 @@ impl CacheDecl {
                 // Spanned on the return type: a value that is not `Clone + Send + Sync` is
                 // reported there.
                 let span = value.span();
-                let init = init_cache(
-                    function,
-                    plan,
-                    quote_spanned!(span=> ::memoflight::Unbounded::new()),
-                );
+                let init = init_cache(function, plan, built_in_store(plan, span));
                 quote_spanned! {span=>
                     static #cache_static: ::std::sync::LazyLock<::memoflight::Cache<#store_ty>> =
                         ::std::sync::LazyLock::new(|| #init);
@@ -129,7 +126,7 @@ impl CacheDecl {
         let value = &plan.value;
         let store = match &plan.store {
             Some(store) => quote_spanned!(store.span()=> #store),
-            None => quote!(::memoflight::Unbounded::new()),
+            None => built_in_store(plan, Span::call_site()),
         };
         let init = init_cache(
             function,
@@ -138,6 +135,19 @@ impl CacheDecl {
         );
         quote!(#cache_static.get_or_init(|| #init))
     }
+}
+
+/// The store when none is given: `Unbounded`, or `Bounded` with the `max_size` and `ttl`
+/// options, each spanned on its expression so that a value of the wrong type is reported there.
+fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
+    let Some(Bounds { max_size, ttl }) = &plan.bounds else {
+        return quote_spanned!(span=> ::memoflight::Unbounded::new());
+    };
+    let max_size = max_size
+        .iter()
+        .map(|n| quote_spanned!(n.span()=> .max_size(#n)));
+    let ttl = ttl.iter().map(|d| quote_spanned!(d.span()=> .ttl(#d)));
+    quote_spanned!(span=> ::memoflight::Bounded::new() #(#max_size)* #(#ttl)*)
 }
 
 /// `Cache::new(name, store)` with keys described by their `Debug` form when they have one.
@@ -208,7 +218,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     // With the default store, a `thread_local!` of this function's own holds the thread's
     // snapshot and hit counter: one TLS access per hit (see `memoflight_core::local`).
     let lookup = match (&cache.store_ty, &plan.store, &cache.key_ty) {
-        (Some(_), None, Some(key_ty)) => {
+        (Some(_), None, Some(key_ty)) if plan.bounds.is_none() => {
             let value = &plan.value;
             quote! {
                 ::std::thread_local! {

@@ -19,6 +19,16 @@ pub(crate) struct Plan {
     pub(crate) store: Option<Expr>,
     /// `wait_timeout`, as a `Duration` expression.
     pub(crate) wait_timeout: Option<Expr>,
+    /// `max_size` and `ttl`: when either is given, the store is a `Bounded` one.
+    pub(crate) bounds: Option<Bounds>,
+}
+
+/// The limits of the built-in bounded store.
+pub(crate) struct Bounds {
+    /// A `usize` expression.
+    pub(crate) max_size: Option<Expr>,
+    /// A `Duration` expression.
+    pub(crate) ttl: Option<Expr>,
 }
 
 /// How the key is made.
@@ -126,6 +136,7 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
         None => (Mode::All, None),
     };
 
+    let bounds = bounds(&args, &mut errors);
     let wait_timeout = args.wait_timeout.map(|timeout| timeout.value);
     let key = match (args.convert, args.key) {
         (Some(convert), None) if selected_args(&convert.value, function).is_some() => {
@@ -158,9 +169,45 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
             value,
             store: args.store.map(|store| store.value),
             wait_timeout,
+            bounds,
         }),
         (None, _, _) => unreachable!("a missing return type is reported as an error"),
     }
+}
+
+/// `max_size` and `ttl` configure the built-in store, so they exclude `store = ..`; a literal
+/// `max_size` must leave room for one entry.
+fn bounds(args: &Args, errors: &mut Errors) -> Option<Bounds> {
+    if args.store.is_some() {
+        for given in [&args.max_size, &args.ttl].into_iter().flatten() {
+            errors.at(
+                &given.name,
+                format!(
+                    "`{}` configures the built-in bounded store and cannot be combined with \
+                     `store = ..`; configure the store you pass instead",
+                    given.name
+                ),
+            );
+        }
+    }
+    if let Some(max_size) = &args.max_size {
+        if let Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) = &max_size.value
+        {
+            if int.base10_parse::<u64>().is_ok_and(|n| n == 0) {
+                errors.at(int, "`max_size` must be at least 1");
+            }
+        }
+    }
+    if args.max_size.is_none() && args.ttl.is_none() {
+        return None;
+    }
+    Some(Bounds {
+        max_size: args.max_size.as_ref().map(|given| given.value.clone()),
+        ttl: args.ttl.as_ref().map(|given| given.value.clone()),
+    })
 }
 
 /// Decides which results are cached from the return type's last path segment (`Result`,

@@ -1,0 +1,425 @@
+//! The bounded store: at most `max_size` entries, each optionally expiring after a `ttl`.
+//!
+//! # Design (numbers in `benches/README.md`)
+//!
+//! Entries live in a lock-free concurrent map (papaya): a hit is a read of that map, no lock,
+//! and at most one relaxed store into the entry (its visit count, written only while it is
+//! below its cap), so hot keys are read, not written, on every core.
+//!
+//! Eviction is S3-FIFO (Yang et al., SOSP 2023), whose queues live under one mutex that only
+//! writers (inserts, removals) take. A new key enters a small FIFO (a tenth of the capacity);
+//! when it reaches the small queue's head, it moves to the main FIFO if it was read since it
+//! came in, and is evicted otherwise, its hash kept in a *ghost* FIFO. A key evicted from the
+//! small queue that comes back while its ghost remains goes straight to the main queue. The main
+//! queue is a CLOCK: an entry at its head that was read goes around again with one visit less.
+//! One-hit wonders (a scan) therefore leave through the small queue without pushing out the
+//! working set, which LRU cannot do.
+//!
+//! Queue entries carry the stamp of the map entry they were made for: an entry replaced or
+//! removed since leaves a stale queue entry, skipped when it reaches a head and compacted away
+//! when stale entries outnumber live ones.
+//!
+//! Expiry: with a `ttl`, every entry expires that long after it was written. A hit compares the
+//! clock with the entry's deadline and treats an expired entry as absent. Entries are reclaimed
+//! in write order (which, with one `ttl` for all, is deadline order) by the writer that next
+//! takes the queue lock: no background thread, O(1) amortized per write.
+
+use crate::clock::Clock;
+use crate::store::Store;
+use crate::sync::lock;
+use equivalent::Equivalent;
+use foldhash::fast::RandomState;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// How many visits an entry remembers: the main queue gives a read entry up to this many
+/// extra rounds.
+const MAX_VISITS: u8 = 3;
+
+/// A concurrent store bounded in size, in age, or both: `#[cached(max_size = .., ttl = ..)]`.
+///
+/// - `max_size(n)`: never more than `n` entries. Eviction is S3-FIFO, which keeps the
+///   frequently read keys and lets one-time keys (a scan) pass through; its hit ratio beats LRU
+///   (see `benches/README.md`).
+/// - `ttl(d)`: an entry is never returned once `d` has passed since it was written; expired
+///   entries are reclaimed by later writes, without a background thread.
+///
+/// Hits take no lock. Writes take one mutex (the eviction queues), held for O(1) amortized.
+/// Evictions and expirations are counted in [`Stats::evictions`](crate::Stats::evictions).
+///
+/// ```
+/// use memoflight::{Bounded, Store};
+///
+/// let store = Bounded::<u32, String>::new().max_size(2);
+/// store.insert(1, "one".to_string());
+/// store.insert(2, "two".to_string());
+/// store.get(&1); // read: 1 is kept
+/// store.insert(3, "three".to_string());
+/// assert_eq!(store.len(), 2);
+/// assert_eq!(store.get(&1).as_deref(), Some("one"));
+/// ```
+pub struct Bounded<K, V> {
+    map: papaya::HashMap<K, Entry<V>, RandomState>,
+    queues: Mutex<Queues<K>>,
+    hasher: RandomState,
+    max_size: usize,
+    /// Nanoseconds; `None` when entries never expire.
+    ttl: Option<u64>,
+    clock: Clock,
+    evictions: AtomicU64,
+}
+
+struct Entry<V> {
+    value: V,
+    /// Tells this entry from an earlier or later one of the same key, for queue entries.
+    stamp: u64,
+    /// Clock time at which the entry expires (`u64::MAX`: never).
+    expires: u64,
+    /// Reads since it entered (or went around) its queue, capped at [`MAX_VISITS`].
+    visits: AtomicU8,
+}
+
+/// A queue entry: the key of the map entry with this stamp.
+struct Queued<K> {
+    key: K,
+    stamp: u64,
+}
+
+/// The writers' side: eviction queues and the expiry order.
+struct Queues<K> {
+    small: VecDeque<Queued<K>>,
+    main: VecDeque<Queued<K>>,
+    /// Hashes of keys recently evicted from `small`, oldest first, and how many times each
+    /// hash is in the FIFO.
+    ghost: VecDeque<u64>,
+    ghosts: hashbrown::HashMap<u64, u32, RandomState>,
+    /// With a ttl: every entry in write order, with its deadline.
+    by_age: VecDeque<(Queued<K>, u64)>,
+    next_stamp: u64,
+    /// Entries in the map.
+    live: usize,
+}
+
+impl<K, V> Bounded<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    /// A store with no bound yet: set one with [`max_size`](Bounded::max_size) and/or
+    /// [`ttl`](Bounded::ttl).
+    ///
+    /// ```
+    /// # use memoflight::Bounded;
+    /// let store = Bounded::<String, u64>::new().max_size(10_000);
+    /// # let _ = store;
+    /// ```
+    pub fn new() -> Self {
+        Bounded {
+            map: papaya::HashMap::builder()
+                .hasher(RandomState::default())
+                .build(),
+            queues: Mutex::new(Queues {
+                small: VecDeque::new(),
+                main: VecDeque::new(),
+                ghost: VecDeque::new(),
+                ghosts: hashbrown::HashMap::with_hasher(RandomState::default()),
+                by_age: VecDeque::new(),
+                next_stamp: 0,
+                live: 0,
+            }),
+            hasher: RandomState::default(),
+            max_size: usize::MAX,
+            ttl: None,
+            clock: Clock::system(),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Holds at most `max_size` entries.
+    ///
+    /// # Panics
+    ///
+    /// If `max_size` is zero (`#[cached(max_size = 0)]` is a compile error instead).
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Store};
+    /// let store = Bounded::<u32, u32>::new().max_size(1);
+    /// store.insert(1, 1);
+    /// store.insert(2, 2);
+    /// assert_eq!(store.len(), 1);
+    /// ```
+    pub fn max_size(mut self, max_size: usize) -> Self {
+        assert!(max_size > 0, "memoflight: max_size must be at least 1");
+        self.max_size = max_size;
+        self
+    }
+
+    /// Entries expire `ttl` after they were written.
+    ///
+    /// ```
+    /// # use memoflight::Bounded;
+    /// # use std::time::Duration;
+    /// let store = Bounded::<u32, u32>::new().ttl(Duration::from_secs(90));
+    /// # let _ = store;
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(crate::clock::nanos(ttl));
+        self
+    }
+
+    /// Reads time from `clock` instead of the system clock (tests move a [`Clock::manual`]).
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Clock};
+    /// let store = Bounded::<u32, u32>::new().clock(Clock::manual());
+    /// # let _ = store;
+    /// ```
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn sized(&self) -> bool {
+        self.max_size != usize::MAX
+    }
+
+    /// Whether `entry` has expired at `now`.
+    fn expired(&self, entry: &Entry<V>, now: u64) -> bool {
+        self.ttl.is_some() && now >= entry.expires
+    }
+
+    /// Removes the map entry `queued` was made for, if it is still that entry.
+    fn remove_queued(&self, queues: &mut Queues<K>, queued: &Queued<K>) -> bool {
+        let map = self.map.pin();
+        let removed = map.remove_if(&queued.key, |_, entry| entry.stamp == queued.stamp);
+        if matches!(removed, Ok(Some(_))) {
+            queues.live -= 1;
+            self.evictions.fetch_add(1, Relaxed);
+            return true;
+        }
+        false
+    }
+
+    /// Reclaims the entries whose deadline has passed.
+    fn reclaim_expired(&self, queues: &mut Queues<K>, now: u64) {
+        while let Some((_, deadline)) = queues.by_age.front() {
+            if *deadline > now {
+                break;
+            }
+            if let Some((queued, _)) = queues.by_age.pop_front() {
+                self.remove_queued(queues, &queued);
+            }
+        }
+    }
+
+    /// Evicts one entry (S3-FIFO); returns false if there was nothing to evict.
+    fn evict_one(&self, queues: &mut Queues<K>) -> bool {
+        let small_target = (self.max_size / 10).max(1);
+        loop {
+            let from_small = queues.small.len() >= small_target || queues.main.is_empty();
+            let popped = if from_small {
+                queues.small.pop_front()
+            } else {
+                queues.main.pop_front()
+            };
+            let Some(queued) = popped else {
+                return false;
+            };
+            let visits = {
+                let map = self.map.pin();
+                match map.get(&queued.key) {
+                    Some(entry) if entry.stamp == queued.stamp => {
+                        let visits = entry.visits.load(Relaxed);
+                        if visits > 0 {
+                            // Goes around: to the main queue from the small one (forgetting
+                            // its visits), or once more round the main queue with one less.
+                            let left = if from_small { 0 } else { visits - 1 };
+                            entry.visits.store(left, Relaxed);
+                        }
+                        visits
+                    }
+                    _ => continue, // stale: replaced or removed since it was queued
+                }
+            };
+            if visits > 0 {
+                queues.main.push_back(queued);
+                continue;
+            }
+            if from_small {
+                let hash = self.hasher.hash_one(&queued.key);
+                self.remember_ghost(queues, hash);
+            }
+            if self.remove_queued(queues, &queued) {
+                return true;
+            }
+        }
+    }
+
+    fn remember_ghost(&self, queues: &mut Queues<K>, hash: u64) {
+        queues.ghost.push_back(hash);
+        *queues.ghosts.entry(hash).or_insert(0) += 1;
+        if queues.ghost.len() > self.max_size {
+            if let Some(oldest) = queues.ghost.pop_front() {
+                forget_ghost(queues, oldest);
+            }
+        }
+    }
+
+    /// Drops stale queue entries once they outnumber live ones, so that replacing and removing
+    /// keys without evicting cannot grow the queues without bound.
+    fn compact(&self, queues: &mut Queues<K>) {
+        let queued = queues.small.len() + queues.main.len() + queues.by_age.len();
+        if queued <= 4 * queues.live + 64 {
+            return;
+        }
+        let map = self.map.pin();
+        let current = |q: &Queued<K>| map.get(&q.key).is_some_and(|e| e.stamp == q.stamp);
+        queues.small.retain(current);
+        queues.main.retain(current);
+        queues.by_age.retain(|(q, _)| current(q));
+    }
+}
+
+fn forget_ghost<K>(queues: &mut Queues<K>, hash: u64) {
+    if let hashbrown::hash_map::Entry::Occupied(mut count) = queues.ghosts.entry(hash) {
+        *count.get_mut() -= 1;
+        if *count.get() == 0 {
+            count.remove();
+        }
+    }
+}
+
+impl<K, V> Default for Bounded<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> Store for Bounded<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    type Key = K;
+    type Value = V;
+
+    #[inline]
+    fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
+        let map = self.map.pin();
+        let entry = map.get(key)?;
+        if self.ttl.is_some() && self.clock.now() >= entry.expires {
+            return None;
+        }
+        let visits = entry.visits.load(Relaxed);
+        if visits < MAX_VISITS {
+            entry.visits.store(visits + 1, Relaxed);
+        }
+        Some(entry.value.clone())
+    }
+
+    fn insert(&self, key: K, value: V) {
+        let mut queues = lock(&self.queues);
+        let queues = &mut *queues;
+        let now = if self.ttl.is_some() {
+            let now = self.clock.now();
+            self.reclaim_expired(queues, now);
+            now
+        } else {
+            0
+        };
+        let stamp = queues.next_stamp;
+        queues.next_stamp += 1;
+        let replaces = self.map.pin().contains_key(&key);
+        if !replaces {
+            while queues.live >= self.max_size {
+                if !self.evict_one(queues) {
+                    break;
+                }
+            }
+        }
+        if self.sized() {
+            let hash = self.hasher.hash_one(&key);
+            let queued = Queued {
+                key: key.clone(),
+                stamp,
+            };
+            if queues.ghosts.contains_key(&hash) {
+                forget_ghost(queues, hash);
+                queues.main.push_back(queued);
+            } else {
+                queues.small.push_back(queued);
+            }
+        }
+        let expires = match self.ttl {
+            Some(ttl) => {
+                let deadline = now.saturating_add(ttl);
+                let queued = Queued {
+                    key: key.clone(),
+                    stamp,
+                };
+                queues.by_age.push_back((queued, deadline));
+                deadline
+            }
+            None => u64::MAX,
+        };
+        let entry = Entry {
+            value,
+            stamp,
+            expires,
+            visits: AtomicU8::new(0),
+        };
+        self.map.pin().insert(key, entry);
+        if !replaces {
+            queues.live += 1;
+        }
+        self.compact(queues);
+    }
+
+    fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
+        let mut queues = lock(&self.queues);
+        let map = self.map.pin();
+        let entry = map.remove(key)?;
+        queues.live -= 1;
+        let now = if self.ttl.is_some() {
+            self.clock.now()
+        } else {
+            0
+        };
+        (!self.expired(entry, now)).then(|| entry.value.clone())
+    }
+
+    fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
+        let mut queues = lock(&self.queues);
+        let map = self.map.pin();
+        map.retain(|key, entry| keep(key, &entry.value));
+        queues.live = map.len();
+    }
+
+    fn clear(&self) {
+        let mut queues = lock(&self.queues);
+        self.map.pin().clear();
+        queues.small.clear();
+        queues.main.clear();
+        queues.by_age.clear();
+        queues.live = 0;
+    }
+
+    fn len(&self) -> usize {
+        let mut queues = lock(&self.queues);
+        if self.ttl.is_some() {
+            self.reclaim_expired(&mut queues, self.clock.now());
+        }
+        queues.live
+    }
+
+    fn evictions(&self) -> u64 {
+        self.evictions.load(Relaxed)
+    }
+}

@@ -1,0 +1,248 @@
+//! The bounded store (`max_size`, `ttl`): its size bound under concurrency, its eviction
+//! policy, expiry with a manual clock, and the scenarios of SCENARIOS.md §3 and §4.
+
+mod common;
+
+use memoflight::{cached, Bounded, Cache, Clock, Origin, Store};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Barrier, LazyLock};
+use std::time::Duration;
+
+/// SCENARIOS.md §3, as the notes state it: an LRU of at most 10 decoded files, 10 threads x
+/// 100 iterations over 5 keys; every get after a put finds a value and the size never exceeds
+/// the bound.
+#[test]
+fn audio_lru_holds_its_bound_and_finds_what_was_put() {
+    let store = Arc::new(Bounded::<String, Arc<Vec<u8>>>::new().max_size(10));
+    let (missed, oversize) = (AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for thread in 0..10 {
+            let (store, missed, oversize) = (&store, &missed, &oversize);
+            s.spawn(move || {
+                for i in 0..100 {
+                    let name = format!("song{}.mp3", (thread + i) % 5);
+                    store.insert(name.clone(), Arc::new(vec![thread as u8; 64]));
+                    missed.fetch_add(u64::from(store.get(&name).is_none()), SeqCst);
+                    oversize.fetch_add(u64::from(store.len() > 10), SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(missed.load(SeqCst), 0);
+    assert_eq!(oversize.load(SeqCst), 0);
+    assert_eq!(store.len(), 5);
+}
+
+static DECODES: AtomicU64 = AtomicU64::new(0);
+
+#[cached(max_size = 10)]
+fn decode(name: &str) -> Arc<Vec<u8>> {
+    DECODES.fetch_add(1, SeqCst);
+    Arc::new(name.bytes().collect())
+}
+
+/// The same with eviction at work: 10 threads x 100 calls over 40 files through a memoized
+/// `decode` with `max_size = 10`. Every call returns the right value, and the size observed
+/// after every call stays within 10.
+#[test]
+fn memoized_decoder_never_exceeds_max_size_and_never_returns_a_wrong_value() {
+    let (wrong, oversize, observations) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|s| {
+        for thread in 0..10 {
+            let (wrong, oversize, observations) = (&wrong, &oversize, &observations);
+            s.spawn(move || {
+                for i in 0..100 {
+                    let name = format!("song{}.mp3", (thread * 7 + i * 3) % 40);
+                    let decoded = decode(&name);
+                    wrong.fetch_add(u64::from(*decoded != name.as_bytes()), SeqCst);
+                    oversize.fetch_add(u64::from(decode_cache().len() > 10), SeqCst);
+                    observations.fetch_add(1, SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(observations.load(SeqCst), 1000);
+    assert_eq!(wrong.load(SeqCst), 0);
+    assert_eq!(oversize.load(SeqCst), 0);
+    let stats = decode_cache().stats();
+    assert!(stats.entries <= 10);
+    assert_eq!(stats.executions, DECODES.load(SeqCst));
+    // 40 files through 10 slots: everything computed beyond the 10 that stay was evicted.
+    assert_eq!(stats.evictions, stats.executions - stats.entries);
+    assert_eq!(stats.in_flight, 0);
+}
+
+#[test]
+fn evictions_are_counted_exactly() {
+    let cache = Cache::new("sized", Bounded::<u32, u32>::new().max_size(100));
+    for k in 0..250 {
+        cache.get_or_compute(k, || k);
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.entries, stats.evictions, stats.executions),
+        (100, 150, 250)
+    );
+}
+
+/// A scan of one-time keys does not push out a working set that is being read: with LRU all
+/// 50 hot keys would be gone after 1,000 new keys went through a 100-entry cache.
+#[test]
+fn a_scan_does_not_flush_the_working_set() {
+    let store = Bounded::<u32, u32>::new().max_size(100);
+    for k in 0..50 {
+        store.insert(k, k);
+    }
+    for _ in 0..2 {
+        for k in 0..50 {
+            assert_eq!(store.get(&k), Some(k));
+        }
+    }
+    for k in 1_000..2_000 {
+        store.insert(k, k);
+    }
+    let kept = (0..50).filter(|k| store.get(k).is_some()).count();
+    assert_eq!(kept, 50);
+    assert_eq!(store.len(), 100);
+}
+
+/// A key evicted from the small queue that comes back is remembered (ghost) and kept.
+#[test]
+fn a_returning_key_is_admitted_to_the_main_queue() {
+    let store = Bounded::<u32, u32>::new().max_size(10);
+    for k in 0..30 {
+        store.insert(k, k); // 0..20 pass through and are evicted; the last 10 leave a ghost
+    }
+    assert_eq!(store.get(&19), None);
+    store.insert(19, 19); // a ghost: goes to the main queue
+    store.insert(0, 0); // forgotten (the ghost queue holds 10): goes to the small queue
+    for k in 100..200 {
+        store.insert(k, k); // one-time keys
+    }
+    assert_eq!(store.get(&19), Some(19));
+    assert_eq!(store.get(&0), None);
+}
+
+#[test]
+fn an_entry_expires_at_its_ttl_exactly() {
+    let clock = Clock::manual();
+    let ttl = Duration::from_secs(90);
+    let cache = Cache::new(
+        "ttl",
+        Bounded::<u8, u64>::new().ttl(ttl).clock(clock.clone()),
+    );
+    let runs = AtomicU64::new(0);
+    let compute = || runs.fetch_add(1, SeqCst) + 1;
+    assert_eq!(cache.get_or_compute(1, compute), 1);
+    clock.advance(Duration::from_secs(89));
+    assert_eq!(cache.get_or_compute(1, compute), 1);
+    assert_eq!(cache.get(&1), Some(1));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cache.get(&1), None, "an expired entry is never returned");
+    assert_eq!(cache.get_or_compute(1, compute), 2);
+    assert_eq!(runs.load(SeqCst), 2);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.executions), (1, 2, 2));
+}
+
+#[test]
+fn expired_entries_are_reclaimed_by_later_writes_without_a_background_thread() {
+    let clock = Clock::manual();
+    let store = Bounded::<u32, u32>::new()
+        .ttl(Duration::from_secs(10))
+        .clock(clock.clone());
+    for k in 0..1_000 {
+        store.insert(k, k);
+    }
+    clock.advance(Duration::from_secs(5));
+    store.insert(1_000, 0);
+    assert_eq!(store.len(), 1_001);
+    clock.advance(Duration::from_secs(5));
+    store.insert(1_001, 0); // reclaims the first 1,000
+    assert_eq!(store.evictions(), 1_000);
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(store.len(), 1, "len reclaims too");
+    assert_eq!(store.evictions(), 1_001);
+}
+
+#[test]
+fn max_size_and_ttl_together() {
+    let clock = Clock::manual();
+    let store = Bounded::<u32, u32>::new()
+        .max_size(3)
+        .ttl(Duration::from_secs(1))
+        .clock(clock.clone());
+    for k in 0..5 {
+        store.insert(k, k);
+        assert!(store.len() <= 3);
+    }
+    assert_eq!(store.evictions(), 2);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!((0..5).filter(|k| store.get(k).is_some()).count(), 0);
+    assert_eq!(store.len(), 0);
+    assert_eq!(store.evictions(), 5);
+}
+
+#[test]
+fn replacing_and_removing_without_evicting_keeps_memory_bounded() {
+    // Every replacement leaves a stale queue entry; compaction must drop them.
+    let store = Bounded::<u32, u32>::new()
+        .max_size(1_000)
+        .ttl(Duration::from_secs(60));
+    for round in 0..100_000 {
+        store.insert(round % 10, round);
+        if round % 3 == 0 {
+            store.remove(&(round % 10));
+        }
+    }
+    assert!(store.len() <= 10);
+    assert_eq!(store.evictions(), 0);
+}
+
+static WINDOW_CLOCK: LazyLock<Clock> = LazyLock::new(Clock::manual);
+const WINDOW: Duration = Duration::from_secs(30);
+static PLAYS: AtomicUsize = AtomicUsize::new(0);
+
+/// The throttle of SCENARIOS.md §4: a value that lives one window.
+#[cached(store = Bounded::new().ttl(WINDOW).clock(WINDOW_CLOCK.clone()))]
+fn throttle(sound: &str) -> u64 {
+    let _ = sound;
+    PLAYS.fetch_add(1, SeqCst) as u64
+}
+
+/// SCENARIOS.md §4: 10 concurrent checks per window, exactly one learns that its call computed
+/// ("not throttled: play"), for 50 windows.
+#[test]
+fn throttle_lets_exactly_one_caller_per_window_play() {
+    let barrier = Barrier::new(10);
+    for window in 0..50 {
+        let computed = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..10 {
+                s.spawn(|| {
+                    barrier.wait();
+                    if throttle_with_origin("bell.wav").1 == Origin::Computed {
+                        computed.fetch_add(1, SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(computed.load(SeqCst), 1, "window {window}");
+        WINDOW_CLOCK.advance(WINDOW);
+    }
+    assert_eq!(PLAYS.load(SeqCst), 50);
+}
+
+#[cached(max_size = 2, ttl = Duration::from_secs(3600))]
+fn small_and_timed(n: u32) -> u32 {
+    n + 1
+}
+
+#[test]
+fn macro_options_build_a_bounded_store() {
+    for n in 0..5 {
+        assert_eq!(small_and_timed(n), n + 1);
+    }
+    let stats = small_and_timed_cache().stats();
+    assert_eq!((stats.entries, stats.evictions), (2, 3));
+}
