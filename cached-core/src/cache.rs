@@ -305,7 +305,10 @@ impl<S: Store> Cache<S> {
     where
         Q: ?Sized + Hash + Equivalent<S::Key>,
     {
-        let value = self.store.get(key)?;
+        // A value due for a refresh goes to the miss path, which serves it or refreshes it.
+        let (value, false) = self.store.get_aged(key)? else {
+            return None;
+        };
         self.counters.hit();
         Some(value)
     }

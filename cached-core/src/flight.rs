@@ -17,6 +17,11 @@
 //! the flight, or registers a flight after the value was stored and finds it in step (1): it can
 //! never start a second execution of a computation that succeeded.
 //!
+//! A value the store reports due for a refresh (`refresh_after`) counts as found for every
+//! caller while a flight of its key runs, and as missing for the caller that finds no flight:
+//! that caller leads a refresh, whose value replaces the old one on success; a failed or
+//! panicked refresh stores nothing, so the old value stays until its ttl.
+//!
 //! Invalidation ([`InFlight::invalidate`], [`InFlight::clear`]) unregisters the key's flight and
 //! removes the stored value under the same shard lock. A leader whose flight was unregistered
 //! does not store its value (its waiters still receive it), and a caller arriving after the
@@ -225,10 +230,16 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     {
         let hash = self.hasher.hash_one(&key);
         let mut table = lock(self.shard(hash));
-        if let Some(value) = store.get(&key) {
-            return Role::Found(value);
-        }
+        let due = match store.get_aged(&key) {
+            Some((value, false)) => return Role::Found(value),
+            Some((value, true)) => Some(value),
+            None => None,
+        };
         if let Some((_, flight)) = table.find(hash, |(k, _)| *k == key) {
+            // A value due for a refresh that another caller is computing: served at once.
+            if let Some(value) = due {
+                return Role::Found(value);
+            }
             return Role::Wait(Arc::clone(flight), key);
         }
         let flight = Arc::new(Flight::new(current_thread()));

@@ -82,6 +82,18 @@ pub trait Store: Send + Sync {
     /// Returns a clone of the value stored under `key`, if any.
     fn get<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value>;
 
+    /// Like [`get`](Store::get), and also tells whether the value is due for a refresh: `true`
+    /// once it is older than the store's refresh age (see
+    /// [`Bounded::refresh_after`](crate::Bounded::refresh_after)). The single-flight engine
+    /// then lets one caller recompute it while the others keep getting it. The default never
+    /// reports a value due.
+    fn get_aged<Q: ?Sized + Hash + Equivalent<Self::Key>>(
+        &self,
+        key: &Q,
+    ) -> Option<(Self::Value, bool)> {
+        self.get(key).map(|value| (value, false))
+    }
+
     /// Stores `value` under `key`, replacing any previous value.
     fn insert(&self, key: Self::Key, value: Self::Value);
 
@@ -120,6 +132,13 @@ macro_rules! forward_store {
             #[inline]
             fn get<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
                 (**self).get(key)
+            }
+            #[inline]
+            fn get_aged<Q: ?Sized + Hash + Equivalent<Self::Key>>(
+                &self,
+                key: &Q,
+            ) -> Option<(Self::Value, bool)> {
+                (**self).get_aged(key)
             }
             fn insert(&self, key: Self::Key, value: Self::Value) {
                 (**self).insert(key, value)

@@ -13,6 +13,7 @@ const OPTIONS: &[&str] = &[
     "convert",
     "key",
     "max_size",
+    "refresh_after",
     "store",
     "ttl",
     "wait_timeout",
@@ -39,6 +40,8 @@ pub(crate) struct Args {
     pub(crate) max_size: Option<Given<Expr>>,
     /// How long an entry lives after it was computed, as a `Duration` expression.
     pub(crate) ttl: Option<Given<Expr>>,
+    /// The age from which one caller recomputes an entry while the others keep getting it.
+    pub(crate) refresh_after: Option<Given<Expr>>,
     /// An expression yielding the store to use instead of the default unbounded one.
     pub(crate) store: Option<Given<Expr>>,
     /// How long a caller waits for another's computation: a `Duration` expression, or a human
@@ -69,6 +72,9 @@ impl Args {
                 "max_size" => parse_value(input, "a number of entries, e.g. `max_size = 1000`")
                     .map(|v| set(&mut args.max_size, name, v)),
                 "ttl" => parse_duration(input).map(|v| set(&mut args.ttl, name, v)),
+                "refresh_after" => {
+                    parse_duration(input).map(|v| set(&mut args.refresh_after, name, v))
+                }
                 "store" => parse_value(input, "an expression that makes a store")
                     .map(|v| set(&mut args.store, name, v)),
                 "wait_timeout" => {

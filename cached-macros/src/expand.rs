@@ -137,17 +137,27 @@ impl CacheDecl {
     }
 }
 
-/// The store when none is given: `Unbounded`, or `Bounded` with the `max_size` and `ttl`
-/// options, each spanned on its expression so that a value of the wrong type is reported there.
+/// The store when none is given: `Unbounded`, or `Bounded` with the `max_size`, `ttl` and
+/// `refresh_after` options, each spanned on its expression so that a value of the wrong type is
+/// reported there.
 fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
-    let Some(Bounds { max_size, ttl }) = &plan.bounds else {
+    let Some(bounds) = &plan.bounds else {
         return quote_spanned!(span=> ::memoflight::Unbounded::new());
     };
+    let Bounds {
+        max_size,
+        ttl,
+        refresh_after,
+    } = bounds;
     let max_size = max_size
         .iter()
         .map(|n| quote_spanned!(n.span()=> .max_size(#n)));
     let ttl = ttl.iter().map(|d| quote_spanned!(d.span()=> .ttl(#d)));
-    quote_spanned!(span=> ::memoflight::Bounded::new() #(#max_size)* #(#ttl)*)
+    let refresh_after = refresh_after
+        .iter()
+        .map(|d| quote_spanned!(d.span()=> .refresh_after(#d)));
+    quote_spanned!(span=>
+        ::memoflight::Bounded::new() #(#max_size)* #(#ttl)* #(#refresh_after)*)
 }
 
 /// `Cache::new(name, store)` with keys described by their `Debug` form when they have one.

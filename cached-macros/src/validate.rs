@@ -19,7 +19,7 @@ pub(crate) struct Plan {
     pub(crate) store: Option<Expr>,
     /// `wait_timeout`, as a `Duration` expression.
     pub(crate) wait_timeout: Option<Expr>,
-    /// `max_size` and `ttl`: when either is given, the store is a `Bounded` one.
+    /// `max_size`, `ttl`, `refresh_after`: when any is given, the store is a `Bounded` one.
     pub(crate) bounds: Option<Bounds>,
 }
 
@@ -29,6 +29,8 @@ pub(crate) struct Bounds {
     pub(crate) max_size: Option<Expr>,
     /// A `Duration` expression.
     pub(crate) ttl: Option<Expr>,
+    /// A `Duration` expression.
+    pub(crate) refresh_after: Option<Expr>,
 }
 
 /// How the key is made.
@@ -175,11 +177,12 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
     }
 }
 
-/// `max_size` and `ttl` configure the built-in store, so they exclude `store = ..`; a literal
+/// `max_size`, `ttl` and `refresh_after` configure the built-in store, so they exclude `store = ..`; a literal
 /// `max_size` must leave room for one entry.
 fn bounds(args: &Args, errors: &mut Errors) -> Option<Bounds> {
     if args.store.is_some() {
-        for given in [&args.max_size, &args.ttl].into_iter().flatten() {
+        let options = [&args.max_size, &args.ttl, &args.refresh_after];
+        for given in options.into_iter().flatten() {
             errors.at(
                 &given.name,
                 format!(
@@ -201,13 +204,14 @@ fn bounds(args: &Args, errors: &mut Errors) -> Option<Bounds> {
             }
         }
     }
-    if args.max_size.is_none() && args.ttl.is_none() {
-        return None;
-    }
-    Some(Bounds {
-        max_size: args.max_size.as_ref().map(|given| given.value.clone()),
-        ttl: args.ttl.as_ref().map(|given| given.value.clone()),
-    })
+    let value = |given: &Option<Given<Expr>>| given.as_ref().map(|given| given.value.clone());
+    let bounds = Bounds {
+        max_size: value(&args.max_size),
+        ttl: value(&args.ttl),
+        refresh_after: value(&args.refresh_after),
+    };
+    let any = bounds.max_size.is_some() || bounds.ttl.is_some() || bounds.refresh_after.is_some();
+    any.then_some(bounds)
 }
 
 /// Decides which results are cached from the return type's last path segment (`Result`,

@@ -46,6 +46,8 @@ const MAX_VISITS: u8 = 3;
 ///   (see `benches/README.md`).
 /// - `ttl(d)`: an entry is never returned once `d` has passed since it was written; expired
 ///   entries are reclaimed by later writes, without a background thread.
+/// - `refresh_after(d)`: an entry older than `d` is recomputed by one caller while the others
+///   keep getting it (see [`refresh_after`](Bounded::refresh_after)).
 ///
 /// Hits take no lock. Writes take one mutex (the eviction queues), held for O(1) amortized.
 /// Evictions and expirations are counted in [`Stats::evictions`](crate::Stats::evictions).
@@ -68,6 +70,8 @@ pub struct Bounded<K, V> {
     max_size: usize,
     /// Nanoseconds; `None` when entries never expire.
     ttl: Option<u64>,
+    /// Nanoseconds; `None` when entries are never refreshed ahead of time.
+    refresh_after: Option<u64>,
     clock: Clock,
     evictions: AtomicU64,
 }
@@ -78,6 +82,8 @@ struct Entry<V> {
     stamp: u64,
     /// Clock time at which the entry expires (`u64::MAX`: never).
     expires: u64,
+    /// Clock time from which reads report it due for a refresh (`u64::MAX`: never).
+    refresh_at: u64,
     /// Reads since it entered (or went around) its queue, capped at [`MAX_VISITS`].
     visits: AtomicU8,
 }
@@ -133,6 +139,7 @@ where
             hasher: RandomState::default(),
             max_size: usize::MAX,
             ttl: None,
+            refresh_after: None,
             clock: Clock::system(),
             evictions: AtomicU64::new(0),
         }
@@ -170,6 +177,29 @@ where
         self
     }
 
+    /// Entries become due for a refresh `age` after they were written: a cache reading a due
+    /// entry lets one caller recompute it while every other caller still gets the current value
+    /// at once (see [`Cache`](crate::Cache)). With a [`ttl`](Bounded::ttl), an entry that was
+    /// not refreshed still expires at its ttl.
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Cache, Clock};
+    /// # use std::time::Duration;
+    /// let clock = Clock::manual();
+    /// let store = Bounded::<u8, u32>::new()
+    ///     .refresh_after(Duration::from_secs(60))
+    ///     .clock(clock.clone());
+    /// let cache = Cache::new("rates", store);
+    /// assert_eq!(cache.get_or_compute(1, || 100), 100);
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(cache.get_or_compute(1, || 101), 101); // this caller refreshed it
+    /// assert_eq!(cache.get_or_compute(1, || unreachable!()), 101);
+    /// ```
+    pub fn refresh_after(mut self, age: Duration) -> Self {
+        self.refresh_after = Some(crate::clock::nanos(age));
+        self
+    }
+
     /// Reads time from `clock` instead of the system clock (tests move a [`Clock::manual`]).
     ///
     /// ```
@@ -184,6 +214,11 @@ where
 
     fn sized(&self) -> bool {
         self.max_size != usize::MAX
+    }
+
+    /// Whether entries carry times: reads and writes then consult the clock.
+    fn timed(&self) -> bool {
+        self.ttl.is_some() || self.refresh_after.is_some()
     }
 
     /// Whether `entry` has expired at `now`.
@@ -312,28 +347,32 @@ where
 
     #[inline]
     fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
+        self.get_aged(key).map(|(value, _)| value)
+    }
+
+    #[inline]
+    fn get_aged<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<(V, bool)> {
         let map = self.map.pin();
         let entry = map.get(key)?;
-        if self.ttl.is_some() && self.clock.now() >= entry.expires {
+        let now = if self.timed() { self.clock.now() } else { 0 };
+        if self.expired(entry, now) {
             return None;
         }
         let visits = entry.visits.load(Relaxed);
         if visits < MAX_VISITS {
             entry.visits.store(visits + 1, Relaxed);
         }
-        Some(entry.value.clone())
+        let due = self.refresh_after.is_some() && now >= entry.refresh_at;
+        Some((entry.value.clone(), due))
     }
 
     fn insert(&self, key: K, value: V) {
         let mut queues = lock(&self.queues);
         let queues = &mut *queues;
-        let now = if self.ttl.is_some() {
-            let now = self.clock.now();
+        let now = if self.timed() { self.clock.now() } else { 0 };
+        if self.ttl.is_some() {
             self.reclaim_expired(queues, now);
-            now
-        } else {
-            0
-        };
+        }
         let stamp = queues.next_stamp;
         queues.next_stamp += 1;
         let replaces = self.map.pin().contains_key(&key);
@@ -369,10 +408,14 @@ where
             }
             None => u64::MAX,
         };
+        let refresh_at = self
+            .refresh_after
+            .map_or(u64::MAX, |age| now.saturating_add(age));
         let entry = Entry {
             value,
             stamp,
             expires,
+            refresh_at,
             visits: AtomicU8::new(0),
         };
         self.map.pin().insert(key, entry);
