@@ -34,6 +34,9 @@
 //! - **No repopulation window.** After `invalidate(&key)` or `clear()` returns, a computation
 //!   that was in flight never stores its (stale) value, and new calls compute afresh.
 //! - **The in-flight table holds only keys being computed now**; it is empty when no call runs.
+//! - **Bounded means bounded.** With `max_size = n` a cache never holds more than `n` entries;
+//!   with `ttl` an expired entry is never returned. Expired entries are reclaimed by later
+//!   writes, with no background thread.
 //!
 //! # What `#[cached]` generates
 //!
@@ -48,6 +51,9 @@
 //! |---|---|
 //! | `convert = expr` | the key is `expr` (any expression over the arguments) instead of all the arguments |
 //! | `key = Type` | names the type `convert` yields (needed only to invalidate by key through the handle) |
+//! | `max_size = n` | keep at most `n` entries ([`Bounded`] store, S3-FIFO eviction: better than LRU on skewed and scanning workloads) |
+//! | `ttl = "90s"` | an entry is never returned once this old ([`Bounded`] store; a `Duration` expression works too; checked at compile time) |
+//! | `refresh_after = "60s"` | once an entry is this old, one caller recomputes it while the others still get it at once ([`Bounded::refresh_after`]) |
 //! | `store = expr` | keep values in this [`Store`] instead of an [`Unbounded`] one |
 //! | `cache_err = true` | cache `Err` results too |
 //! | `cache_none = true` | cache `None` results too |
@@ -135,6 +141,21 @@
 //!
 //! square(9);
 //! assert_eq!(SQUARES.get(&9), Some(81));
+//! ```
+//!
+//! Bounded and expiring caches. Time comes from a [`Clock`]; tests pass a manual one (with
+//! `store = Bounded::new().ttl(..).clock(..)`) instead of sleeping:
+//!
+//! ```
+//! use memoflight::cached;
+//!
+//! #[cached(max_size = 10_000, ttl = "10m")]
+//! fn thumbnail(path: &str) -> Vec<u8> {
+//!     path.bytes().collect()
+//! }
+//!
+//! thumbnail("a.png");
+//! assert_eq!(thumbnail_cache().stats().entries, 1);
 //! ```
 //!
 //! # Requirements

@@ -48,6 +48,12 @@ pub enum Origin {
 /// dropped it). Calls on different keys never wait on each other. Hits take no lock that other
 /// readers take and never wait.
 ///
+/// A store that reports a value due for a refresh (see
+/// [`Bounded::refresh_after`](crate::Bounded::refresh_after)) gets it recomputed by the first
+/// caller to read it, while callers arriving during that refresh get the current value at once
+/// without waiting. A refresh that fails or panics stores nothing: the current value stays
+/// (until its ttl), and the next caller tries again.
+///
 /// # Panics
 ///
 /// A panic in the computation propagates to the thread that ran it and to no other. The key is
