@@ -17,6 +17,16 @@ fn memo(n: u64) -> u64 {
     n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+#[cached(max_size = 4096)]
+fn memo_bounded(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+#[cached(max_size = 4096, ttl = "1h")]
+fn memo_bounded_ttl(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 fn baseline() -> HashMap<u64, u64, foldhash::fast::RandomState> {
     (0..HOT_KEYS).map(|k| (k, memo_no_cache(k))).collect()
 }
@@ -26,11 +36,22 @@ fn hits(c: &mut Criterion) {
     let map = baseline();
     for &k in &keys {
         memo(k);
+        memo_bounded(k);
+        memo_bounded_ttl(k);
     }
     let map_lookups = |iters: u64| {
         for i in 0..iters {
             let k = keys[(i % HOT_KEYS) as usize];
             black_box(map.get(&black_box(k)).copied());
+        }
+    };
+    let lookups = |f: fn(u64) -> u64| {
+        let keys = &keys;
+        move |iters: u64| {
+            for i in 0..iters {
+                let k = keys[(i % HOT_KEYS) as usize];
+                black_box(f(black_box(k)));
+            }
         }
     };
     let memo_lookups = |iters: u64| {
@@ -48,6 +69,14 @@ fn hits(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("memoflight", threads), |b| {
             b.iter_custom(|iters| on_threads(threads, iters, memo_lookups))
         });
+        for (name, f) in [
+            ("memoflight max_size", memo_bounded as fn(u64) -> u64),
+            ("memoflight max_size+ttl", memo_bounded_ttl),
+        ] {
+            group.bench_function(BenchmarkId::new(name, threads), |b| {
+                b.iter_custom(|iters| on_threads(threads, iters, lookups(f)))
+            });
+        }
     }
     group.finish();
 }

@@ -30,8 +30,17 @@ pub struct Clock(Source);
 
 #[derive(Clone, Debug)]
 enum Source {
-    System(quanta::Instant),
+    /// The raw reading of [`system_clock`] at this clock's creation.
+    System(u64),
     Manual(Arc<AtomicU64>),
+}
+
+/// One calibrated `quanta` clock per process: calibrating takes milliseconds, so every
+/// [`Clock::system`] shares it. Its raw reading is the time-stamp counter where that is
+/// reliable; the instance (unlike `quanta::Instant::now`) skips quanta's per-thread mock check.
+fn system_clock() -> &'static quanta::Clock {
+    static SYSTEM: std::sync::OnceLock<quanta::Clock> = std::sync::OnceLock::new();
+    SYSTEM.get_or_init(quanta::Clock::new)
 }
 
 impl Clock {
@@ -43,7 +52,7 @@ impl Clock {
     /// # let _ = clock;
     /// ```
     pub fn system() -> Self {
-        Clock(Source::System(quanta::Instant::now()))
+        Clock(Source::System(system_clock().raw()))
     }
 
     /// A clock that starts at zero and moves only when [`advance`](Clock::advance)d.
@@ -85,7 +94,10 @@ impl Clock {
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         match &self.0 {
-            Source::System(origin) => nanos(quanta::Instant::now().duration_since(*origin)),
+            Source::System(origin) => {
+                let clock = system_clock();
+                clock.delta_as_nanos(*origin, clock.raw())
+            }
             Source::Manual(now) => now.load(Relaxed),
         }
     }
