@@ -93,3 +93,71 @@ fn invalidation_never_resurrects_a_stale_value() {
         assert_eq!(cache.stats().in_flight, 0);
     });
 }
+
+/// A store whose values below 10 are due for a refresh.
+struct DueBelowTen(Unbounded<u8, u32>);
+
+impl memoflight_core::Store for DueBelowTen {
+    type Key = u8;
+    type Value = u32;
+
+    fn get<Q: ?Sized + std::hash::Hash + memoflight_core::Equivalent<u8>>(
+        &self,
+        key: &Q,
+    ) -> Option<u32> {
+        self.0.get(key)
+    }
+    fn get_aged<Q: ?Sized + std::hash::Hash + memoflight_core::Equivalent<u8>>(
+        &self,
+        key: &Q,
+    ) -> Option<(u32, bool)> {
+        self.0.get(key).map(|value| (value, value < 10))
+    }
+    fn insert(&self, key: u8, value: u32) {
+        self.0.insert(key, value)
+    }
+    fn remove<Q: ?Sized + std::hash::Hash + memoflight_core::Equivalent<u8>>(
+        &self,
+        key: &Q,
+    ) -> Option<u32> {
+        self.0.remove(key)
+    }
+    fn retain(&self, keep: &mut dyn FnMut(&u8, &u32) -> bool) {
+        self.0.retain(keep)
+    }
+    fn clear(&self) {
+        self.0.clear()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Two callers read a value due for a refresh: exactly one refresh runs, nobody waits (a
+/// caller gets the old value or the new one), and the new value ends up stored.
+#[test]
+fn a_due_value_is_refreshed_once_and_nobody_waits() {
+    loom::model(|| {
+        let store = DueBelowTen(Unbounded::new());
+        memoflight_core::Store::insert(&store, 1, 1);
+        let cache = Arc::new(Cache::new("f", store));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let call = {
+            let (cache, runs) = (cache.clone(), runs.clone());
+            move || {
+                cache.get_or_compute(1, || {
+                    runs.fetch_add(1, SeqCst);
+                    10
+                })
+            }
+        };
+        let other = thread::spawn(call.clone());
+        let results = [call(), other.join().unwrap()];
+        assert!(results.iter().all(|r| *r == 1 || *r == 10));
+        assert!(results.contains(&10), "the refresher gets the new value");
+        assert_eq!(runs.load(SeqCst), 1);
+        let stats = cache.stats();
+        assert_eq!((stats.waits, stats.in_flight), (0, 0));
+        assert_eq!(cache.get(&1), Some(10));
+    });
+}

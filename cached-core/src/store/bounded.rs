@@ -26,14 +26,20 @@
 
 use crate::clock::Clock;
 use crate::store::Store;
-use crate::sync::lock;
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+/// Locks the queues, ignoring poison: only keys' `Hash`/`Eq`/`Clone` run under this lock, and
+/// a panic in one can at worst leave a stale queue entry, which is skipped. The std mutex, not
+/// `crate::sync`'s: this store is not part of the loom model (its map is not loom-aware).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// How many visits an entry remembers: the main queue gives a read entry up to this many
 /// extra rounds.
