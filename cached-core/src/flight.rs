@@ -52,7 +52,12 @@ use crate::store::Store;
 use crate::sync::{current_thread, lock, Arc, Condvar, Mutex, Padded, ThreadId};
 use crate::wait_graph;
 use equivalent::Equivalent;
-use foldhash::fast::RandomState;
+/// The shard hasher. Loom replays each execution and needs every choice to repeat: under it the
+/// seed is fixed, so that a key falls in the same shard in every replay.
+#[cfg(not(memoflight_loom))]
+type ShardHasher = foldhash::fast::RandomState;
+#[cfg(memoflight_loom)]
+type ShardHasher = foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::any::Any;
 use std::hash::{BuildHasher, Hash};
@@ -201,7 +206,7 @@ type Shard<K, V> = Padded<Mutex<Table<K, V>>>;
 /// The table of flights, sharded by key hash; a shard lock is held only for table and store
 /// bookkeeping, never while a function runs.
 pub(crate) struct InFlight<K, V> {
-    hasher: RandomState,
+    hasher: ShardHasher,
     shift: u32,
     shards: Box<[Shard<K, V>]>,
 }
@@ -217,7 +222,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         let parallelism = std::thread::available_parallelism().map_or(4, |n| n.get());
         let shards = (parallelism * 4).next_power_of_two();
         InFlight {
-            hasher: RandomState::default(),
+            hasher: ShardHasher::default(),
             shift: u64::BITS - shards.trailing_zeros(),
             shards: (0..shards).map(|_| Padded(Mutex::default())).collect(),
         }

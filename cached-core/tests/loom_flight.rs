@@ -70,7 +70,21 @@ fn vacated_flight_is_taken_over() {
 /// computed from the data as it was before (no repopulation window).
 #[test]
 fn invalidation_never_resurrects_a_stale_value() {
-    loom::model(|| {
+    drop_racing_a_computation(|cache| {
+        cache.invalidate(&1);
+    });
+}
+
+/// The same with `clear`, which unregisters every flight at once.
+#[test]
+fn clear_never_resurrects_a_stale_value() {
+    drop_racing_a_computation(|cache| cache.clear());
+}
+
+/// Runs `drop_values` (an invalidation) against a computation of key 1 whose data changes
+/// just before it.
+fn drop_racing_a_computation(drop_values: fn(&Memo)) {
+    loom::model(move || {
         let cache = Arc::new(Memo::new("f", Unbounded::new()));
         let version = Arc::new(AtomicUsize::new(1));
         let reader = {
@@ -78,7 +92,7 @@ fn invalidation_never_resurrects_a_stale_value() {
             thread::spawn(move || cache.get_or_compute(1, || version.load(SeqCst) as u32))
         };
         version.store(2, SeqCst);
-        cache.invalidate(&1);
+        drop_values(&cache);
         assert_ne!(
             cache.get(&1),
             Some(1),
