@@ -158,6 +158,36 @@
 //! assert_eq!(thumbnail_cache().stats().entries, 1);
 //! ```
 //!
+//! # Async functions (feature `async`)
+//!
+//! `#[cached]` on an `async fn` gives the same guarantees, on any executor: concurrent calls
+//! on one key await one execution, and the function's future is `Send` whenever its body's
+//! is.
+//!
+//! ```
+//! # #[cfg(feature = "async")] {
+//! use memoflight::cached;
+//!
+//! #[cached]
+//! async fn download(song: u64) -> Vec<u8> {
+//!     song.to_le_bytes().to_vec()
+//! }
+//!
+//! let both = futures::future::join(download(7), download(7));
+//! let (a, b) = futures::executor::block_on(both);
+//! assert_eq!(a, b);
+//! assert_eq!(download_cache().stats().executions, 1);
+//! # }
+//! ```
+//!
+//! **Cancellation.** When the future of the call that computes a key is dropped midway (a
+//! timeout, a `select!` that took another branch, an aborted task), one of the tasks waiting
+//! for that key takes over and the others keep waiting for it, as after a panic; nothing is
+//! left in flight, and [`Stats::cancellations`] counts it. A dropped waiter leaves nothing
+//! behind. A future that awaits its own key panics at once instead of waiting forever.
+//! `wait_timeout` on an `async fn` needs the `tokio` feature (a timer); waiting itself needs
+//! no particular runtime.
+//!
 //! # Requirements
 //!
 //! Keys are `Hash + Eq + Send + Sync + 'static` (and `Clone`, as arguments are cloned into

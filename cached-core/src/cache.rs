@@ -80,12 +80,12 @@ pub enum Origin {
 /// assert_eq!(cache.stats().executions, 1);
 /// ```
 pub struct Cache<S: Store> {
-    name: &'static str,
-    store: S,
-    flights: InFlight<S::Key, S::Value>,
-    counters: Counters,
+    pub(crate) name: &'static str,
+    pub(crate) store: S,
+    pub(crate) flights: InFlight<S::Key, S::Value>,
+    pub(crate) counters: Counters,
     describe_key: fn(&S::Key) -> Option<String>,
-    wait_timeout: Option<std::time::Duration>,
+    pub(crate) wait_timeout: Option<std::time::Duration>,
 }
 
 impl<S: Store> Cache<S> {
@@ -404,6 +404,21 @@ impl<S: Store> Cache<S> {
         let result = compute();
         std::mem::forget(unwinding);
         trace::computed(subject, &clock);
+        self.settle::<R, M>(leader, result, sharing, subject)
+    }
+
+    /// A leader's last step, sync or async: stores a cacheable result and hands it to the
+    /// waiters, shares a failure with them, or vacates the flight when it cannot.
+    pub(crate) fn settle<R, M>(
+        &self,
+        leader: Leader<'_, S::Key, S::Value>,
+        result: R,
+        sharing: Option<Sharing<R>>,
+        subject: &trace::Subject,
+    ) -> R
+    where
+        M: Mode<R, Value = S::Value>,
+    {
         match M::split(result) {
             Ok(value) => {
                 leader.finish(Some(&self.store), Outcome::Value(value.clone()));
@@ -424,12 +439,12 @@ impl<S: Store> Cache<S> {
     }
 
     /// `function(key)`, for messages.
-    fn describe(&self, key: &S::Key) -> String {
+    pub(crate) fn describe(&self, key: &S::Key) -> String {
         format!("`{}`({})", self.name, self.key_text(key))
     }
 
     /// The key's `Debug` form, when it has one.
-    fn key_text(&self, key: &S::Key) -> String {
+    pub(crate) fn key_text(&self, key: &S::Key) -> String {
         (self.describe_key)(key).unwrap_or_else(|| "(a key without Debug)".to_owned())
     }
 
@@ -448,6 +463,20 @@ impl<S: Store> Cache<S> {
         let unwinding = CountPanic(&self.counters, &trace::Subject::new(self.name, String::new));
         let result = compute();
         std::mem::forget(unwinding);
+        self.keep_alone::<R, M>(flight, key, result)
+    }
+
+    /// The result of a computation run alone after a timed-out wait: stored only if the flight
+    /// it gave up on is still current and nothing is stored yet.
+    pub(crate) fn keep_alone<R, M>(
+        &self,
+        flight: &crate::sync::Arc<crate::flight::Flight<S::Value>>,
+        key: S::Key,
+        result: R,
+    ) -> R
+    where
+        M: Mode<R, Value = S::Value>,
+    {
         match M::split(result) {
             Ok(value) => {
                 self.flights
@@ -463,11 +492,12 @@ impl<S: Store> Cache<S> {
 
     #[cold]
     #[inline(never)]
-    fn same_key_recursion(&self, key: &S::Key) -> ! {
+    pub(crate) fn same_key_recursion(&self, key: &S::Key) -> ! {
         let key = (self.describe_key)(key).unwrap_or_else(|| "(a key without Debug)".to_owned());
         panic!(
-            "memoflight: `{name}` was called with key {key} while the same thread was computing \
-             `{name}` for that key; waiting for its own result would never end (same-key recursion)",
+            "memoflight: `{name}` was called with key {key} while the same thread (or task) was \
+             computing `{name}` for that key; waiting for its own result would never end \
+             (same-key recursion)",
             name = self.name,
         )
     }
@@ -475,7 +505,7 @@ impl<S: Store> Cache<S> {
 
 #[cold]
 #[inline(never)]
-fn deadlock(cycle: &str) -> ! {
+pub(crate) fn deadlock(cycle: &str) -> ! {
     panic!(
         "memoflight: waiting would deadlock: {cycle}; memoized functions that call each \
          other must not do so on the same keys"

@@ -77,8 +77,12 @@ pub(crate) enum Outcome<V> {
 
 enum State<V> {
     /// The leader is running the function; `waiters` callers are blocked on it (the leader
-    /// wakes them only if there are any: a wake-up is a system call).
-    Running { leader: ThreadId, waiters: usize },
+    /// wakes them only if there are any: a wake-up is a system call). `leader` is the leading
+    /// thread, or `None` for an async task, which may move between threads.
+    Running {
+        leader: Option<ThreadId>,
+        waiters: usize,
+    },
     /// The leader finished; each waiter clones the outcome.
     Finished(Outcome<V>),
     /// The leader left without an outcome to share: waiters go around again.
@@ -88,7 +92,11 @@ enum State<V> {
 /// One computation in flight, shared by its leader and its waiters.
 pub(crate) struct Flight<V> {
     state: Mutex<State<V>>,
+    /// Wakes blocked threads.
     changed: Condvar,
+    /// Wakes waiting tasks (runtime-agnostic: tokio's `sync` module needs no tokio runtime).
+    #[cfg(feature = "async")]
+    settled: tokio::sync::Notify,
 }
 
 /// How a wait on a flight ended.
@@ -105,10 +113,12 @@ pub(crate) enum Waited<V> {
 }
 
 impl<V: Clone> Flight<V> {
-    fn new(leader: ThreadId) -> Self {
+    fn new(leader: Option<ThreadId>) -> Self {
         Flight {
             state: Mutex::new(State::Running { leader, waiters: 0 }),
             changed: Condvar::new(),
+            #[cfg(feature = "async")]
+            settled: tokio::sync::Notify::new(),
         }
     }
 
@@ -130,11 +140,12 @@ impl<V: Clone> Flight<V> {
                 State::Vacated => return Waited::Vacated,
                 State::Running { leader, waiters } => {
                     let me = *me.get_or_insert_with(current_thread);
-                    if *leader == me {
+                    if *leader == Some(me) {
                         return Waited::OwnThreadLeads;
                     }
-                    if blocked.is_none() {
-                        match wait_graph::block_on(me, *leader, &computation) {
+                    // Cycles through async tasks are not tracked: a task has no thread.
+                    if let (None, Some(leader)) = (&blocked, *leader) {
+                        match wait_graph::block_on(me, leader, &computation) {
                             Ok(record) => blocked = Some(record),
                             Err(cycle) => return Waited::Deadlock(cycle),
                         }
@@ -184,6 +195,49 @@ impl<V: Clone> Flight<V> {
         let previous = std::mem::replace(&mut *lock(&self.state), next);
         if matches!(previous, State::Running { waiters, .. } if waiters > 0) {
             self.changed.notify_all();
+            #[cfg(feature = "async")]
+            self.settled.notify_waiters();
+        }
+    }
+
+    /// Waits, without blocking the thread, until the flight leaves `Running`. A caller whose
+    /// own task leads this flight (it is being polled from inside the leader's computation)
+    /// gets `OwnThreadLeads`. Dropping the future mid-wait leaves nothing behind.
+    #[cfg(feature = "async")]
+    pub(crate) async fn wait_async(&self) -> Waited<V> {
+        loop {
+            // Registered before the state is read, so a settle in between is not missed.
+            let mut settled = std::pin::pin!(self.settled.notified());
+            settled.as_mut().enable();
+            {
+                let mut state = lock(&self.state);
+                match &mut *state {
+                    State::Finished(outcome) => return Waited::Finished(outcome.clone()),
+                    State::Vacated => return Waited::Vacated,
+                    State::Running { waiters, .. } => {
+                        if crate::future::polling_leader_of(self) {
+                            return Waited::OwnThreadLeads;
+                        }
+                        *waiters += 1;
+                    }
+                }
+            }
+            let counted = CountedWaiter(self);
+            settled.await;
+            drop(counted);
+        }
+    }
+}
+
+/// A task counted among a flight's waiters; uncounted when it wakes or is dropped.
+#[cfg(feature = "async")]
+struct CountedWaiter<'a, V>(&'a Flight<V>);
+
+#[cfg(feature = "async")]
+impl<V> Drop for CountedWaiter<'_, V> {
+    fn drop(&mut self) {
+        if let State::Running { waiters, .. } = &mut *lock(&self.0.state) {
+            *waiters -= 1;
         }
     }
 }
@@ -233,6 +287,22 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     where
         S: Store<Key = K, Value = V>,
     {
+        self.join_or_lead_as(key, store, Some(current_thread()))
+    }
+
+    /// [`join_or_lead`](Self::join_or_lead) for an async task, which has no thread of its own.
+    #[cfg(feature = "async")]
+    pub(crate) fn join_or_lead_async<S>(&self, key: K, store: &S) -> Role<'_, K, V>
+    where
+        S: Store<Key = K, Value = V>,
+    {
+        self.join_or_lead_as(key, store, None)
+    }
+
+    fn join_or_lead_as<S>(&self, key: K, store: &S, leader: Option<ThreadId>) -> Role<'_, K, V>
+    where
+        S: Store<Key = K, Value = V>,
+    {
         let hash = self.hasher.hash_one(&key);
         let mut table = lock(self.shard(hash));
         let due = match store.get_aged(&key) {
@@ -247,7 +317,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
             }
             return Role::Wait(Arc::clone(flight), key);
         }
-        let flight = Arc::new(Flight::new(current_thread()));
+        let flight = Arc::new(Flight::new(leader));
         let registered = Arc::clone(&flight);
         table.insert_unique(hash, (key, registered), |(k, _)| self.hasher.hash_one(k));
         Role::Lead(Leader {
@@ -338,6 +408,12 @@ pub(crate) struct Leader<'a, K, V: Clone> {
 }
 
 impl<K, V: Clone> Leader<'_, K, V> {
+    /// The flight this leader runs, for same-task re-entrance checks.
+    #[cfg(feature = "async")]
+    pub(crate) fn flight(&self) -> &Flight<V> {
+        &self.flight
+    }
+
     /// Stores `value` if the flight is still registered (not invalidated meanwhile), unregisters
     /// the flight and hands `outcome` to its waiters.
     pub(crate) fn finish<S>(mut self, store: Option<&S>, outcome: Outcome<V>)

@@ -8,6 +8,8 @@
 mod cache;
 mod clock;
 mod flight;
+#[cfg(feature = "async")]
+mod future;
 mod key;
 #[cfg(not(memoflight_loom))]
 mod local;

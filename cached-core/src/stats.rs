@@ -42,6 +42,9 @@ pub struct Stats {
     pub errors: u64,
     /// Executions that panicked.
     pub panics: u64,
+    /// Async executions abandoned midway: the leader's future was dropped (a timeout, a
+    /// `select!`, an aborted task). One waiter takes over, as after a panic.
+    pub cancellations: u64,
     /// Calls that stopped waiting for another caller's computation after `wait_timeout` and
     /// computed on their own.
     pub timeouts: u64,
@@ -104,6 +107,7 @@ pub(crate) struct Counters {
     waits: AtomicU64,
     errors: AtomicU64,
     panics: AtomicU64,
+    cancellations: AtomicU64,
     timeouts: AtomicU64,
 }
 
@@ -151,6 +155,11 @@ impl Counters {
         self.panics.fetch_add(1, Relaxed);
     }
 
+    #[cfg(feature = "async")]
+    pub(crate) fn cancellation(&self) {
+        self.cancellations.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self, entries: usize, in_flight: usize, evictions: u64) -> Stats {
         Stats {
             hits: self.hits.sum()
@@ -166,6 +175,7 @@ impl Counters {
             waits: self.waits.load(Relaxed),
             errors: self.errors.load(Relaxed),
             panics: self.panics.load(Relaxed),
+            cancellations: self.cancellations.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             evictions,
             entries: entries as u64,

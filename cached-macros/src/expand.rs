@@ -4,6 +4,7 @@
 //! ```text
 //! static __MEMO_CACHE_f: ..;               the cache, created on first use
 //! fn f(a: A, b: &B) -> R                   calls f_with_origin and drops the origin
+//!                                          (for an `async fn`, all three functions are async)
 //! fn f_with_origin(a, b) -> (R, Origin)    hit path inline, miss path in Cache::__compute
 //! fn f_no_cache(a: A, b: &B) -> R { body } the original function, bypassing the cache
 //! fn f_cache() -> &'static Cache<..>       the handle: stats, invalidate, clear, len
@@ -256,11 +257,16 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         .attrs
         .iter()
         .filter(|attr| attr.path().is_ident("cfg"));
+    // An `async fn` awaits its origin twin and the async miss path; the hit path is the same.
+    let (dot_await, compute) = match function.sig.asyncness {
+        Some(_) => (quote!(.await), quote!(__compute_async::<#ret, #mode, _>)),
+        None => (quote!(), quote!(__compute::<#ret, #mode>)),
+    };
     quote! {
         #(#attrs)*
         #[inline]
         #vis #sig {
-            #with_origin(#(#forwarded),*).0
+            #with_origin(#(#forwarded),*) #dot_await .0
         }
 
         #[doc = #doc]
@@ -278,11 +284,11 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
                     ::memoflight::Origin::Hit,
                 );
             }
-            __memo_cache.__compute::<#ret, #mode>(
+            __memo_cache.#compute(
                 #owned,
                 move || #no_cache(#(#call_args),*),
                 (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
-            )
+            ) #dot_await
         }
     }
 }

@@ -89,8 +89,21 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
             "`#[cached]` cannot memoize a `const fn`: a cache is run-time state",
         );
     }
+    #[cfg(not(feature = "async"))]
     if let Some(asyncness) = &sig.asyncness {
-        errors.at(asyncness, "`#[cached]` does not support `async fn` yet");
+        errors.at(
+            asyncness,
+            "`#[cached]` on an `async fn` needs memoflight's `async` feature: \
+             `memoflight = { version = \"0.1\", features = [\"async\"] }`",
+        );
+    }
+    #[cfg(not(feature = "tokio"))]
+    if let (Some(asyncness), Some(timeout)) = (&sig.asyncness, &args.wait_timeout) {
+        let _ = asyncness;
+        errors.at(
+            &timeout.name,
+            "`wait_timeout` on an `async fn` needs a timer: enable memoflight's `tokio` feature",
+        );
     }
     if let Some(variadic) = &sig.variadic {
         errors.at(variadic, "`#[cached]` cannot memoize a variadic function");

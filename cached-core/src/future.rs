@@ -1,0 +1,233 @@
+//! The async path (feature `async`): the same single-flight protocol as [`crate::flight`], with
+//! callers that await instead of blocking.
+//!
+//! # Cancellation
+//!
+//! A leader's computation is a future the leader's caller polls. If that caller's future is
+//! dropped before the computation finishes (a timeout, a `select!` that took another branch,
+//! an aborted task), its [`Leader`] guard is dropped with it and vacates the flight, exactly as
+//! a panic does: the flight is unregistered, one waiting task leads the next attempt, the others
+//! wait for it, and nothing is left in the in-flight table. A dropped *waiter* only uncounts
+//! itself. Abandoned computations are counted in [`Stats::cancellations`](crate::Stats).
+//!
+//! # Same-task re-entrance
+//!
+//! A task cannot be told by its thread (it may move between threads). Instead, while a leader
+//! polls its computation, the flight is pushed on a thread-local stack; a waiter that finds the
+//! flight it would wait for on that stack is being polled from inside that very computation
+//! (the future awaits its own key) and panics instead of waiting forever.
+//!
+//! Waiting needs no particular runtime: it uses tokio's `sync::Notify`, which works on any
+//! executor. Only `wait_timeout` needs a timer, and is honoured for async callers with the
+//! `tokio` feature.
+
+use crate::cache::{deadlock, Cache, Origin};
+use crate::flight::{Flight, Leader, Outcome, Role, Waited};
+use crate::output::{CacheAll, Mode, Sharing};
+use crate::stats::Counters;
+use crate::store::Store;
+use crate::trace;
+use std::cell::RefCell;
+use std::future::Future;
+
+thread_local! {
+    /// The flights whose leaders are polling their computation on this thread, innermost last.
+    static POLLING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+fn address<V>(flight: &Flight<V>) -> usize {
+    flight as *const Flight<V> as usize
+}
+
+/// Whether `flight`'s computation is being polled on this thread, around the caller.
+pub(crate) fn polling_leader_of<V>(flight: &Flight<V>) -> bool {
+    let me = address(flight);
+    POLLING.with(|polling| polling.borrow().contains(&me))
+}
+
+/// Marks a flight as being polled until dropped.
+struct Polling(usize);
+
+impl Polling {
+    fn enter(id: usize) -> Self {
+        POLLING.with(|polling| polling.borrow_mut().push(id));
+        Polling(id)
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        POLLING.with(|polling| {
+            let mut polling = polling.borrow_mut();
+            if let Some(at) = polling.iter().rposition(|id| *id == self.0) {
+                polling.remove(at);
+            }
+        });
+    }
+}
+
+/// Counts what ends a computation early when dropped: a panic if unwinding, else a
+/// cancellation (its future was dropped). Forgotten when the computation completes.
+struct CountAbandoned<'a>(&'a Counters, &'a trace::Subject);
+
+impl Drop for CountAbandoned<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.panic();
+            trace::handed_off(self.1, "panicked");
+        } else {
+            self.0.cancellation();
+            trace::handed_off(self.1, "was cancelled");
+        }
+    }
+}
+
+impl<S: Store> Cache<S> {
+    /// The async [`get_or_compute`](Cache::get_or_compute): returns the value cached for
+    /// `key`, or awaits `compute()`, caches its output and returns it.
+    ///
+    /// # Concurrent calls on the same key
+    ///
+    /// Exactly one caller awaits `compute`; the others wait (without blocking their thread)
+    /// and get a clone of its value. If the computing caller is dropped midway, one waiter
+    /// takes over (see [`Stats::cancellations`](crate::Stats::cancellations)).
+    ///
+    /// # Panics
+    ///
+    /// If `compute` panics, the panic propagates to this caller only. Panics at once if
+    /// `compute` awaits the same key on this cache.
+    ///
+    /// ```
+    /// use memoflight::{Cache, Unbounded};
+    ///
+    /// let cache = Cache::new("pages", Unbounded::<u32, String>::new());
+    /// let page = futures::executor::block_on(
+    ///     cache.get_or_compute_async(7, || async { "page 7".to_string() }),
+    /// );
+    /// assert_eq!(page, "page 7");
+    /// assert_eq!(cache.stats().executions, 1);
+    /// ```
+    pub async fn get_or_compute_async<F>(
+        &self,
+        key: S::Key,
+        compute: impl FnOnce() -> F,
+    ) -> S::Value
+    where
+        F: Future<Output = S::Value>,
+    {
+        if let Some(value) = self.__lookup(&key) {
+            return value;
+        }
+        self.__compute_async::<S::Value, CacheAll, F>(key, compute, None)
+            .await
+            .0
+    }
+
+    /// The async miss path: join the key's computation or lead it. For generated code, after
+    /// [`__lookup`](Cache::__lookup) missed.
+    #[doc(hidden)]
+    pub async fn __compute_async<R, M, F>(
+        &self,
+        key: S::Key,
+        compute: impl FnOnce() -> F,
+        sharing: Option<Sharing<R>>,
+    ) -> (R, Origin)
+    where
+        M: Mode<R, Value = S::Value>,
+        F: Future<Output = R>,
+    {
+        let subject = trace::Subject::new(self.name, || self.key_text(&key));
+        let mut key = key;
+        let mut counted = false;
+        loop {
+            let role = self.flights.join_or_lead_async(key, &self.store);
+            match (&role, counted) {
+                (Role::Found(_), false) => self.counters.hit(),
+                (_, false) => {
+                    self.counters.miss();
+                    trace::miss(&subject);
+                }
+                (_, true) => {}
+            }
+            counted = true;
+            match role {
+                Role::Found(value) => return (M::rebuild(value), Origin::Hit),
+                Role::Lead(leader) => {
+                    let result = self
+                        .lead_async::<R, M, F>(leader, compute, sharing, &subject)
+                        .await;
+                    return (result, Origin::Computed);
+                }
+                Role::Wait(flight, returned) => {
+                    self.counters.wait();
+                    let clock = trace::Clock::start();
+                    let waited = self.wait_async(&flight).await;
+                    trace::waited(&subject, &clock);
+                    match waited {
+                        Waited::Finished(Outcome::Value(value)) => {
+                            return (M::rebuild(value), Origin::Waited);
+                        }
+                        Waited::Finished(Outcome::Failure(failure)) => {
+                            let shared = sharing.as_ref().and_then(|s| (s.unshare)(&failure));
+                            if let Some(result) = shared {
+                                return (result, Origin::Waited);
+                            }
+                        }
+                        Waited::Vacated => {}
+                        Waited::OwnThreadLeads => self.same_key_recursion(&returned),
+                        Waited::Deadlock(cycle) => deadlock(&cycle),
+                        Waited::TimedOut => {
+                            // Gave up waiting: computes alone, outside single-flight.
+                            self.counters.timeout();
+                            self.counters.execution();
+                            let abandoned = CountAbandoned(&self.counters, &subject);
+                            let result = compute().await;
+                            std::mem::forget(abandoned);
+                            let result = self.keep_alone::<R, M>(&flight, returned, result);
+                            return (result, Origin::Computed);
+                        }
+                    }
+                    key = returned;
+                }
+            }
+        }
+    }
+
+    /// Waits for `flight`, up to the cache's `wait_timeout` when a timer is available.
+    async fn wait_async(&self, flight: &Flight<S::Value>) -> Waited<S::Value> {
+        #[cfg(feature = "tokio")]
+        if let Some(timeout) = self.wait_timeout {
+            return tokio::time::timeout(timeout, flight.wait_async())
+                .await
+                .unwrap_or(Waited::TimedOut);
+        }
+        flight.wait_async().await
+    }
+
+    async fn lead_async<R, M, F>(
+        &self,
+        leader: Leader<'_, S::Key, S::Value>,
+        compute: impl FnOnce() -> F,
+        sharing: Option<Sharing<R>>,
+        subject: &trace::Subject,
+    ) -> R
+    where
+        M: Mode<R, Value = S::Value>,
+        F: Future<Output = R>,
+    {
+        self.counters.execution();
+        trace::computing(subject);
+        let clock = trace::Clock::start();
+        let abandoned = CountAbandoned(&self.counters, subject);
+        let id = address(leader.flight());
+        let mut computation = std::pin::pin!(compute());
+        let result = std::future::poll_fn(|cx| {
+            let _polling = Polling::enter(id);
+            computation.as_mut().poll(cx)
+        })
+        .await;
+        std::mem::forget(abandoned);
+        trace::computed(subject, &clock);
+        self.settle::<R, M>(leader, result, sharing, subject)
+    }
+}
