@@ -257,3 +257,22 @@ fn a_missing_folder_is_a_clear_error() {
         );
     }
 }
+
+/// `--async`: 4 and 64 tokio tasks call the `async fn` version at the same instant: one load,
+/// 53 file reads, one shared rule set, logged under the loading task's name.
+#[cfg(feature = "async")]
+#[test]
+fn tasks_load_the_rules_once_through_the_async_fn() {
+    let _serial = serial();
+    for tasks in [4, 64] {
+        let report = demo::tasks::run_memoflight_async(&rules_dir(), tasks);
+        assert_eq!(report.executions, 1, "{tasks} tasks");
+        assert_eq!(report.file_reads, RULE_FILES);
+        assert_eq!(served_by_another_call(&report), tasks as u64 - 1);
+        assert_eq!(report.records.iter().filter(|r| r.computed()).count(), 1);
+        assert_eq!(logged(&report, "loading 53 rule files"), 1);
+        let loader = report.records.iter().find(|r| r.computed()).unwrap();
+        assert!(report.log.iter().all(|line| line.thread == loader.name));
+        one_shared_rule_set(&report);
+    }
+}

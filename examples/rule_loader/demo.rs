@@ -339,6 +339,9 @@ struct Probe {
 thread_local! {
     /// The run this thread works for.
     static PROBE: RefCell<Option<Arc<Probe>>> = const { RefCell::new(None) };
+    /// The name log lines give instead of the thread's: the task's, when a task's load runs
+    /// on a blocking thread of the runtime.
+    static NAME: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Set by the body of [`load_all_rules`] on the thread it ran on: when it started and ended.
     static BODY: Cell<Option<(Instant, Instant)>> = const { Cell::new(None) };
 }
@@ -364,7 +367,9 @@ fn log(message: String) {
         let mut log = lock(&probe.log);
         let line = LogLine {
             at: probe.epoch.get().map_or(Duration::ZERO, Instant::elapsed),
-            thread: std::thread::current().name().unwrap_or("?").to_owned(),
+            thread: NAME
+                .with_borrow(Clone::clone)
+                .unwrap_or_else(|| std::thread::current().name().unwrap_or("?").to_owned()),
             message,
         };
         if ECHO.load(Ordering::Relaxed) {
@@ -446,6 +451,112 @@ fn run_threads(
         })
         .collect();
     (records, probe)
+}
+
+/// `--async`: the same load as an `async fn`, called by tokio tasks instead of threads.
+#[cfg(feature = "async")]
+pub mod tasks {
+    use super::*;
+
+    tokio::task_local! {
+        /// The run this task works for, and the task's name.
+        static TASK: (Arc<Probe>, String);
+        /// Set by the body of [`load_all_rules_async`] in the task it ran in.
+        static TASK_BODY: Cell<Option<(Instant, Instant)>>;
+    }
+
+    /// [`load_all_rules`](super::load_all_rules) as an `async fn`, memoized the same way: one
+    /// task loads, the others await its result. The file reads are blocking, so the body runs
+    /// them on a blocking thread of the runtime.
+    #[cached]
+    pub async fn load_all_rules_async(dir: &Path) -> Result<Arc<RuleSet>, LoadError> {
+        let started = Instant::now();
+        let task = TASK.try_with(Clone::clone).ok();
+        let dir = dir.to_path_buf();
+        let load = tokio::task::spawn_blocking(move || {
+            if let Some((probe, name)) = task {
+                PROBE.set(Some(probe));
+                NAME.set(Some(name));
+            }
+            let result = read_rule_dir(&dir);
+            PROBE.set(None);
+            NAME.set(None);
+            result
+        });
+        let result = match load.await {
+            Ok(result) => result,
+            Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+        };
+        let _ = TASK_BODY.try_with(|body| body.set(Some((started, Instant::now()))));
+        result
+    }
+
+    /// [`run_memoflight`](super::run_memoflight) with `tasks` tokio tasks on a multi-thread
+    /// runtime, released together by a `tokio::sync::Barrier`.
+    pub fn run_memoflight_async(dir: &Path, tasks: usize) -> Report {
+        let cache = load_all_rules_async_cache();
+        cache.clear();
+        let before = cache.stats();
+        let probe = Arc::new(Probe {
+            epoch: OnceLock::new(),
+            file_reads: AtomicUsize::new(0),
+            log: Mutex::new(Vec::new()),
+            hold_until_waits: None,
+        });
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("cannot start a tokio runtime");
+        let records = runtime.block_on(run_tasks(dir, tasks, &probe));
+        let after = cache.stats();
+        let log = lock(&probe.log).clone();
+        Report {
+            executions: after.executions - before.executions,
+            file_reads: probe.file_reads.load(Ordering::SeqCst),
+            waits: after.waits - before.waits,
+            hits: after.hits - before.hits,
+            misses: after.misses - before.misses,
+            records,
+            log,
+            cached: cache.get(dir),
+        }
+    }
+
+    async fn run_tasks(dir: &Path, tasks: usize, probe: &Arc<Probe>) -> Vec<ThreadRecord> {
+        let start = Arc::new(tokio::sync::Barrier::new(tasks + 1));
+        let handles: Vec<_> = (0..tasks)
+            .map(|i| {
+                let (start, probe, dir) = (Arc::clone(&start), Arc::clone(probe), dir.to_owned());
+                let name = format!("task-{i}");
+                let call = async move {
+                    start.wait().await;
+                    let started = Instant::now();
+                    let result = load_all_rules_async(&dir).await;
+                    let ended = Instant::now();
+                    let (probe, name) = TASK.with(Clone::clone);
+                    let epoch = probe.epoch.get().copied().unwrap_or(started);
+                    ThreadRecord {
+                        name,
+                        call: Span::between(epoch, (started, ended)),
+                        body: TASK_BODY.with(Cell::take).map(|b| Span::between(epoch, b)),
+                        result,
+                    }
+                };
+                let call = TASK_BODY.scope(Cell::new(None), call);
+                tokio::spawn(TASK.scope((probe, name), call))
+            })
+            .collect();
+        probe.epoch.get_or_init(Instant::now);
+        start.wait().await;
+        let mut records = Vec::with_capacity(tasks);
+        for handle in handles {
+            match handle.await {
+                Ok(record) => records.push(record),
+                Err(failed) => std::panic::resume_unwind(failed.into_panic()),
+            }
+        }
+        records
+    }
 }
 
 /// Locks `mutex`, ignoring poisoning: every value guarded here stays consistent on a panic.

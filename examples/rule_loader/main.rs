@@ -6,6 +6,7 @@
 //! cargo run --release --example rule_loader              # memoflight, 4 threads
 //! cargo run --release --example rule_loader -- --naive   # the check-then-act cache
 //! cargo run --release --example rule_loader -- --compare # both, side by side
+//! cargo run --release --example rule_loader --features async -- --async  # tokio tasks
 //! ```
 //!
 //! The logic lives in `demo.rs` (shared with `tests/test_rule_loader.rs`); this file parses the
@@ -25,7 +26,7 @@ use demo::{Report, ThreadRecord};
 const DEFAULT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rule_loader/rules");
 
 const USAGE: &str = "\
-usage: rule_loader [--threads N] [--dir PATH] [--io-latency-us N] [--naive | --compare]
+usage: rule_loader [--threads N] [--dir PATH] [--io-latency-us N] [--naive | --compare | --async]
 
 Calls load_all_rules(PATH) from N threads released at the same instant.
 
@@ -37,6 +38,7 @@ Calls load_all_rules(PATH) from N threads released at the same instant.
   --verbose     print memoflight's tracing events (needs `--features tracing`)
   --naive       use a hand-rolled check-then-act cache instead of #[memoflight::cached]
   --compare     run the naive cache, then memoflight, and compare their figures
+  --async       N tokio tasks call an `async fn` version instead (needs `--features async`)
   -h, --help    show this help";
 
 const MAX_THREADS: usize = 1024;
@@ -61,6 +63,8 @@ enum Mode {
     Naive,
     /// `demo::load_all_rules`: `#[memoflight::cached]`.
     Memoflight,
+    /// `demo::tasks::load_all_rules_async`: `#[memoflight::cached] async fn`, on tokio tasks.
+    MemoflightAsync,
 }
 
 /// Which runs the command line asks for.
@@ -69,6 +73,7 @@ enum Runs {
     Memoflight,
     Naive,
     Compare,
+    Async,
 }
 
 fn main() -> ExitCode {
@@ -89,8 +94,12 @@ fn main() -> ExitCode {
     demo::echo_log(true);
     demo::set_io_latency(options.io_latency);
 
+    let (function, callers) = match options.runs {
+        Runs::Async => ("load_all_rules_async", "tasks"),
+        _ => ("load_all_rules", "threads"),
+    };
     println!(
-        "load_all_rules({:?}) called by {} threads at the same instant",
+        "{function}({:?}) called by {} {callers} at the same instant",
         shown(&options.dir),
         options.threads
     );
@@ -104,6 +113,7 @@ fn main() -> ExitCode {
         Runs::Memoflight => &[Mode::Memoflight],
         Runs::Naive => &[Mode::Naive],
         Runs::Compare => &[Mode::Naive, Mode::Memoflight],
+        Runs::Async => &[Mode::MemoflightAsync],
     };
     let mut reports = Vec::new();
     for &mode in modes {
@@ -152,6 +162,7 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options
     };
     let mut naive = false;
     let mut compare = false;
+    let mut asynchronous = false;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let Some(flag) = arg.to_str() else {
@@ -174,6 +185,8 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options
             "--naive" => naive = true,
             "--verbose" => options.verbose = true,
             "--compare" => compare = true,
+            "--async" if cfg!(feature = "async") => asynchronous = true,
+            "--async" => return Err("--async needs `--features async`".into()),
             "--dir" => options.dir = PathBuf::from(value("--dir")?),
             "--threads" => {
                 let given = value("--threads")?;
@@ -201,11 +214,12 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Option<Options
             _ => return Err(format!("unknown argument `{flag}`")),
         }
     }
-    options.runs = match (naive, compare) {
-        (false, false) => Runs::Memoflight,
-        (true, false) => Runs::Naive,
-        (false, true) => Runs::Compare,
-        (true, true) => return Err("--naive and --compare cannot be combined".into()),
+    options.runs = match (naive, compare, asynchronous) {
+        (false, false, false) => Runs::Memoflight,
+        (true, false, false) => Runs::Naive,
+        (false, true, false) => Runs::Compare,
+        (false, false, true) => Runs::Async,
+        _ => return Err("--naive, --compare and --async cannot be combined".into()),
     };
     Ok(Some(options))
 }
@@ -218,6 +232,10 @@ fn run(mode: Mode, options: &Options) -> Report {
             println!("── memoflight #[cached]: one load, concurrent callers wait for it ──");
             demo::run_memoflight(&options.dir, options.threads)
         }
+        Mode::MemoflightAsync => {
+            println!("── memoflight #[cached] async fn: one load, concurrent tasks await it ──");
+            run_async(&options.dir, options.threads)
+        }
         Mode::Naive => {
             println!("── naive cache: lock, check, unlock, load, lock, store ──");
             println!(
@@ -226,6 +244,16 @@ fn run(mode: Mode, options: &Options) -> Report {
             demo::run_naive(&options.dir, options.threads)
         }
     }
+}
+
+#[cfg(feature = "async")]
+fn run_async(dir: &Path, tasks: usize) -> Report {
+    demo::tasks::run_memoflight_async(dir, tasks)
+}
+
+#[cfg(not(feature = "async"))]
+fn run_async(_: &Path, _: usize) -> Report {
+    unreachable!("--async is refused without the `async` feature")
 }
 
 /// Draws one row per thread: `█` while the load runs on it, `░` while it is in the call
@@ -432,7 +460,7 @@ fn report_error(mode: Mode, report: &Report, error: &demo::LoadError) {
         "({loads}, {} file reads; {failed} of {threads} threads received this error)",
         report.file_reads
     );
-    if matches!(mode, Mode::Memoflight) && report.executions > 1 {
+    if matches!(mode, Mode::Memoflight | Mode::MemoflightAsync) && report.executions > 1 {
         eprintln!(
             "(an error reaches the callers waiting on its load but is not cached: \
              a caller that came after the failure loaded again)"
