@@ -192,8 +192,36 @@
 //!
 //! Keys are `Hash + Eq + Send + Sync + 'static` (and `Clone`, as arguments are cloned into
 //! the key on a miss); values are `Clone + Send + Sync + 'static` and are cloned on every hit,
-//! so wrap large values in an `Arc`. A memoized function cannot be generic, `const`, or a
-//! method (yet), and must return a value.
+//! so wrap large values in an `Arc`. A memoized function cannot be generic or `const`, and must
+//! return a value. In an `impl` block, methods (with a `self` receiver) are supported as shown
+//! below; associated functions without one are not yet, nor methods under `#[async_trait]`.
+//!
+//! # Methods
+//!
+//! A method's cache is one for its type, shared by every instance, so the key is said with
+//! `convert`: a selection of arguments shares results across instances; an expression reading
+//! `self` keeps them apart, and its type is named with `key` (the cache is a `static` inside
+//! `Type::method_cache()`, whose type must be written out).
+//!
+//! ```
+//! use memoflight::cached;
+//!
+//! struct Db {
+//!     id: u64,
+//! }
+//!
+//! impl Db {
+//!     #[cached(convert = (self.id, user), key = (u64, u32))]
+//!     fn user_name(&self, user: u32) -> String {
+//!         format!("db{}:user{user}", self.id)
+//!     }
+//! }
+//!
+//! let db = Db { id: 1 };
+//! assert_eq!(db.user_name(7), "db1:user7");
+//! assert_eq!(db.user_name(7), "db1:user7"); // a hit
+//! assert_eq!(Db::user_name_cache().stats().executions, 1);
+//! ```
 
 #![warn(missing_docs)]
 

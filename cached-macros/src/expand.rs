@@ -40,7 +40,11 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
         .collect();
 
     let cache = CacheDecl::new(function, plan, &names);
-    let static_item = &cache.static_item;
+    // A method's cache cannot be an item of the `impl` block: it lives in its handle.
+    let static_item = match plan.method {
+        true => &TokenStream::new(),
+        false => &cache.static_item,
+    };
     let memoized = memoized_fn(function, plan, &names, &cache);
     let no_cache = no_cache_fn(function, &names);
     let handle = handle_fn(function, plan, &names, &cache);
@@ -225,7 +229,13 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         (Some(key_ty), _) => quote!(::core::marker::PhantomData::<#key_ty>),
         (None, _) => quote!(::memoflight::__private::key_hint(&__memo_key)),
     };
-    let reach = cache.reach(function, plan, names, hint);
+    let reach = match plan.method {
+        true => {
+            let handle = &names.handle;
+            quote!(Self::#handle())
+        }
+        false => cache.reach(function, plan, names, hint),
+    };
     // With the default store, a `thread_local!` of this function's own holds the thread's
     // snapshot and hit counter: one TLS access per hit (see `memoflight_core::local`).
     let lookup = match (&cache.store_ty, &plan.store, &cache.key_ty) {
@@ -245,6 +255,15 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     };
     let with_origin = &names.with_origin;
     let forwarded = function.args.iter().map(|arg| &arg.binding);
+    // A method calls its twins as `Self::twin(self, ..)`, whatever its receiver's form.
+    let (with_origin_path, no_cache_path, receiver) = match plan.method {
+        true => (
+            quote!(Self::#with_origin),
+            quote!(Self::#no_cache),
+            quote!(self,),
+        ),
+        false => (quote!(#with_origin), quote!(#no_cache), quote!()),
+    };
     let mut origin_sig = sig.clone();
     origin_sig.ident = with_origin.clone();
     origin_sig.output = syn::parse_quote!(-> (#ret, ::memoflight::Origin));
@@ -266,7 +285,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         #(#attrs)*
         #[inline]
         #vis #sig {
-            #with_origin(#(#forwarded),*) #dot_await .0
+            #with_origin_path(#receiver #(#forwarded),*) #dot_await .0
         }
 
         #[doc = #doc]
@@ -286,7 +305,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             }
             __memo_cache.#compute(
                 #owned,
-                move || #no_cache(#(#call_args),*),
+                move || #no_cache_path(#receiver #(#call_args),*),
                 (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
             ) #dot_await
         }
@@ -349,7 +368,18 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
         }
         (None, None, Key::Args(_)) => unreachable!("an argument key type is always spelled"),
     };
-    let reach = cache.reach(function, plan, names, hint);
+    let reach = match plan.method {
+        true => {
+            let static_item = &cache.static_item;
+            let cache_static = &names.cache_static;
+            quote! {
+                #[allow(non_upper_case_globals)]
+                #static_item
+                &*#cache_static
+            }
+        }
+        false => cache.reach(function, plan, names, hint),
+    };
     let returns = quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>);
     quote! {
         #[doc = #doc]

@@ -21,6 +21,9 @@ pub(crate) struct Plan {
     pub(crate) wait_timeout: Option<Expr>,
     /// `max_size`, `ttl`, `refresh_after`: when any is given, the store is a `Bounded` one.
     pub(crate) bounds: Option<Bounds>,
+    /// A method (it has a `self` receiver): its cache lives inside its handle function and is
+    /// reached through `Self::`.
+    pub(crate) method: bool,
 }
 
 /// The limits of the built-in bounded store.
@@ -108,11 +111,9 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
     if let Some(variadic) = &sig.variadic {
         errors.at(variadic, "`#[cached]` cannot memoize a variadic function");
     }
+    let method = sig.receiver().is_some();
     if let Some(receiver) = sig.receiver() {
-        errors.at(
-            receiver,
-            "`#[cached]` does not support methods yet; memoize a free function",
-        );
+        check_method(receiver, &args, &mut errors);
     }
     for param in &sig.generics.params {
         if !matches!(param, GenericParam::Lifetime(_)) {
@@ -175,6 +176,14 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
         )),
     };
 
+    if let (true, Key::Convert { ty: None, expr }) = (method, &key) {
+        errors.at(
+            expr,
+            "name the key type with `key = ..` (a method's cache must spell it), or select \
+             arguments: `convert = (a, b)`",
+        );
+    }
+
     match (errors.0, ret, value) {
         (Some(errors), _, _) => Err(errors),
         (None, Some(ret), Some(value)) => Ok(Plan {
@@ -185,8 +194,26 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
             store: args.store.map(|store| store.value),
             wait_timeout,
             bounds,
+            method,
         }),
         (None, _, _) => unreachable!("a missing return type is reported as an error"),
+    }
+}
+
+/// A method's cache is one for the whole type, shared by every instance, so its key must be
+/// said (`convert`), and spelled (`key`) unless it is a selection of arguments: the cache is a
+/// `static` inside the handle function, whose type must be written out.
+fn check_method(receiver: &syn::Receiver, args: &Args, errors: &mut Errors) {
+    if args.convert.is_none() {
+        errors.at(
+            receiver,
+            "a method's cache is shared by every instance of the type: say what the key is \
+             with `convert = ..`, e.g. `convert = (self.id, n)`, or `convert = n` to share \
+             results across instances",
+        );
+    }
+    if let Some(store) = &args.store {
+        errors.at(&store.name, "`store = ..` is not supported on methods yet");
     }
 }
 
