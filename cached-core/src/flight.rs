@@ -224,7 +224,16 @@ impl<V: Clone> Flight<V> {
             }
             let counted = CountedWaiter(self);
             settled.await;
-            drop(counted);
+            // Only `settle` notifies, after the state left `Running`: one lock reads the end.
+            let ended = match &*lock(&self.state) {
+                State::Finished(outcome) => Some(Waited::Finished(outcome.clone())),
+                State::Vacated => Some(Waited::Vacated),
+                State::Running { .. } => None,
+            };
+            if let Some(waited) = ended {
+                std::mem::forget(counted); // nothing to uncount once the flight has settled
+                return waited;
+            }
         }
     }
 }
