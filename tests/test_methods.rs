@@ -116,3 +116,76 @@ mod asynchronous {
         assert_eq!(Client::fetch_cache().stats().waits, 19);
     }
 }
+
+#[cfg(feature = "async")]
+mod async_trait_methods {
+    use super::*;
+
+    #[async_trait::async_trait]
+    trait Catalog {
+        async fn title(&self, id: u32) -> String;
+        async fn price(&self, id: u32) -> Result<u32, String>;
+    }
+
+    struct Shop {
+        lookups: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl Catalog for Shop {
+        /// The value is cached, not the boxed future `#[async_trait]` turns it into.
+        #[cached(convert = id)]
+        async fn title(&self, id: u32) -> String {
+            self.lookups.fetch_add(1, SeqCst);
+            tokio::task::yield_now().await;
+            format!("title {id}")
+        }
+
+        #[cached(convert = id)]
+        async fn price(&self, id: u32) -> Result<u32, String> {
+            self.lookups.fetch_add(1, SeqCst);
+            if id == 0 {
+                return Err("no such item".to_string());
+            }
+            Ok(id * 100)
+        }
+    }
+
+    #[test]
+    fn an_async_trait_method_caches_its_value_once_for_concurrent_tasks() {
+        let shop = Shop {
+            lookups: AtomicU64::new(0),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let titles = runtime.block_on(futures::future::join_all((0..20).map(|_| shop.title(7))));
+        assert!(titles.iter().all(|t| t == "title 7"));
+        assert_eq!(shop.lookups.load(SeqCst), 1);
+        // Through a trait object too; and the boxed future is `Send` (spawnable).
+        let shop: std::sync::Arc<dyn Catalog + Send + Sync> = std::sync::Arc::new(Shop {
+            lookups: AtomicU64::new(0),
+        });
+        let spawned = runtime.spawn({
+            let shop = shop.clone();
+            async move { shop.title(8).await }
+        });
+        assert_eq!(runtime.block_on(spawned).unwrap(), "title 8");
+        assert_eq!(runtime.block_on(shop.title(8)), "title 8");
+    }
+
+    #[test]
+    fn an_async_trait_method_keeps_the_result_rules() {
+        let shop = Shop {
+            lookups: AtomicU64::new(0),
+        };
+        futures::executor::block_on(async {
+            assert_eq!(shop.price(2).await, Ok(200));
+            assert_eq!(shop.price(2).await, Ok(200));
+            assert!(shop.price(0).await.is_err());
+            assert!(shop.price(0).await.is_err());
+        });
+        assert_eq!(shop.lookups.load(SeqCst), 3, "Ok cached once, Err retried");
+    }
+}

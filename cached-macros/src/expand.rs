@@ -40,6 +40,9 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
         .collect();
 
     let cache = CacheDecl::new(function, plan, &names);
+    if function.boxed_output.is_some() {
+        return boxed_method(function, plan, &names, &cache);
+    }
     // A method's cache cannot be an item of the `impl` block: it lives in its handle.
     let static_item = match plan.method {
         true => &TokenStream::new(),
@@ -207,24 +210,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     let no_cache = &names.no_cache;
     let call_args = function.args.iter().map(|arg| &arg.binding);
 
-    let (prelude, view, owned) = match &plan.key {
-        Key::Args(parts) if parts.len() <= MAX_BORROWED_PARTS => {
-            (quote!(), borrowed_view(parts), owned_key(parts))
-        }
-        Key::Args(parts) => {
-            let owned = owned_key(parts);
-            (
-                quote!(let __memo_key = #owned;),
-                quote!(&__memo_key),
-                quote!(__memo_key),
-            )
-        }
-        Key::Convert { expr, .. } => (
-            quote_spanned!(expr.span()=> let __memo_key = #expr;),
-            quote!(&__memo_key),
-            quote!(__memo_key),
-        ),
-    };
+    let (prelude, view, owned) = key_code(plan);
     let hint = match (&cache.key_ty, &plan.key) {
         (Some(key_ty), _) => quote!(::core::marker::PhantomData::<#key_ty>),
         (None, _) => quote!(::memoflight::__private::key_hint(&__memo_key)),
@@ -308,6 +294,69 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
                 move || #no_cache_path(#receiver #(#call_args),*),
                 (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
             ) #dot_await
+        }
+    }
+}
+
+/// How the key is made: statements to run first, the borrowed view a lookup uses, and the
+/// owned key a miss stores.
+fn key_code(plan: &Plan) -> (TokenStream, TokenStream, TokenStream) {
+    match &plan.key {
+        Key::Args(parts) if parts.len() <= MAX_BORROWED_PARTS => {
+            (quote!(), borrowed_view(parts), owned_key(parts))
+        }
+        Key::Args(parts) => {
+            let owned = owned_key(parts);
+            (
+                quote!(let __memo_key = #owned;),
+                quote!(&__memo_key),
+                quote!(__memo_key),
+            )
+        }
+        Key::Convert { expr, .. } => (
+            quote_spanned!(expr.span()=> let __memo_key = #expr;),
+            quote!(&__memo_key),
+            quote!(__memo_key),
+        ),
+    }
+}
+
+/// A method rewritten by `#[async_trait]` (a plain `fn` returning its body's future, boxed).
+/// It sits in a trait impl, which takes no other items, so everything lives in its body: the
+/// cache is a `static` there (no handle, no twins), and the boxed future it returns looks the
+/// key up and otherwise awaits the original boxed future under single-flight.
+fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -> TokenStream {
+    let attrs = &function.attrs;
+    let vis = &function.vis;
+    let sig = &function.sig;
+    let body = &function.body;
+    let ret = &plan.ret;
+    let mode = mode_path(plan.mode);
+    let static_item = &cache.static_item;
+    let cache_static = &names.cache_static;
+    let (prelude, view, owned) = key_code(plan);
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            ::std::boxed::Box::pin(async move {
+                #[allow(unused_imports)]
+                use ::memoflight::__private::{KeepFailure as _, ShareFailure as _};
+                #[allow(non_upper_case_globals, clippy::type_complexity)]
+                #static_item
+                let __memo_cache = &*#cache_static;
+                #prelude
+                if let ::core::option::Option::Some(__memo_value) = __memo_cache.__lookup(#view) {
+                    return <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value);
+                }
+                __memo_cache
+                    .__compute_async::<#ret, #mode, _>(
+                        #owned,
+                        move || #body,
+                        (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
+                    )
+                    .await
+                    .0
+            })
         }
     }
 }

@@ -12,8 +12,12 @@ pub(crate) struct MemoFn {
     pub(crate) vis: Visibility,
     pub(crate) sig: Signature,
     pub(crate) body: TokenStream,
-    /// The typed arguments (a `self` receiver is rejected by validation and not listed).
+    /// The typed arguments (a `self` receiver is not listed).
     pub(crate) args: Vec<Arg>,
+    /// `T` when the function is a method rewritten by `#[async_trait]`: a plain `fn` returning
+    /// `Pin<Box<dyn Future<Output = T> + Send + 'async_trait>>`, whose value (not the boxed
+    /// future) is what gets cached.
+    pub(crate) boxed_output: Option<Type>,
 }
 
 /// One typed argument.
@@ -46,7 +50,12 @@ impl Parse for MemoFn {
             })
             .collect();
         let block = &function.block;
+        let boxed_output = match (&function.sig.asyncness, &function.sig.output) {
+            (None, syn::ReturnType::Type(_, ty)) => boxed_future_output(ty),
+            _ => None,
+        };
         Ok(MemoFn {
+            boxed_output,
             attrs: function.attrs,
             vis: function.vis,
             sig: function.sig.clone(),
@@ -54,4 +63,45 @@ impl Parse for MemoFn {
             args,
         })
     }
+}
+
+/// `Pin<Box<dyn Future<Output = T> + ..>>` → `T`: the shape `#[async_trait]` gives an
+/// `async fn` (as tracing's `#[instrument]` detects it), matched on the last path segments.
+fn boxed_future_output(ty: &Type) -> Option<Type> {
+    let inner = |ty: &Type, name: &str| -> Option<Type> {
+        let Type::Path(path) = ty else { return None };
+        let last = path.path.segments.last()?;
+        if last.ident != name {
+            return None;
+        }
+        match &last.arguments {
+            syn::PathArguments::AngleBracketed(args) => match args.args.first()? {
+                syn::GenericArgument::Type(ty) => Some(ty.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+    let boxed = inner(&inner(ty, "Pin")?, "Box")?;
+    let Type::TraitObject(object) = boxed else {
+        return None;
+    };
+    object.bounds.iter().find_map(|bound| {
+        let syn::TypeParamBound::Trait(bound) = bound else {
+            return None;
+        };
+        let last = bound.path.segments.last()?;
+        if last.ident != "Future" {
+            return None;
+        }
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            syn::GenericArgument::AssocType(output) if output.ident == "Output" => {
+                Some(output.ty.clone())
+            }
+            _ => None,
+        })
+    })
 }

@@ -125,6 +125,8 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
     }
 
     let ret = match &sig.output {
+        // `#[async_trait]`'s boxed future: the value it yields is what is cached.
+        ReturnType::Type(..) if function.boxed_output.is_some() => function.boxed_output.clone(),
         ReturnType::Type(_, ty) if !is_unit(ty) => Some((**ty).clone()),
         ReturnType::Type(_, ty) => {
             errors.at(ty, "a memoized function must return a value to cache");
@@ -176,7 +178,15 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
         )),
     };
 
-    if let (true, Key::Convert { ty: None, expr }) = (method, &key) {
+    // `#[async_trait]` methods keep their cache inside their body: typed, like a method's.
+    let boxed = function.boxed_output.is_some();
+    if let (Some(store), true, false) = (&args.store, boxed, method) {
+        errors.at(
+            &store.name,
+            "`store = ..` is not supported on `#[async_trait]` methods yet",
+        );
+    }
+    if let (true, Key::Convert { ty: None, expr }) = (method || boxed, &key) {
         errors.at(
             expr,
             "name the key type with `key = ..` (a method's cache must spell it), or select \
@@ -217,8 +227,8 @@ fn check_method(receiver: &syn::Receiver, args: &Args, errors: &mut Errors) {
     }
 }
 
-/// `max_size`, `ttl` and `refresh_after` configure the built-in store, so they exclude `store = ..`; a literal
-/// `max_size` must leave room for one entry.
+/// `max_size`, `ttl` and `refresh_after` configure the built-in store, so they exclude
+/// `store = ..`; a literal `max_size` must leave room for one entry.
 fn bounds(args: &Args, errors: &mut Errors) -> Option<Bounds> {
     if args.store.is_some() {
         let options = [&args.max_size, &args.ttl, &args.refresh_after];
