@@ -194,7 +194,7 @@
 //! the key on a miss); values are `Clone + Send + Sync + 'static` and are cloned on every hit,
 //! so wrap large values in an `Arc`. A memoized function cannot be generic or `const`, and must
 //! return a value. In an `impl` block, methods (with a `self` receiver) are supported as shown
-//! below; associated functions without one are not yet, nor methods under `#[async_trait]`.
+//! below; associated functions without one are not yet.
 //!
 //! # Methods
 //!
@@ -222,6 +222,11 @@
 //! assert_eq!(db.user_name(7), "db1:user7"); // a hit
 //! assert_eq!(Db::user_name_cache().stats().executions, 1);
 //! ```
+//!
+//! Async methods work the same way, and so do methods of a trait impl under `#[async_trait]`
+//! (put `#[cached]` on the method): the value is cached, not the boxed future `#[async_trait]`
+//! makes of it. A trait impl cannot hold other items, so such a method's cache has no handle
+//! (`_cache()`, `_with_origin`, `_no_cache` are not generated).
 
 #![warn(missing_docs)]
 
