@@ -50,6 +50,30 @@ fn explodes(key: u32) -> u32 {
     panic!("boom {key}")
 }
 
+#[cached(max_size = 1)]
+fn single_slot(key: u32) -> u32 {
+    key
+}
+
+/// Polled once, then dropped mid-computation: a cancelled leader.
+#[cfg(feature = "async")]
+#[cached]
+async fn abandoned(key: u32) -> u32 {
+    std::future::pending::<()>().await;
+    key
+}
+
+#[cfg(feature = "async")]
+fn cancel_a_leader() {
+    let mut leader = Box::pin(abandoned(5));
+    futures::executor::block_on(std::future::poll_fn(|cx| {
+        assert!(std::future::Future::poll(leader.as_mut(), cx).is_pending());
+        std::task::Poll::Ready(())
+    }));
+    drop(leader);
+    assert_eq!(abandoned_cache().stats().cancellations, 1);
+}
+
 #[test]
 fn events_name_the_function_and_key() {
     tracing_subscriber::fmt()
@@ -64,6 +88,10 @@ fn events_name_the_function_and_key() {
     traced(7); // a hit: no event
     traced_cache().invalidate(&7);
     assert!(std::panic::catch_unwind(|| explodes(1)).is_err());
+    single_slot(1);
+    single_slot(2); // evicts 1
+    #[cfg(feature = "async")]
+    cancel_a_leader();
 
     let tagged = ["function=\"traced\"", "key=7"];
     assert_eq!(lines_with(&[&tagged[..], &["miss"]].concat()), 2);
@@ -82,6 +110,15 @@ fn events_name_the_function_and_key() {
     assert_eq!(lines_with(&["function=\"traced\"", "invalidated"]), 1);
     assert_eq!(
         lines_with(&["WARN", "function=\"explodes\"", "key=1", "panicked"]),
+        1
+    );
+    assert_eq!(
+        lines_with(&["function=\"single_slot\"", "key=2", "evicted=1"]),
+        1
+    );
+    #[cfg(feature = "async")]
+    assert_eq!(
+        lines_with(&["WARN", "function=\"abandoned\"", "key=5", "was cancelled"]),
         1
     );
 }

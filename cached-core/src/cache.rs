@@ -421,7 +421,9 @@ impl<S: Store> Cache<S> {
     {
         match M::split(result) {
             Ok(value) => {
+                let before = trace::evictions_before(|| self.store.evictions());
                 leader.finish(Some(&self.store), Outcome::Value(value.clone()));
+                trace::evicted(subject, before, || self.store.evictions());
                 M::rebuild(value)
             }
             Err(result) => {

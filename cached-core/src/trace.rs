@@ -7,8 +7,9 @@
 //! | miss | debug |
 //! | computation start, end (with `elapsed_us`) | debug |
 //! | coalesced wait end (with `waited_us`) | debug |
-//! | leader panicked or failed unshareably, waiters take over | warn |
+//! | leader panicked, was cancelled or failed unshareably, waiters take over | warn |
 //! | invalidation, clear | debug |
+//! | a store that evicted or expired entries to take a computed value (with `evicted`) | debug |
 //!
 //! Without the feature, the types here are empty and every function is an empty inline one.
 
@@ -91,6 +92,26 @@ mod enabled {
     pub(crate) fn cleared(function: &str) {
         tracing::debug!(target: TARGET, function, "cleared");
     }
+
+    /// The store's eviction count before a value is stored, for [`evicted`].
+    pub(crate) fn evictions_before(count: impl FnOnce() -> u64) -> u64 {
+        count()
+    }
+
+    /// Reports the entries the store evicted (or reclaimed as expired) while taking the
+    /// subject's value.
+    pub(crate) fn evicted(s: &Subject, before: u64, count: impl FnOnce() -> u64) {
+        let evicted = count().saturating_sub(before);
+        if evicted > 0 {
+            tracing::debug!(
+                target: TARGET,
+                function = s.function,
+                key = %s.key(),
+                evicted,
+                "stored; the store evicted entries"
+            );
+        }
+    }
 }
 
 #[cfg(not(feature = "tracing"))]
@@ -129,6 +150,12 @@ mod enabled {
     pub(crate) fn invalidated(_: &str) {}
     #[inline(always)]
     pub(crate) fn cleared(_: &str) {}
+    #[inline(always)]
+    pub(crate) fn evictions_before(_: impl FnOnce() -> u64) -> u64 {
+        0
+    }
+    #[inline(always)]
+    pub(crate) fn evicted(_: &Subject, _: u64, _: impl FnOnce() -> u64) {}
 }
 
 pub(crate) use enabled::*;
