@@ -337,17 +337,7 @@ impl<S: Store> Cache<S> {
         let mut counted = false;
         loop {
             let role = self.flights.join_or_lead(key, &self.store);
-            // A value found on the second look (stored by a leader that finished between the
-            // fast path and here) is a hit; anything else is one miss, however many rounds.
-            match (&role, counted) {
-                (Role::Found(_), false) => self.counters.hit(),
-                (_, false) => {
-                    self.counters.miss();
-                    trace::miss(&subject);
-                }
-                (_, true) => {}
-            }
-            counted = true;
+            self.count(&role, &mut counted, &subject);
             match role {
                 Role::Found(value) => return (M::rebuild(value), Origin::Hit),
                 Role::Lead(leader) => {
@@ -360,29 +350,63 @@ impl<S: Store> Cache<S> {
                     let clock = trace::Clock::start();
                     let waited = flight.wait(computation, self.wait_timeout);
                     trace::waited(&subject, &clock);
-                    match waited {
-                        Waited::Finished(Outcome::Value(value)) => {
-                            return (M::rebuild(value), Origin::Waited);
-                        }
-                        Waited::Finished(Outcome::Failure(failure)) => {
-                            let shared = sharing.as_ref().and_then(|s| (s.unshare)(&failure));
-                            if let Some(result) = shared {
-                                return (result, Origin::Waited);
-                            }
-                        }
-                        Waited::Vacated => {}
-                        Waited::OwnThreadLeads => self.same_key_recursion(&returned),
-                        Waited::Deadlock(cycle) => deadlock(&cycle),
-                        Waited::TimedOut => {
-                            self.counters.timeout();
-                            return (
-                                self.compute_alone::<R, M>(&flight, returned, compute),
-                                Origin::Computed,
-                            );
+                    match self.after_wait::<R, M>(waited, &sharing, returned) {
+                        AfterWait::Done(result) => return (result, Origin::Waited),
+                        AfterWait::Retry(returned) => key = returned,
+                        AfterWait::Alone(returned) => {
+                            let result = self.compute_alone::<R, M>(&flight, returned, compute);
+                            return (result, Origin::Computed);
                         }
                     }
-                    key = returned;
                 }
+            }
+        }
+    }
+
+    /// Counts a caller's first role as a hit (a value found on the second look, stored by a
+    /// leader that finished between the fast path and here) or a miss: one per call, however
+    /// many rounds it takes.
+    pub(crate) fn count(
+        &self,
+        role: &Role<'_, S::Key, S::Value>,
+        counted: &mut bool,
+        subject: &trace::Subject,
+    ) {
+        match (role, *counted) {
+            (Role::Found(_), false) => self.counters.hit(),
+            (_, false) => {
+                self.counters.miss();
+                trace::miss(subject);
+            }
+            (_, true) => {}
+        }
+        *counted = true;
+    }
+
+    /// What a caller does once its wait on another caller's flight ended, sync or async.
+    pub(crate) fn after_wait<R, M>(
+        &self,
+        waited: Waited<S::Value>,
+        sharing: &Option<Sharing<R>>,
+        key: S::Key,
+    ) -> AfterWait<R, S::Key>
+    where
+        M: Mode<R, Value = S::Value>,
+    {
+        match waited {
+            Waited::Finished(Outcome::Value(value)) => AfterWait::Done(M::rebuild(value)),
+            Waited::Finished(Outcome::Failure(failure)) => {
+                match sharing.as_ref().and_then(|s| (s.unshare)(&failure)) {
+                    Some(result) => AfterWait::Done(result),
+                    None => AfterWait::Retry(key),
+                }
+            }
+            Waited::Vacated => AfterWait::Retry(key),
+            Waited::OwnThreadLeads => self.same_key_recursion(&key),
+            Waited::Deadlock(cycle) => deadlock(&cycle),
+            Waited::TimedOut => {
+                self.counters.timeout();
+                AfterWait::Alone(key)
             }
         }
     }
@@ -507,11 +531,21 @@ impl<S: Store> Cache<S> {
 
 #[cold]
 #[inline(never)]
-pub(crate) fn deadlock(cycle: &str) -> ! {
+fn deadlock(cycle: &str) -> ! {
     panic!(
         "memoflight: waiting would deadlock: {cycle}; memoized functions that call each \
          other must not do so on the same keys"
     )
+}
+
+/// What a caller does after waiting on another caller's flight.
+pub(crate) enum AfterWait<R, K> {
+    /// Return this result: the flight's value, or its shared failure.
+    Done(R),
+    /// Go around again with the key: the flight was vacated, or its failure cannot be shared.
+    Retry(K),
+    /// The wait timed out: compute alone, outside single-flight.
+    Alone(K),
 }
 
 /// Counts a panic of the computation it guards when dropped by unwinding; forgotten otherwise.

@@ -21,8 +21,8 @@
 //! executor. Only `wait_timeout` needs a timer, and is honoured for async callers with the
 //! `tokio` feature.
 
-use crate::cache::{deadlock, Cache, Origin};
-use crate::flight::{Flight, Leader, Outcome, Role, Waited};
+use crate::cache::{AfterWait, Cache, Origin};
+use crate::flight::{Flight, Leader, Role, Waited};
 use crate::output::{CacheAll, Mode, Sharing};
 use crate::stats::Counters;
 use crate::store::Store;
@@ -141,15 +141,7 @@ impl<S: Store> Cache<S> {
         let mut counted = false;
         loop {
             let role = self.flights.join_or_lead_async(key, &self.store);
-            match (&role, counted) {
-                (Role::Found(_), false) => self.counters.hit(),
-                (_, false) => {
-                    self.counters.miss();
-                    trace::miss(&subject);
-                }
-                (_, true) => {}
-            }
-            counted = true;
+            self.count(&role, &mut counted, &subject);
             match role {
                 Role::Found(value) => return (M::rebuild(value), Origin::Hit),
                 Role::Lead(leader) => {
@@ -163,22 +155,10 @@ impl<S: Store> Cache<S> {
                     let clock = trace::Clock::start();
                     let waited = self.wait_async(&flight).await;
                     trace::waited(&subject, &clock);
-                    match waited {
-                        Waited::Finished(Outcome::Value(value)) => {
-                            return (M::rebuild(value), Origin::Waited);
-                        }
-                        Waited::Finished(Outcome::Failure(failure)) => {
-                            let shared = sharing.as_ref().and_then(|s| (s.unshare)(&failure));
-                            if let Some(result) = shared {
-                                return (result, Origin::Waited);
-                            }
-                        }
-                        Waited::Vacated => {}
-                        Waited::OwnThreadLeads => self.same_key_recursion(&returned),
-                        Waited::Deadlock(cycle) => deadlock(&cycle),
-                        Waited::TimedOut => {
-                            // Gave up waiting: computes alone, outside single-flight.
-                            self.counters.timeout();
+                    match self.after_wait::<R, M>(waited, &sharing, returned) {
+                        AfterWait::Done(result) => return (result, Origin::Waited),
+                        AfterWait::Retry(returned) => key = returned,
+                        AfterWait::Alone(returned) => {
                             self.counters.execution();
                             let abandoned = CountAbandoned(&self.counters, &subject);
                             let result = compute().await;
@@ -187,7 +167,6 @@ impl<S: Store> Cache<S> {
                             return (result, Origin::Computed);
                         }
                     }
-                    key = returned;
                 }
             }
         }
