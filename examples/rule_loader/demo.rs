@@ -212,6 +212,27 @@ pub struct Report {
 }
 
 impl Report {
+    /// A memoflight run's report: the cache's counters as differences between `before` and
+    /// `after`, so that runs in one process are independent.
+    fn counted(
+        before: memoflight::Stats,
+        after: memoflight::Stats,
+        records: Vec<ThreadRecord>,
+        probe: &Probe,
+        cached: Option<Arc<RuleSet>>,
+    ) -> Report {
+        Report {
+            executions: after.executions - before.executions,
+            file_reads: probe.file_reads.load(Ordering::SeqCst),
+            waits: after.waits - before.waits,
+            hits: after.hits - before.hits,
+            misses: after.misses - before.misses,
+            records,
+            log: lock(&probe.log).clone(),
+            cached,
+        }
+    }
+
     /// Time spent inside the function's body, summed over every thread that ran it.
     pub fn work_time(&self) -> Duration {
         self.records
@@ -267,18 +288,7 @@ fn memoflight_run(dir: &Path, threads: usize, hold: bool) -> Report {
     let hold = hold.then(|| before.waits + threads.saturating_sub(1) as u64);
     let key = dir.to_path_buf();
     let (records, probe) = run_threads(threads, hold, move || load_all_rules(&key));
-    let after = cache.stats();
-    let log = lock(&probe.log).clone();
-    Report {
-        executions: after.executions - before.executions,
-        file_reads: probe.file_reads.load(Ordering::SeqCst),
-        waits: after.waits - before.waits,
-        hits: after.hits - before.hits,
-        misses: after.misses - before.misses,
-        records,
-        log,
-        cached: cache.get(dir),
-    }
+    Report::counted(before, cache.stats(), records, &probe, cache.get(dir))
 }
 
 /// Runs `threads` concurrent calls of the same load through a fresh [`NaiveCache`], whose
@@ -508,18 +518,7 @@ pub mod tasks {
             .build()
             .expect("cannot start a tokio runtime");
         let records = runtime.block_on(run_tasks(dir, tasks, &probe));
-        let after = cache.stats();
-        let log = lock(&probe.log).clone();
-        Report {
-            executions: after.executions - before.executions,
-            file_reads: probe.file_reads.load(Ordering::SeqCst),
-            waits: after.waits - before.waits,
-            hits: after.hits - before.hits,
-            misses: after.misses - before.misses,
-            records,
-            log,
-            cached: cache.get(dir),
-        }
+        Report::counted(before, cache.stats(), records, &probe, cache.get(dir))
     }
 
     async fn run_tasks(dir: &Path, tasks: usize, probe: &Arc<Probe>) -> Vec<ThreadRecord> {
