@@ -15,12 +15,17 @@
 //! admission and eviction have run before the next lookup, as they would with an idle
 //! housekeeper), and quick_cache `sync::Cache`.
 //!
-//! `cargo bench --bench hit_ratio`; the table and its reading are in `benches/README.md`.
+//! `cargo bench --bench hit_ratio`; the table and its reading are in `benches/README.md`. The
+//! same numbers go to `target/bench-data/hit_ratio.csv` for `charts.rs`.
 
+mod common;
+
+use common::{data_dir, measuring};
 use memoflight::{Bounded, Store};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Zipf};
+use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::time::Instant;
 
@@ -44,11 +49,11 @@ fn hasher() -> foldhash::fast::FixedState {
     foldhash::fast::FixedState::with_seed(SEED)
 }
 
-fn zipf_trace() -> Vec<u64> {
+fn zipf_trace(requests: usize) -> Vec<u64> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(SEED);
     let zipf = Zipf::new(KEYS as f64, ZIPF_S).expect("valid Zipf parameters");
     // A sample is an integral f64 in 1..=KEYS, exact in a u64.
-    (0..REQUESTS)
+    (0..requests)
         .map(|_| zipf.sample(&mut rng) as u64)
         .collect()
 }
@@ -161,12 +166,20 @@ fn percent(ratio: f64) -> String {
 
 fn main() {
     let start = Instant::now();
-    let zipf = zipf_trace();
+    // `cargo test` runs this unoptimized: a short trace and one capacity, to check that every
+    // cache runs, and no CSV (it would replace a measured one).
+    let (requests, capacities) = if measuring() {
+        (REQUESTS, &CAPACITIES[..])
+    } else {
+        (SCAN_EVERY, &CAPACITIES[..1])
+    };
+    let zipf = zipf_trace(requests);
     let scan = scan_trace(&zipf);
     let traces = [("zipf", &zipf), ("zipf+scan", &scan)];
 
     let mut header = String::from("| trace | capacity |");
     let mut rule = String::from("|---|---|");
+    let mut csv = String::from("trace,capacity,cache,hit_ratio\n");
     for (name, _) in CACHES {
         header += &format!(" {name} |");
         rule += "---|";
@@ -176,16 +189,26 @@ fn main() {
     println!("hit ratio, % of requests (higher is better)\n");
     println!("{header}\n{rule}");
     for (trace_name, trace) in traces {
-        for capacity in CAPACITIES {
+        for &capacity in capacities {
             let ratios: Vec<f64> = CACHES.iter().map(|(_, run)| run(trace, capacity)).collect();
             let mut row = format!("| {trace_name} | {capacity} |");
-            for &ratio in &ratios {
+            for (&ratio, (cache, _)) in ratios.iter().zip(CACHES) {
                 row += &format!(" {} |", percent(ratio));
+                // Cache names carry backticks for the markdown; the CSV has none.
+                let cache = cache.replace('`', "");
+                writeln!(csv, "{trace_name},{capacity},{cache},{ratio:.6}").unwrap();
             }
             let delta = 100.0 * (ratios[1] - ratios[2]);
             row += &format!(" {delta:+.2} pp |");
             println!("{row}");
         }
+    }
+    if measuring() {
+        let dir = data_dir();
+        std::fs::create_dir_all(&dir).expect("create target/bench-data");
+        let path = dir.join("hit_ratio.csv");
+        std::fs::write(&path, csv).expect("write hit_ratio.csv");
+        eprintln!("hit_ratio: wrote {}", path.display());
     }
     eprintln!("\nhit_ratio: {:.1} s", start.elapsed().as_secs_f64());
 }

@@ -15,8 +15,6 @@
 //!
 //! `cargo bench --bench peers_async --features async`; results are in `benches/README.md`.
 
-// `on_threads` serves the multi-thread sync benches; tasks here run on tokio instead.
-#[allow(dead_code)]
 mod common;
 
 use common::{order, HOT_KEYS};

@@ -1,5 +1,10 @@
-//! What the hit-path benches share: the hot-key workload and the multi-thread runner.
+//! What the benches share: the hot-key workload, the multi-thread runner, and where the benches
+//! leave machine-readable results for `charts.rs`.
 
+// Each bench includes this module and uses only some of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -9,6 +14,16 @@ pub const HOT_KEYS: u64 = 1024;
 /// The hot keys in a fixed shuffled order (a multiplicative permutation of 0..1024).
 pub fn order() -> Vec<u64> {
     (0..HOT_KEYS).map(|i| (i * 389 + 7) % HOT_KEYS).collect()
+}
+
+/// Key `k` as a string: `key-000123` (10 bytes), as in the `String` workloads.
+pub fn string_key(k: u64) -> String {
+    format!("key-{k:06}")
+}
+
+/// The hot keys of [`order`] as strings, in the same order.
+pub fn string_order() -> Vec<String> {
+    order().into_iter().map(string_key).collect()
 }
 
 /// Runs `per_thread` on `threads` threads released together; returns the wall time of the
@@ -28,4 +43,22 @@ pub fn on_threads(threads: usize, iters: u64, per_thread: impl Fn(u64) + Sync) -
         barrier.wait();
         start.elapsed()
     })
+}
+
+/// Whether this is a measuring run: `cargo bench` passes `--bench`, `cargo test` does not (and
+/// criterion then runs each benchmark once, as a test).
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `target/` of the workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// `target/bench-data/`: the results that `charts.rs` reads besides criterion's own files.
+pub fn data_dir() -> PathBuf {
+    target_dir().join("bench-data")
 }
