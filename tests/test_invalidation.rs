@@ -31,7 +31,13 @@ fn race(
                 let mut i = 0;
                 while !done.load(SeqCst) {
                     let seen = floor.load(SeqCst);
-                    stale += u64::from(read(reader, i) < seen);
+                    let got = read(reader, i);
+                    if got < seen {
+                        // Shown with the failure: what a stale read looked like.
+                        let now = floor.load(SeqCst);
+                        eprintln!("stale: reader {reader} read {i}: floor {seen} before, {now} after, got {got}");
+                        stale += 1;
+                    }
                     reads.fetch_add(1, SeqCst);
                     std::thread::yield_now();
                     i += 1;
