@@ -3,7 +3,8 @@
 //! with `TRYBUILD=overwrite cargo test --test ui` and read the diff.
 //!
 //! Cases that depend on a feature run in the build that has (or lacks) it: the README's test
-//! command runs this file with all features and again with none.
+//! command runs this file with all features and again with none; a plain
+//! `cargo test --workspace` runs it with `async` but not `tokio`.
 
 #[test]
 fn ui() {
@@ -12,6 +13,10 @@ fn ui() {
     cases.compile_fail("tests/ui/fail/*.rs");
     #[cfg(feature = "async")]
     cases.pass("tests/ui/pass-async/*.rs");
+    #[cfg(feature = "tokio")]
+    cases.pass("tests/ui/pass-tokio/*.rs");
     #[cfg(not(feature = "async"))]
     cases.compile_fail("tests/ui/fail-without-async/*.rs");
+    #[cfg(all(feature = "async", not(feature = "tokio")))]
+    cases.compile_fail("tests/ui/fail-async-without-tokio/*.rs");
 }

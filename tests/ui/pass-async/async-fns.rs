@@ -1,5 +1,4 @@
 use memoflight::cached;
-use std::time::Duration;
 
 #[cached]
 async fn plain(n: u32) -> u32 {
@@ -16,7 +15,7 @@ async fn fallible(n: u32) -> Result<u32, String> {
     Ok(n)
 }
 
-#[cached(convert = id, wait_timeout = Duration::from_secs(1))]
+#[cached(convert = id)]
 async fn with_handle(_db: &str, id: u64) -> Option<u64> {
     Some(id)
 }
