@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn work(n: u64) -> u64 {
     n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -193,10 +193,7 @@ fn misses(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500));
+    config = common::peer_config();
     targets = hits, misses
 }
 criterion_main!(benches);

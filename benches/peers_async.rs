@@ -290,10 +290,7 @@ fn stampede() {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500));
+    config = common::peer_config();
     targets = hits
 }
 

@@ -24,7 +24,6 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 /// The memoized work: FNV-1a of the key (any value will do; every timed call is a hit).
 fn work(s: &str) -> u64 {
@@ -132,10 +131,7 @@ fn hits(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .measurement_time(Duration::from_secs(2))
-        .warm_up_time(Duration::from_millis(500));
+    config = common::peer_config();
     targets = hits
 }
 criterion_main!(benches);

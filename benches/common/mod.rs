@@ -62,3 +62,12 @@ pub fn target_dir() -> PathBuf {
 pub fn data_dir() -> PathBuf {
     target_dir().join("bench-data")
 }
+
+/// The criterion settings every peer comparison uses: short enough for `regenerate.sh` to stay
+/// within its time budget with six or more peers per group.
+pub fn peer_config() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+}
