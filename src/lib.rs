@@ -55,6 +55,7 @@
 //! | `ttl = "90s"` | an entry is never returned once this old ([`Bounded`] store; a `Duration` expression works too; checked at compile time) |
 //! | `refresh_after = "60s"` | once an entry is this old, one caller recomputes it while the others still get it at once ([`Bounded::refresh_after`]) |
 //! | `store = expr` | keep values in this [`Store`] instead of an [`Unbounded`] one |
+//! | `async_store = expr` | keep an `async fn`'s values in this `AsyncStore` (storage behind I/O; feature `async`): see below |
 //! | `cache_err = true` | cache `Err` results too |
 //! | `cache_none = true` | cache `None` results too |
 //! | `wait_timeout = "2s"` | a caller that has waited this long for another's computation of its key computes on its own (a `Duration` expression works too; see [`Cache::with_wait_timeout`]) |
@@ -188,6 +189,64 @@
 //! `wait_timeout` on an `async fn` needs the `tokio` feature (a timer); waiting itself needs
 //! no particular runtime.
 //!
+//! **Stores behind I/O.** `#[cached(async_store = expr)]` keeps an `async fn`'s values in an
+//! `AsyncStore`, whose operations are async and may fail (a remote cache, a database); the
+//! handle is then an `AsyncCache`, whose `invalidate`, `clear`, `len` and `stats` are async.
+//! Single-flight holds among the tasks of the process. A failing store degrades to computing
+//! without it (counted in [`Stats::store_errors`]); an invalidation waits for a value being
+//! written before it removes it, so a stale write cannot land after it.
+//!
+//! ```
+//! # #[cfg(feature = "async")] {
+//! use memoflight::{cached, AsyncStore};
+//! use std::collections::HashMap;
+//! use std::sync::{LazyLock, Mutex};
+//!
+//! /// Stands for a remote cache: a map behind async operations.
+//! #[derive(Default)]
+//! struct Remote(Mutex<HashMap<u64, String>>);
+//!
+//! impl AsyncStore for Remote {
+//!     type Key = u64;
+//!     type Value = String;
+//!     type Error = std::io::Error;
+//!
+//!     async fn get(&self, key: &u64) -> std::io::Result<Option<String>> {
+//!         Ok(self.0.lock().unwrap().get(key).cloned())
+//!     }
+//!     async fn insert(&self, key: u64, value: String) -> std::io::Result<()> {
+//!         self.0.lock().unwrap().insert(key, value);
+//!         Ok(())
+//!     }
+//!     async fn remove(&self, key: &u64) -> std::io::Result<()> {
+//!         self.0.lock().unwrap().remove(key);
+//!         Ok(())
+//!     }
+//!     async fn clear(&self) -> std::io::Result<()> {
+//!         self.0.lock().unwrap().clear();
+//!         Ok(())
+//!     }
+//!     async fn len(&self) -> std::io::Result<usize> {
+//!         Ok(self.0.lock().unwrap().len())
+//!     }
+//! }
+//!
+//! static REMOTE: LazyLock<Remote> = LazyLock::new(Remote::default);
+//!
+//! #[cached(async_store = &*REMOTE)]
+//! async fn profile(user: u64) -> String {
+//!     format!("user {user}")
+//! }
+//!
+//! futures::executor::block_on(async {
+//!     assert_eq!(profile(7).await, "user 7");
+//!     assert_eq!(REMOTE.get(&7).await.unwrap().as_deref(), Some("user 7"));
+//!     profile_cache().invalidate(&7).await.unwrap();
+//!     assert_eq!(profile_cache().stats().await.unwrap().entries, 0);
+//! });
+//! # }
+//! ```
+//!
 //! # Requirements
 //!
 //! Keys are `Hash + Eq + Send + Sync + 'static` (and `Clone`, as arguments are cloned into
@@ -230,6 +289,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "async")]
+pub use memoflight_core::{AsyncCache, AsyncStore};
 pub use memoflight_core::{
     Borrowed, Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded,
 };

@@ -74,6 +74,39 @@ fn cancel_a_leader() {
     assert_eq!(abandoned_cache().stats().cancellations, 1);
 }
 
+/// An async store that is down: every operation fails.
+#[cfg(feature = "async")]
+struct Down;
+
+#[cfg(feature = "async")]
+impl memoflight::AsyncStore for Down {
+    type Key = u32;
+    type Value = u32;
+    type Error = std::io::Error;
+
+    async fn get(&self, _: &u32) -> std::io::Result<Option<u32>> {
+        Err(std::io::Error::other("connection refused"))
+    }
+    async fn insert(&self, _: u32, _: u32) -> std::io::Result<()> {
+        Err(std::io::Error::other("connection refused"))
+    }
+    async fn remove(&self, _: &u32) -> std::io::Result<()> {
+        Err(std::io::Error::other("connection refused"))
+    }
+    async fn clear(&self) -> std::io::Result<()> {
+        Err(std::io::Error::other("connection refused"))
+    }
+    async fn len(&self) -> std::io::Result<usize> {
+        Err(std::io::Error::other("connection refused"))
+    }
+}
+
+#[cfg(feature = "async")]
+#[cached(async_store = Down)]
+async fn behind_a_broken_store(key: u32) -> u32 {
+    key
+}
+
 #[test]
 fn events_name_the_function_and_key() {
     tracing_subscriber::fmt()
@@ -92,6 +125,8 @@ fn events_name_the_function_and_key() {
     single_slot(2); // evicts 1
     #[cfg(feature = "async")]
     cancel_a_leader();
+    #[cfg(feature = "async")]
+    assert_eq!(futures::executor::block_on(behind_a_broken_store(3)), 3);
 
     let tagged = ["function=\"traced\"", "key=7"];
     assert_eq!(lines_with(&[&tagged[..], &["miss"]].concat()), 2);
@@ -121,4 +156,21 @@ fn events_name_the_function_and_key() {
         lines_with(&["WARN", "function=\"abandoned\"", "key=5", "was cancelled"]),
         1
     );
+    // The first look, the leader's second look, and the write.
+    #[cfg(feature = "async")]
+    for (operation, failures) in [("get", 2), ("insert", 1)] {
+        let operation = format!("operation=\"{operation}\"");
+        let line = [
+            "WARN",
+            "function=\"behind_a_broken_store\"",
+            "key=3",
+            &operation,
+        ];
+        let line = [
+            &line[..],
+            &["error=connection refused", "store operation failed"],
+        ]
+        .concat();
+        assert_eq!(lines_with(&line), failures, "{operation}");
+    }
 }

@@ -13,6 +13,8 @@ fn ui() {
     cases.compile_fail("tests/ui/fail/*.rs");
     #[cfg(feature = "async")]
     cases.pass("tests/ui/pass-async/*.rs");
+    #[cfg(feature = "async")]
+    cases.compile_fail("tests/ui/fail-async/*.rs");
     #[cfg(feature = "tokio")]
     cases.pass("tests/ui/pass-tokio/*.rs");
     #[cfg(not(feature = "async"))]

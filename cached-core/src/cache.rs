@@ -579,17 +579,18 @@ impl Slot {
         Slot(std::sync::OnceLock::new())
     }
 
-    /// The cache in this slot, created by `init` on first use.
+    /// The cache in this slot, created by `init` on first use: a [`Cache`], or an
+    /// `AsyncCache`.
     ///
     /// # Panics
     ///
     /// If the slot already holds a cache of another type: each `#[cached]` function has a slot
     /// of its own and always asks it for the same type, so this cannot happen in generated code.
     #[inline]
-    pub fn get_or_init<S: Store + 'static>(
+    pub fn get_or_init<C: std::any::Any + Send + Sync>(
         &'static self,
-        init: impl FnOnce() -> Cache<S>,
-    ) -> &'static Cache<S> {
+        init: impl FnOnce() -> C,
+    ) -> &'static C {
         let any = self.0.get_or_init(|| Box::new(init()));
         match any.downcast_ref() {
             Some(cache) => cache,
@@ -603,6 +604,17 @@ impl Slot {
 #[doc(hidden)]
 #[inline]
 pub fn typed_store<K, V, S: Store<Key = K, Value = V>>(
+    _key: std::marker::PhantomData<K>,
+    store: S,
+) -> S {
+    store
+}
+
+/// [`typed_store`] for an async store.
+#[cfg(feature = "async")]
+#[doc(hidden)]
+#[inline]
+pub fn typed_async_store<K, V, S: crate::AsyncStore<Key = K, Value = V>>(
     _key: std::marker::PhantomData<K>,
     store: S,
 ) -> S {

@@ -33,13 +33,22 @@
 //! the table leads the next attempt and the rest join it, so a panic costs one extra execution,
 //! not one per waiter, and no lock is ever poisoned by user code.
 //!
+//! A store with async I/O ([`AsyncStore`](crate::AsyncStore)) cannot be written under the
+//! shard lock. Its leader hands its value to the waiters first and keeps the flight registered
+//! while it writes (`Storing`): callers arriving then join and get the value at once, and an
+//! invalidation that finds the flight storing waits for the write to end before it removes the
+//! value, so a write cannot land after the removal (see [`crate::AsyncCache::invalidate`]).
+//!
 //! States of a flight (an explicit enum, model-checked in `tests/loom_flight.rs`):
 //!
 //! ```text
 //!             finish(outcome)
 //!  Running ───────────────────▶ Finished(outcome)     waiters return a clone
+//!     │  │                          ▲
+//!     │  │ begin_storing(outcome)   │ stored, or the leader is dropped
+//!     │  └─────────────▶ Storing(outcome) ──┘          waiters return a clone
 //!     │
-//!     │ vacate (panic, unshareable failure)
+//!     │ vacate (panic, unshareable failure, cancellation)
 //!     ▼
 //!  Vacated                                            waiters go around again
 //! ```
@@ -83,6 +92,11 @@ enum State<V> {
         leader: Option<ThreadId>,
         waiters: usize,
     },
+    /// The leader has its value and is writing it to an async store; the flight stays
+    /// registered until the write ends, so that an invalidation waits for it. Waiters clone
+    /// the outcome at once, as from `Finished`.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    Storing(Outcome<V>),
     /// The leader finished; each waiter clones the outcome.
     Finished(Outcome<V>),
     /// The leader left without an outcome to share: waiters go around again.
@@ -136,7 +150,9 @@ impl<V: Clone> Flight<V> {
         let mut state = lock(&self.state);
         loop {
             match &mut *state {
-                State::Finished(outcome) => return Waited::Finished(outcome.clone()),
+                State::Finished(outcome) | State::Storing(outcome) => {
+                    return Waited::Finished(outcome.clone())
+                }
                 State::Vacated => return Waited::Vacated,
                 State::Running { leader, waiters } => {
                     let me = *me.get_or_insert_with(current_thread);
@@ -192,11 +208,47 @@ impl<V: Clone> Flight<V> {
     }
 
     fn settle(&self, next: State<V>) {
-        let previous = std::mem::replace(&mut *lock(&self.state), next);
-        if matches!(previous, State::Running { waiters, .. } if waiters > 0) {
+        self.transition(|_| next);
+    }
+
+    /// Moves the flight to the state `next` makes of the current one, and wakes whoever waits
+    /// for a change: counted waiters of a running flight, and (uncounted) invalidations that
+    /// wait for a write to end.
+    fn transition(&self, next: impl FnOnce(State<V>) -> State<V>) {
+        let wake = {
+            let mut state = lock(&self.state);
+            let previous = std::mem::replace(&mut *state, State::Vacated);
+            let wake = match &previous {
+                State::Running { waiters, .. } => *waiters > 0,
+                State::Storing(_) => true,
+                State::Finished(_) | State::Vacated => false,
+            };
+            *state = next(previous);
+            wake
+        };
+        if wake {
             self.changed.notify_all();
             #[cfg(feature = "async")]
             self.settled.notify_waiters();
+        }
+    }
+
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
+    fn is_storing(&self) -> bool {
+        matches!(*lock(&self.state), State::Storing(_))
+    }
+
+    /// Waits until the flight is no longer writing its value (`Storing`).
+    #[cfg(feature = "async")]
+    pub(crate) async fn wait_stored(&self) {
+        loop {
+            // Registered before the state is read, so a transition in between is not missed.
+            let mut changed = std::pin::pin!(self.settled.notified());
+            changed.as_mut().enable();
+            if !self.is_storing() {
+                return;
+            }
+            changed.await;
         }
     }
 
@@ -212,7 +264,9 @@ impl<V: Clone> Flight<V> {
             {
                 let mut state = lock(&self.state);
                 match &mut *state {
-                    State::Finished(outcome) => return Waited::Finished(outcome.clone()),
+                    State::Finished(outcome) | State::Storing(outcome) => {
+                        return Waited::Finished(outcome.clone())
+                    }
                     State::Vacated => return Waited::Vacated,
                     State::Running { waiters, .. } => {
                         if crate::future::polling_leader_of(self) {
@@ -224,9 +278,11 @@ impl<V: Clone> Flight<V> {
             }
             let counted = CountedWaiter(self);
             settled.await;
-            // Only `settle` notifies, after the state left `Running`: one lock reads the end.
+            // Only `transition` notifies, after the state left `Running`: one lock reads the end.
             let ended = match &*lock(&self.state) {
-                State::Finished(outcome) => Some(Waited::Finished(outcome.clone())),
+                State::Finished(outcome) | State::Storing(outcome) => {
+                    Some(Waited::Finished(outcome.clone()))
+                }
                 State::Vacated => Some(Waited::Vacated),
                 State::Running { .. } => None,
             };
@@ -296,7 +352,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     where
         S: Store<Key = K, Value = V>,
     {
-        self.join_or_lead_as(key, store, Some(current_thread()))
+        self.join_or_lead_as(key, |key| store.get_aged(key), Some(current_thread()))
     }
 
     /// [`join_or_lead`](Self::join_or_lead) for an async task, which has no thread of its own.
@@ -305,16 +361,27 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     where
         S: Store<Key = K, Value = V>,
     {
-        self.join_or_lead_as(key, store, None)
+        self.join_or_lead_as(key, |key| store.get_aged(key), None)
     }
 
-    fn join_or_lead_as<S>(&self, key: K, store: &S, leader: Option<ThreadId>) -> Role<'_, K, V>
-    where
-        S: Store<Key = K, Value = V>,
-    {
+    /// Joins the key's flight or registers a new one led by the calling task, without a look
+    /// at the store: an async store cannot be read under the shard lock, so its leader looks
+    /// after registering (see [`crate::AsyncCache`]).
+    #[cfg(feature = "async")]
+    pub(crate) fn join_or_lead_unlooked(&self, key: K) -> Role<'_, K, V> {
+        self.join_or_lead_as(key, |_| None, None)
+    }
+
+    /// `look` reads the store under the shard lock: the value and whether it is due.
+    fn join_or_lead_as(
+        &self,
+        key: K,
+        look: impl FnOnce(&K) -> Option<(V, bool)>,
+        leader: Option<ThreadId>,
+    ) -> Role<'_, K, V> {
         let hash = self.hasher.hash_one(&key);
         let mut table = lock(self.shard(hash));
-        let due = match store.get_aged(&key) {
+        let due = match look(&key) {
             Some((value, false)) => return Role::Found(value),
             Some((value, true)) => Some(value),
             None => None,
@@ -349,6 +416,44 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
             entry.remove();
         }
         store.remove(key)
+    }
+
+    /// Invalidation over an async store: unregisters the key's flight if it is running (its
+    /// leader will then not store), and returns it instead if it is writing its value
+    /// (`Storing`): the caller waits for the write to end ([`Flight::wait_stored`]) and calls
+    /// again, before it removes the value.
+    #[cfg(feature = "async")]
+    pub(crate) fn unregister_unless_storing<Q>(&self, key: &Q) -> Option<Arc<Flight<V>>>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        let hash = self.hasher.hash_one(key);
+        let mut table = lock(self.shard(hash));
+        let entry = table.find_entry(hash, |(k, _)| key.equivalent(k)).ok()?;
+        let (_, flight) = entry.get();
+        if flight.is_storing() {
+            return Some(Arc::clone(flight));
+        }
+        entry.remove();
+        None
+    }
+
+    /// [`unregister_unless_storing`](Self::unregister_unless_storing) for every key at once:
+    /// returns the flights that are writing their values.
+    #[cfg(feature = "async")]
+    pub(crate) fn unregister_all_unless_storing(&self) -> Vec<Arc<Flight<V>>> {
+        let mut tables: Vec<_> = self.shards.iter().map(|shard| lock(shard)).collect();
+        let mut storing = Vec::new();
+        for table in &mut tables {
+            table.retain(|(_, flight)| {
+                let keep = flight.is_storing();
+                if keep {
+                    storing.push(Arc::clone(flight));
+                }
+                keep
+            });
+        }
+        storing
     }
 
     /// For a caller that gave up waiting on `flight` and computed `value` itself: stores it
@@ -443,11 +548,42 @@ impl<K, V: Clone> Leader<'_, K, V> {
         self.flight.settle(State::Finished(outcome));
     }
 
+    /// For a leader whose store has async I/O, once it has a value: hands `outcome` to the
+    /// waiters now and, if the flight is still registered (no invalidation since), keeps it
+    /// registered as `Storing` and returns true: the leader then writes the value and calls
+    /// [`stored`](Leader::stored). Returns false, with the flight finished, if it was
+    /// invalidated: the value must not be written.
+    #[cfg(feature = "async")]
+    pub(crate) fn begin_storing(&mut self, outcome: Outcome<V>) -> bool {
+        {
+            let table = lock(self.table.shard(self.hash));
+            let registered = table.find(self.hash, |(_, f)| Arc::ptr_eq(f, &self.flight));
+            if registered.is_some() {
+                // Under the shard lock, so that an invalidation sees either a running flight
+                // (which will not store) or a storing one (which it waits for).
+                self.flight.settle(State::Storing(outcome));
+                return true;
+            }
+        }
+        self.settled = true;
+        self.flight.settle(State::Finished(outcome));
+        false
+    }
+
+    /// Ends a write begun by [`begin_storing`](Leader::begin_storing): unregisters the flight,
+    /// which wakes an invalidation waiting for the write.
+    #[cfg(feature = "async")]
+    pub(crate) fn stored(mut self) {
+        self.vacate_now();
+    }
+
     /// Unregisters the flight and sends its waiters around again.
     pub(crate) fn vacate(mut self) {
         self.vacate_now();
     }
 
+    /// Unregisters the flight; a running one is vacated, a storing one (whose waiters already
+    /// have the value) is finished.
     fn vacate_now(&mut self) {
         self.settled = true;
         {
@@ -456,7 +592,10 @@ impl<K, V: Clone> Leader<'_, K, V> {
                 entry.remove();
             }
         }
-        self.flight.settle(State::Vacated);
+        self.flight.transition(|previous| match previous {
+            State::Storing(outcome) => State::Finished(outcome),
+            _ => State::Vacated,
+        });
     }
 }
 

@@ -159,10 +159,7 @@ impl<S: Store> Cache<S> {
                         AfterWait::Done(result) => return (result, Origin::Waited),
                         AfterWait::Retry(returned) => key = returned,
                         AfterWait::Alone(returned) => {
-                            self.counters.execution();
-                            let abandoned = CountAbandoned(&self.counters, &subject);
-                            let result = compute().await;
-                            std::mem::forget(abandoned);
+                            let result = self.run_alone(compute, &subject).await;
                             let result = self.keep_alone::<R, M>(&flight, returned, result);
                             return (result, Origin::Computed);
                         }
@@ -173,7 +170,7 @@ impl<S: Store> Cache<S> {
     }
 
     /// Waits for `flight`, up to the cache's `wait_timeout` when a timer is available.
-    async fn wait_async(&self, flight: &Flight<S::Value>) -> Waited<S::Value> {
+    pub(crate) async fn wait_async(&self, flight: &Flight<S::Value>) -> Waited<S::Value> {
         #[cfg(feature = "tokio")]
         if let Some(timeout) = self.wait_timeout {
             return tokio::time::timeout(timeout, flight.wait_async())
@@ -194,11 +191,26 @@ impl<S: Store> Cache<S> {
         M: Mode<R, Value = S::Value>,
         F: Future<Output = R>,
     {
+        let result = self.run_as_leader(leader.flight(), compute, subject).await;
+        self.settle::<R, M>(leader, result, sharing, subject)
+    }
+
+    /// Runs a leader's computation of `flight`: counted, traced, and polled with the flight
+    /// marked as being polled on this thread, which is how a same-task re-entrance is caught.
+    pub(crate) async fn run_as_leader<R, F>(
+        &self,
+        flight: &Flight<S::Value>,
+        compute: impl FnOnce() -> F,
+        subject: &trace::Subject,
+    ) -> R
+    where
+        F: Future<Output = R>,
+    {
         self.counters.execution();
         trace::computing(subject);
         let clock = trace::Clock::start();
         let abandoned = CountAbandoned(&self.counters, subject);
-        let id = address(leader.flight());
+        let id = address(flight);
         let mut computation = std::pin::pin!(compute());
         let result = std::future::poll_fn(|cx| {
             let _polling = Polling::enter(id);
@@ -207,6 +219,22 @@ impl<S: Store> Cache<S> {
         .await;
         std::mem::forget(abandoned);
         trace::computed(subject, &clock);
-        self.settle::<R, M>(leader, result, sharing, subject)
+        result
+    }
+
+    /// Runs the computation outside single-flight, for a caller whose wait timed out.
+    pub(crate) async fn run_alone<R, F>(
+        &self,
+        compute: impl FnOnce() -> F,
+        subject: &trace::Subject,
+    ) -> R
+    where
+        F: Future<Output = R>,
+    {
+        self.counters.execution();
+        let abandoned = CountAbandoned(&self.counters, subject);
+        let result = compute().await;
+        std::mem::forget(abandoned);
+        result
     }
 }

@@ -5,6 +5,10 @@
 //! Use it through the `memoflight` crate, which re-exports everything here together with the
 //! `#[cached]` attribute.
 
+#[cfg(feature = "async")]
+mod async_cache;
+#[cfg(feature = "async")]
+mod async_store;
 mod cache;
 mod clock;
 mod flight;
@@ -20,6 +24,10 @@ mod sync;
 mod trace;
 mod wait_graph;
 
+#[cfg(feature = "async")]
+pub use async_cache::AsyncCache;
+#[cfg(feature = "async")]
+pub use async_store::AsyncStore;
 pub use cache::{Cache, Origin};
 pub use clock::Clock;
 pub use equivalent::Equivalent;
@@ -30,6 +38,8 @@ pub use store::{Bounded, Store, Unbounded};
 /// What generated code needs and users do not; re-exported as `memoflight::__private`.
 #[doc(hidden)]
 pub mod __macro_support {
+    #[cfg(feature = "async")]
+    pub use crate::cache::typed_async_store;
     pub use crate::cache::{key_hint, key_of, typed_store, Slot};
     #[cfg(not(memoflight_loom))]
     pub use crate::local::Local;

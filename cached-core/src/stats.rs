@@ -51,6 +51,10 @@ pub struct Stats {
     /// Entries the store dropped on its own: evicted to stay within `max_size`, or expired
     /// after their `ttl`. Invalidations are not counted.
     pub evictions: u64,
+    /// Operations of an [`AsyncStore`](crate::AsyncStore) that failed and that the cache
+    /// worked around: a failed read ran the function, a failed write left the value uncached.
+    /// Always zero for an in-memory [`Store`](crate::Store).
+    pub store_errors: u64,
     /// Values in the store now.
     pub entries: u64,
     /// Keys being computed now.
@@ -109,6 +113,7 @@ pub(crate) struct Counters {
     panics: AtomicU64,
     cancellations: AtomicU64,
     timeouts: AtomicU64,
+    store_errors: AtomicU64,
 }
 
 impl Counters {
@@ -160,6 +165,11 @@ impl Counters {
         self.cancellations.fetch_add(1, Relaxed);
     }
 
+    #[cfg(feature = "async")]
+    pub(crate) fn store_error(&self) {
+        self.store_errors.fetch_add(1, Relaxed);
+    }
+
     pub(crate) fn snapshot(&self, entries: usize, in_flight: usize, evictions: u64) -> Stats {
         Stats {
             hits: self.hits.sum()
@@ -177,6 +187,7 @@ impl Counters {
             panics: self.panics.load(Relaxed),
             cancellations: self.cancellations.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
+            store_errors: self.store_errors.load(Relaxed),
             evictions,
             entries: entries as u64,
             in_flight: in_flight as u64,

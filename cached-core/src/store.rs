@@ -73,6 +73,10 @@ use std::hash::Hash;
 /// assert_eq!(store.get(&1), Some("one".to_string()));
 /// assert_eq!(store.len(), 1);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a `Store`",
+    note = "a store whose operations are async (an `AsyncStore`) goes in `async_store = ..`"
+)]
 pub trait Store: Send + Sync {
     /// The owned key.
     type Key: Hash + Eq + Send + Sync;

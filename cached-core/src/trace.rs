@@ -10,6 +10,7 @@
 //! | leader panicked, was cancelled or failed unshareably, waiters take over | warn |
 //! | invalidation, clear | debug |
 //! | a store that evicted or expired entries to take a computed value (with `evicted`) | debug |
+//! | an async store operation failed (with `operation`, `error`); the cache carries on | warn |
 //!
 //! Without the feature, the types here are empty and every function is an empty inline one.
 
@@ -93,6 +94,19 @@ mod enabled {
         tracing::debug!(target: TARGET, function, "cleared");
     }
 
+    /// An async store's `operation` failed with `error`; the call went on without the store.
+    #[cfg(feature = "async")]
+    pub(crate) fn store_failed(s: &Subject, operation: &str, error: &dyn std::error::Error) {
+        tracing::warn!(
+            target: TARGET,
+            function = s.function,
+            key = %s.key(),
+            operation,
+            error = %error,
+            "store operation failed; computing without the store"
+        );
+    }
+
     /// The store's eviction count before a value is stored, for [`evicted`].
     pub(crate) fn evictions_before(count: impl FnOnce() -> u64) -> u64 {
         count()
@@ -151,6 +165,9 @@ mod enabled {
     #[inline(always)]
     pub(crate) fn cleared(_: &str) {}
     #[inline(always)]
+    #[cfg(feature = "async")]
+    pub(crate) fn store_failed(_: &Subject, _: &str, _: &dyn std::error::Error) {}
+
     pub(crate) fn evictions_before(_: impl FnOnce() -> u64) -> u64 {
         0
     }

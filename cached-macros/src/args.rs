@@ -8,6 +8,7 @@ use syn::{Expr, Ident, LitBool, LitStr, Token, Type};
 
 /// The options, in the order the "unknown option" error lists them.
 const OPTIONS: &[&str] = &[
+    "async_store",
     "cache_err",
     "cache_none",
     "convert",
@@ -28,6 +29,8 @@ pub(crate) struct Given<T> {
 /// The parsed options; each is set at most once.
 #[derive(Default)]
 pub(crate) struct Args {
+    /// An expression yielding an async store (I/O) to keep an `async fn`'s values in.
+    pub(crate) async_store: Option<Given<Expr>>,
     /// Cache `Err` results too (only `Ok` by default).
     pub(crate) cache_err: Option<Given<bool>>,
     /// Cache `None` results too (only `Some` by default).
@@ -63,6 +66,8 @@ impl Args {
             let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
             let option = name.to_string();
             let result = match option.as_str() {
+                "async_store" => parse_value(input, "an expression that makes an async store")
+                    .map(|v| set(&mut args.async_store, name, v)),
                 "cache_err" => parse_flag(input).map(|v| set(&mut args.cache_err, name, v)),
                 "cache_none" => parse_flag(input).map(|v| set(&mut args.cache_none, name, v)),
                 "convert" => parse_value(input, "an expression over the arguments")

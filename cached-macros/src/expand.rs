@@ -90,6 +90,7 @@ impl CacheDecl {
         };
         let value = &plan.value;
         let store_ty = match (&plan.store, &key_ty, &plan.bounds) {
+            _ if plan.async_store.is_some() => None,
             (None, Some(key_ty), None) => Some(quote!(::memoflight::Unbounded<#key_ty, #value>)),
             (None, Some(key_ty), Some(_)) => Some(quote!(::memoflight::Bounded<#key_ty, #value>)),
             _ => None,
@@ -100,7 +101,7 @@ impl CacheDecl {
                 // Spanned on the return type: a value that is not `Clone + Send + Sync` is
                 // reported there.
                 let span = value.span();
-                let init = init_cache(function, plan, built_in_store(plan, span));
+                let init = init_cache(function, plan, built_in_store(plan, span), false);
                 quote_spanned! {span=>
                     static #cache_static: ::std::sync::LazyLock<::memoflight::Cache<#store_ty>> =
                         ::std::sync::LazyLock::new(|| #init);
@@ -132,15 +133,29 @@ impl CacheDecl {
             return quote!(&*#cache_static);
         }
         let value = &plan.value;
-        let store = match &plan.store {
-            Some(store) => quote_spanned!(store.span()=> #store),
-            None => built_in_store(plan, Span::call_site()),
+        let init = match (&plan.async_store, &plan.store) {
+            (Some(store), _) => {
+                let store = quote_spanned!(store.span()=> #store);
+                init_cache(
+                    function,
+                    plan,
+                    quote!(::memoflight::__private::typed_async_store::<_, #value, _>(#hint, #store)),
+                    true,
+                )
+            }
+            (None, store) => {
+                let store = match store {
+                    Some(store) => quote_spanned!(store.span()=> #store),
+                    None => built_in_store(plan, Span::call_site()),
+                };
+                init_cache(
+                    function,
+                    plan,
+                    quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
+                    false,
+                )
+            }
         };
-        let init = init_cache(
-            function,
-            plan,
-            quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
-        );
         quote!(#cache_static.get_or_init(|| #init))
     }
 }
@@ -168,15 +183,20 @@ fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
         ::memoflight::Bounded::new() #(#max_size)* #(#ttl)* #(#refresh_after)*)
 }
 
-/// `Cache::new(name, store)` with keys described by their `Debug` form when they have one.
-fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream) -> TokenStream {
+/// `Cache::new(name, store)` (`AsyncCache::new` for an async store) with keys described by
+/// their `Debug` form when they have one.
+fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream, io: bool) -> TokenStream {
+    let cache = match io {
+        true => quote!(::memoflight::AsyncCache),
+        false => quote!(::memoflight::Cache),
+    };
     let name = function.sig.ident.to_string();
     let wait_timeout = plan
         .wait_timeout
         .as_ref()
         .map(|timeout| quote!(.with_wait_timeout(#timeout)));
     quote! {
-        ::memoflight::Cache::new(#name, #store)
+        #cache::new(#name, #store)
         #wait_timeout
         .describe_keys_with(|__memo_key| {
             #[allow(unused_imports)]
@@ -237,6 +257,8 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
                     .unwrap_or_else(|_| __memo_cache.__lookup(#view));
             }
         }
+        // An async store is read by the miss path (its read is I/O): no inline hit path.
+        _ if plan.async_store.is_some() => quote!(let __memo_hit = ::core::option::Option::None;),
         _ => quote!(let __memo_hit = __memo_cache.__lookup(#view);),
     };
     let with_origin = &names.with_origin;
@@ -263,9 +285,10 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         .iter()
         .filter(|attr| attr.path().is_ident("cfg"));
     // An `async fn` awaits its origin twin and the async miss path; the hit path is the same.
-    let (dot_await, compute) = match function.sig.asyncness {
-        Some(_) => (quote!(.await), quote!(__compute_async::<#ret, #mode, _>)),
-        None => (quote!(), quote!(__compute::<#ret, #mode>)),
+    let (dot_await, compute) = match (function.sig.asyncness, &plan.async_store) {
+        (Some(_), Some(_)) => (quote!(.await), quote!(__compute::<#ret, #mode, _>)),
+        (Some(_), None) => (quote!(.await), quote!(__compute_async::<#ret, #mode, _>)),
+        (None, _) => (quote!(), quote!(__compute::<#ret, #mode>)),
     };
     quote! {
         #(#attrs)*
@@ -387,16 +410,24 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
     let vis = &function.vis;
     let handle = &names.handle;
     let value = &plan.value;
+    let cache_ty = match plan.async_store {
+        Some(_) => "AsyncCache",
+        None => "Cache",
+    };
     let doc = format!(
-        "The cache of [`{0}`]: [`stats`](::memoflight::Cache::stats), \
-         [`invalidate`](::memoflight::Cache::invalidate), [`clear`](::memoflight::Cache::clear), \
-         [`len`](::memoflight::Cache::len). Bypass it with [`{0}_no_cache`].",
-        function.sig.ident
+        "The cache of [`{0}`]: [`stats`](::memoflight::{1}::stats), \
+         [`invalidate`](::memoflight::{1}::invalidate), [`clear`](::memoflight::{1}::clear), \
+         [`len`](::memoflight::{1}::len). Bypass it with [`{0}_no_cache`].",
+        function.sig.ident, cache_ty
     );
+    let store_trait = match plan.async_store {
+        Some(_) => quote!(::memoflight::AsyncStore),
+        None => quote!(::memoflight::Store),
+    };
     let (store_ty, hint) = match (&cache.store_ty, &cache.key_ty, &plan.key) {
         (Some(store_ty), _, _) => (store_ty.clone(), quote!()),
         (None, Some(key_ty), _) => (
-            quote!(impl ::memoflight::Store<Key = #key_ty, Value = #value>),
+            quote!(impl #store_trait<Key = #key_ty, Value = #value>),
             quote!(::core::marker::PhantomData::<#key_ty>),
         ),
         (None, None, Key::Convert { expr, .. }) => {
@@ -406,7 +437,7 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
                 .map(|arg| (&arg.binding, &arg.ty))
                 .unzip();
             (
-                quote!(impl ::memoflight::Store<Value = #value>),
+                quote!(impl #store_trait<Value = #value>),
                 quote! {
                     ::memoflight::__private::key_of(
                         #[allow(unused_variables)]
@@ -429,7 +460,10 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
         }
         false => cache.reach(function, plan, names, hint),
     };
-    let returns = quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>);
+    let returns = match plan.async_store {
+        Some(_) => quote_spanned!(value.span()=> &'static ::memoflight::AsyncCache<#store_ty>),
+        None => quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>),
+    };
     quote! {
         #[doc = #doc]
         #[allow(clippy::type_complexity)]

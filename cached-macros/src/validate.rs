@@ -17,6 +17,8 @@ pub(crate) struct Plan {
     pub(crate) value: Type,
     /// The store expression, when not the default unbounded store.
     pub(crate) store: Option<Expr>,
+    /// `async_store = ..`: the values live in this async store, behind an `AsyncCache`.
+    pub(crate) async_store: Option<Expr>,
     /// `wait_timeout`, as a `Duration` expression.
     pub(crate) wait_timeout: Option<Expr>,
     /// `max_size`, `ttl`, `refresh_after`: when any is given, the store is a `Bounded` one.
@@ -154,6 +156,7 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
         None => (Mode::All, None),
     };
 
+    check_async_store(&args, function, &mut errors);
     let bounds = bounds(&args, &mut errors);
     let wait_timeout = args.wait_timeout.map(|timeout| timeout.value);
     let key = match (args.convert, args.key) {
@@ -202,6 +205,7 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
             ret,
             value,
             store: args.store.map(|store| store.value),
+            async_store: args.async_store.map(|store| store.value),
             wait_timeout,
             bounds,
             method,
@@ -224,6 +228,38 @@ fn check_method(receiver: &syn::Receiver, args: &Args, errors: &mut Errors) {
     }
     if let Some(store) = &args.store {
         errors.at(&store.name, "`store = ..` is not supported on methods yet");
+    }
+}
+
+/// `async_store = ..` serves an `async fn` (free, for now), in place of every in-memory store
+/// option.
+fn check_async_store(args: &Args, function: &MemoFn, errors: &mut Errors) {
+    let Some(async_store) = &args.async_store else {
+        return;
+    };
+    if function.sig.asyncness.is_none() || function.boxed_output.is_some() {
+        errors.at(
+            &async_store.name,
+            "`async_store = ..` serves a free `async fn`: its store is awaited; a sync \
+             function keeps its values in a `Store` (`store = ..`)",
+        );
+    }
+    if function.sig.receiver().is_some() {
+        errors.at(
+            &async_store.name,
+            "`async_store = ..` is not supported on methods yet",
+        );
+    }
+    let options = [&args.store, &args.max_size, &args.ttl, &args.refresh_after];
+    for given in options.into_iter().flatten() {
+        errors.at(
+            &given.name,
+            format!(
+                "`{}` configures an in-memory store and cannot be combined with \
+                 `async_store = ..`; configure the async store instead",
+                given.name
+            ),
+        );
     }
 }
 

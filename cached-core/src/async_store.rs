@@ -1,0 +1,246 @@
+//! The async store trait (feature `async`): where finished values live when reaching them is
+//! I/O (a Redis server, a database, a remote cache). [`AsyncCache`](crate::AsyncCache) talks to
+//! it; `#[cached(async_store = ..)]` plugs one into an `async fn`.
+
+use std::future::Future;
+use std::hash::Hash;
+
+/// A map from keys to finished values whose operations are async and may fail, which an
+/// [`AsyncCache`](crate::AsyncCache) reads and writes.
+///
+/// In-memory stores do not need it: an `async fn` keeps its values in any [`Store`](crate::Store)
+/// (the default). Implement it for storage behind I/O, and pass the store with
+/// `#[cached(async_store = ..)]`.
+///
+/// # Concurrency contract
+///
+/// Every method takes `&self`, may be called from many tasks at once, and its future must be
+/// `Send`. Each operation that succeeds must be linearizable: a [`get`](AsyncStore::get) that
+/// starts after an [`insert`](AsyncStore::insert) or [`remove`](AsyncStore::remove) of the same
+/// key completed must see its effect. The engine relies on this for one execution per key, and
+/// for invalidation: a value written before an invalidation's removal is gone once it returns.
+/// Methods must not call back into the cache.
+///
+/// # Errors
+///
+/// A failed operation returns its error and must leave the store as it was or with the
+/// operation done (never a partial value). The cache degrades instead of failing its callers:
+/// a failed `get` counts as a miss and the function runs; a failed `insert` leaves the value
+/// uncached but still returned. Both are counted in
+/// [`Stats::store_errors`](crate::Stats::store_errors) and traced. A failed
+/// `remove` or `clear` is returned to the caller of
+/// [`AsyncCache::invalidate`](crate::AsyncCache::invalidate) or
+/// [`AsyncCache::clear`](crate::AsyncCache::clear), who must know that stale values may remain.
+///
+/// # Bounded time
+///
+/// Every operation must end, with a value or an error, within a bounded time: a store over a
+/// network sets connection and response timeouts on its client. The cache adds no timer of its
+/// own, so a store that can hang makes its callers hang.
+///
+/// # Example
+///
+/// A store over an in-memory map that a flag can break, as a test double would:
+///
+/// ```
+/// use memoflight::AsyncStore;
+/// use std::collections::HashMap;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Mutex;
+///
+/// #[derive(Debug)]
+/// struct Down;
+/// impl std::fmt::Display for Down {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("the store is down")
+///     }
+/// }
+/// impl std::error::Error for Down {}
+///
+/// #[derive(Default)]
+/// struct Remote {
+///     map: Mutex<HashMap<u64, String>>,
+///     down: AtomicBool,
+/// }
+///
+/// impl Remote {
+///     fn check(&self) -> Result<(), Down> {
+///         if self.down.load(Ordering::SeqCst) { Err(Down) } else { Ok(()) }
+///     }
+/// }
+///
+/// impl AsyncStore for Remote {
+///     type Key = u64;
+///     type Value = String;
+///     type Error = Down;
+///
+///     async fn get(&self, key: &u64) -> Result<Option<String>, Down> {
+///         self.check()?;
+///         Ok(self.map.lock().unwrap().get(key).cloned())
+///     }
+///     async fn insert(&self, key: u64, value: String) -> Result<(), Down> {
+///         self.check()?;
+///         self.map.lock().unwrap().insert(key, value);
+///         Ok(())
+///     }
+///     async fn remove(&self, key: &u64) -> Result<(), Down> {
+///         self.check()?;
+///         self.map.lock().unwrap().remove(key);
+///         Ok(())
+///     }
+///     async fn clear(&self) -> Result<(), Down> {
+///         self.check()?;
+///         self.map.lock().unwrap().clear();
+///         Ok(())
+///     }
+///     async fn len(&self) -> Result<usize, Down> {
+///         self.check()?;
+///         Ok(self.map.lock().unwrap().len())
+///     }
+/// }
+///
+/// futures::executor::block_on(async {
+///     let store = Remote::default();
+///     store.insert(1, "one".to_string()).await.unwrap();
+///     assert_eq!(store.get(&1).await.unwrap().as_deref(), Some("one"));
+///     store.down.store(true, Ordering::SeqCst);
+///     assert!(store.get(&1).await.is_err());
+/// });
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an `AsyncStore`",
+    note = "an in-memory `Store` (such as `Unbounded` or `Bounded`) goes in `store = ..`, or \
+            is the default: leave `async_store` out"
+)]
+pub trait AsyncStore: Send + Sync {
+    /// The owned key. `Clone`: the engine keeps one copy in its in-flight table while it reads
+    /// and writes the store with another.
+    type Key: Hash + Eq + Clone + Send + Sync;
+    /// The cached value, cloned to every caller waiting on a computation.
+    type Value: Clone + Send + Sync;
+    /// What a failed operation returns.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The value stored under `key`, if any.
+    fn get(
+        &self,
+        key: &Self::Key,
+    ) -> impl Future<Output = Result<Option<Self::Value>, Self::Error>> + Send;
+
+    /// Stores `value` under `key`, replacing any previous value.
+    fn insert(
+        &self,
+        key: Self::Key,
+        value: Self::Value,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Removes the value stored under `key`, if any.
+    fn remove(&self, key: &Self::Key) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Removes every value.
+    fn clear(&self) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// The number of stored values (a snapshot: it may be stale when it returns).
+    fn len(&self) -> impl Future<Output = Result<usize, Self::Error>> + Send;
+
+    /// Whether [`len`](AsyncStore::len) is zero.
+    fn is_empty(&self) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        async { Ok(self.len().await? == 0) }
+    }
+
+    /// How many entries the store has dropped on its own so far (evicted, expired), when it
+    /// knows; zero otherwise.
+    fn evictions(&self) -> u64 {
+        0
+    }
+}
+
+/// Implements `AsyncStore` for a pointer to an async store by forwarding every method.
+macro_rules! forward_async_store {
+    ($(#[$doc:meta])* $pointer:ty) => {
+        $(#[$doc])*
+        impl<S: AsyncStore + ?Sized> AsyncStore for $pointer {
+            type Key = S::Key;
+            type Value = S::Value;
+            type Error = S::Error;
+
+            fn get(
+                &self,
+                key: &Self::Key,
+            ) -> impl Future<Output = Result<Option<Self::Value>, Self::Error>> + Send {
+                (**self).get(key)
+            }
+            fn insert(
+                &self,
+                key: Self::Key,
+                value: Self::Value,
+            ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                (**self).insert(key, value)
+            }
+            fn remove(&self, key: &Self::Key) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                (**self).remove(key)
+            }
+            fn clear(&self) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                (**self).clear()
+            }
+            fn len(&self) -> impl Future<Output = Result<usize, Self::Error>> + Send {
+                (**self).len()
+            }
+            fn is_empty(&self) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+                (**self).is_empty()
+            }
+            fn evictions(&self) -> u64 {
+                (**self).evictions()
+            }
+        }
+    };
+}
+
+forward_async_store! {
+    /// An async store behind a reference is one: `#[cached(async_store = &*REMOTE)]` keeps your
+    /// own handle on a `static` store.
+    ///
+    /// ```
+    /// use memoflight::AsyncStore;
+    ///
+    /// fn takes_a_store(_: impl AsyncStore) {}
+    /// # struct Remote;
+    /// # impl AsyncStore for Remote {
+    /// #     type Key = u32;
+    /// #     type Value = u32;
+    /// #     type Error = std::io::Error;
+    /// #     async fn get(&self, _: &u32) -> std::io::Result<Option<u32>> { Ok(None) }
+    /// #     async fn insert(&self, _: u32, _: u32) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn remove(&self, _: &u32) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn clear(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn len(&self) -> std::io::Result<usize> { Ok(0) }
+    /// # }
+    /// static REMOTE: Remote = Remote;
+    /// takes_a_store(&REMOTE);
+    /// ```
+    &S
+}
+
+forward_async_store! {
+    /// A shared async store is one: several caches (or your code) can hold the same one.
+    ///
+    /// ```
+    /// use memoflight::AsyncStore;
+    /// use std::sync::Arc;
+    ///
+    /// fn takes_a_store(_: impl AsyncStore) {}
+    /// # struct Remote;
+    /// # impl AsyncStore for Remote {
+    /// #     type Key = u32;
+    /// #     type Value = u32;
+    /// #     type Error = std::io::Error;
+    /// #     async fn get(&self, _: &u32) -> std::io::Result<Option<u32>> { Ok(None) }
+    /// #     async fn insert(&self, _: u32, _: u32) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn remove(&self, _: &u32) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn clear(&self) -> std::io::Result<()> { Ok(()) }
+    /// #     async fn len(&self) -> std::io::Result<usize> { Ok(0) }
+    /// # }
+    /// takes_a_store(Arc::new(Remote));
+    /// ```
+    std::sync::Arc<S>
+}
