@@ -2,7 +2,7 @@
 //! explores. Run with:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg memoflight_loom" cargo test -p memoflight-core --test loom_flight --release
+//! RUSTFLAGS="--cfg memoflight_loom" cargo test -p memoflight-core --features async --test loom_flight --release
 //! ```
 #![cfg(memoflight_loom)]
 
@@ -174,4 +174,71 @@ fn a_due_value_is_refreshed_once_and_nobody_waits() {
         assert_eq!((stats.waits, stats.in_flight), (0, 0));
         assert_eq!(cache.get(&1), Some(10));
     });
+}
+
+/// The async-store protocol (`src/async_cache.rs`): a leader keeps its flight registered while
+/// it writes (`Storing`), and an invalidation waits for that write before it removes the value.
+#[cfg(feature = "async")]
+mod async_store {
+    use super::*;
+    use loom::future::block_on;
+    use memoflight_core::{AsyncCache, AsyncStore};
+
+    /// An async store of one key's value.
+    #[derive(Default)]
+    struct Slot(loom::sync::Mutex<Option<u32>>);
+
+    impl AsyncStore for Slot {
+        type Key = u8;
+        type Value = u32;
+        type Error = std::io::Error;
+
+        async fn get(&self, _: &u8) -> std::io::Result<Option<u32>> {
+            Ok(*self.0.lock().unwrap())
+        }
+        async fn insert(&self, _: u8, value: u32) -> std::io::Result<()> {
+            *self.0.lock().unwrap() = Some(value);
+            Ok(())
+        }
+        async fn remove(&self, _: &u8) -> std::io::Result<()> {
+            *self.0.lock().unwrap() = None;
+            Ok(())
+        }
+        async fn clear(&self) -> std::io::Result<()> {
+            *self.0.lock().unwrap() = None;
+            Ok(())
+        }
+        async fn len(&self) -> std::io::Result<usize> {
+            Ok(usize::from(self.0.lock().unwrap().is_some()))
+        }
+    }
+
+    /// A caller computes from the source while another changes the source and invalidates:
+    /// whatever the interleaving, no value computed from the old source is stored once the
+    /// invalidation returned, and a call made after it gets the new one.
+    #[test]
+    fn an_invalidation_never_lets_a_stale_write_land_after_it() {
+        loom::model(|| {
+            let cache = Arc::new(AsyncCache::new("f", Slot::default()));
+            let source = Arc::new(AtomicUsize::new(0));
+            let call = {
+                let (cache, source) = (cache.clone(), source.clone());
+                move || {
+                    let source = source.clone();
+                    block_on(cache.get_or_compute(1, || async move { source.load(SeqCst) as u32 }))
+                }
+            };
+            let early = thread::spawn(call.clone());
+            source.store(1, SeqCst);
+            block_on(cache.invalidate(&1)).unwrap();
+            assert_eq!(call(), 1, "a call after the invalidation got the old value");
+            early.join().unwrap();
+            assert_ne!(
+                block_on(cache.get(&1)).unwrap(),
+                Some(0),
+                "stale write landed"
+            );
+            assert_eq!(block_on(cache.stats()).unwrap().in_flight, 0);
+        });
+    }
 }
