@@ -45,7 +45,9 @@ use std::marker::PhantomData;
 /// As for [`Cache::get_or_compute_async`]: a panic propagates to the task whose computation
 /// panicked; a leader whose future is dropped vacates its flight; in both cases one waiter takes
 /// over and the rest wait for it. A future that awaits its own key panics at once instead of
-/// waiting for itself.
+/// waiting for itself. A leader dropped while it writes its value (its waiters already have
+/// it) ends its flight at once; whether the write reached the store is then up to the store's
+/// client, so a write still in transit may land after a later invalidation.
 ///
 /// # Example
 ///

@@ -57,7 +57,8 @@ pub struct Stats {
     pub store_errors: u64,
     /// Values in the store now.
     pub entries: u64,
-    /// Keys being computed now.
+    /// Keys being computed now (for an [`AsyncStore`](crate::AsyncStore), also keys whose
+    /// value is being written to it).
     pub in_flight: u64,
 }
 
