@@ -332,10 +332,7 @@ impl<S: AsyncStore> AsyncCache<S> {
                 }
                 Role::Wait(flight, returned) => {
                     self.count_once(&mut counted, false, &subject);
-                    engine.counters.wait();
-                    let clock = trace::Clock::start();
-                    let waited = engine.wait_async(&flight).await;
-                    trace::waited(&subject, &clock);
+                    let waited = engine.wait_counted(&flight, &subject).await;
                     match engine.after_wait::<R, M>(waited, &sharing, returned) {
                         AfterWait::Done(result) => return (result, Origin::Waited),
                         AfterWait::Retry(returned) => key = returned,

@@ -151,10 +151,7 @@ impl<S: Store> Cache<S> {
                     return (result, Origin::Computed);
                 }
                 Role::Wait(flight, returned) => {
-                    self.counters.wait();
-                    let clock = trace::Clock::start();
-                    let waited = self.wait_async(&flight).await;
-                    trace::waited(&subject, &clock);
+                    let waited = self.wait_counted(&flight, &subject).await;
                     match self.after_wait::<R, M>(waited, &sharing, returned) {
                         AfterWait::Done(result) => return (result, Origin::Waited),
                         AfterWait::Retry(returned) => key = returned,
@@ -169,8 +166,21 @@ impl<S: Store> Cache<S> {
         }
     }
 
+    /// A caller's wait for another caller's `flight`: counted, timed for the trace.
+    pub(crate) async fn wait_counted(
+        &self,
+        flight: &Flight<S::Value>,
+        subject: &trace::Subject,
+    ) -> Waited<S::Value> {
+        self.counters.wait();
+        let clock = trace::Clock::start();
+        let waited = self.wait_async(flight).await;
+        trace::waited(subject, &clock);
+        waited
+    }
+
     /// Waits for `flight`, up to the cache's `wait_timeout` when a timer is available.
-    pub(crate) async fn wait_async(&self, flight: &Flight<S::Value>) -> Waited<S::Value> {
+    async fn wait_async(&self, flight: &Flight<S::Value>) -> Waited<S::Value> {
         #[cfg(feature = "tokio")]
         if let Some(timeout) = self.wait_timeout {
             return tokio::time::timeout(timeout, flight.wait_async())
