@@ -4,28 +4,13 @@
 //! Every count is exact; timeouts only turn a would-be hang into a failure.
 #![cfg(feature = "async")]
 
+mod common;
+
+use common::{current_thread, multi_thread, HANG};
+
 use memoflight::{cached, Origin};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// How long a round may take before it counts as a hang.
-const HANG: Duration = Duration::from_secs(60);
-
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 static DOWNLOADS: AtomicU64 = AtomicU64::new(0);
 

@@ -4,31 +4,16 @@
 //! at a gate. Every count is exact; timeouts only turn a would-be hang into a failure.
 #![cfg(feature = "async")]
 
+mod common;
+
+use common::{current_thread, multi_thread, HANG};
+
 use memoflight::{cached, AsyncCache, AsyncStore, Origin};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::task::Poll;
-use std::time::Duration;
-
-/// How long a step may take before it counts as a hang.
-const HANG: Duration = Duration::from_secs(60);
-
-fn multi_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 #[derive(Debug)]
 struct Down;

@@ -97,3 +97,22 @@ pub fn together<T: Send + 'static>(
         .collect();
     handles.into_iter().map(|handle| handle.join()).collect()
 }
+
+/// A tokio runtime with 4 worker threads (more than this machine's cores, so tasks interleave).
+#[cfg(feature = "async")]
+pub fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A tokio runtime that runs every task on the calling thread.
+#[cfg(feature = "async")]
+pub fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
