@@ -42,7 +42,7 @@ pub mod __macro_support {
     pub use crate::cache::typed_async_store;
     pub use crate::cache::{key_hint, key_of, typed_store, Slot};
     #[cfg(not(memoflight_loom))]
-    pub use crate::local::Local;
+    pub use crate::local::{Fast, FastPath, Found, Owner};
     pub use crate::output::{
         CacheAll, CacheOk, CacheSome, DescribeDebug, DescribeOpaque, KeepFailure, KeyOf, Mode,
         ShareFailure, Sharing, SharingOf,

@@ -123,12 +123,12 @@ impl Counters {
         self.hits.add_one();
     }
 
-    /// A new per-thread hit counter, starting at the hit being counted.
+    /// A new per-thread hit counter, starting at zero.
     #[cfg(not(memoflight_loom))]
     pub(crate) fn register_local_hits(
         &self,
     ) -> std::sync::Arc<crate::sync::Padded<std::sync::atomic::AtomicU64>> {
-        let mine = std::sync::Arc::new(crate::sync::Padded(std::sync::atomic::AtomicU64::new(1)));
+        let mine = std::sync::Arc::new(crate::sync::Padded(std::sync::atomic::AtomicU64::new(0)));
         let mut registered = self.local_hits.lock();
         let registered = registered
             .as_mut()

@@ -5,7 +5,7 @@ mod unbounded;
 
 pub use bounded::Bounded;
 #[cfg(not(memoflight_loom))]
-pub(crate) use unbounded::SnapshotCell;
+pub(crate) use unbounded::Frozen;
 pub use unbounded::Unbounded;
 
 use equivalent::Equivalent;

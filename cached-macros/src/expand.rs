@@ -242,24 +242,56 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         }
         false => cache.reach(function, plan, names, hint),
     };
-    // With the default store, a `thread_local!` of this function's own holds the thread's
-    // snapshot and hit counter: one TLS access per hit (see `memoflight_core::local`).
-    let lookup = match (&cache.store_ty, &plan.store, &cache.key_ty) {
+    // With the default store, two `thread_local!`s of this function's own hold the thread's
+    // pointers into the store and what they point to: a hit reads one TLS slot and does not
+    // reach the cache's `static` (see `memoflight_core::local`).
+    // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
+    let reach_cache = quote!(let __memo_cache = #reach;);
+    let (lookup, after_a_miss) = match (&cache.store_ty, &plan.store, &cache.key_ty) {
         (Some(_), None, Some(key_ty)) if plan.bounds.is_none() => {
             let value = &plan.value;
-            quote! {
-                ::std::thread_local! {
-                    static __MEMO_LOCAL: ::memoflight::__private::Local<#key_ty, #value> =
-                        const { ::memoflight::__private::Local::new() };
+            // The cache's `LazyLock`, where it is in reach (not in a method, whose cache lives
+            // in its handle): a hit then does not check that it is initialized.
+            let unread = match plan.method {
+                true => reach.clone(),
+                false => {
+                    let cache_static = &names.cache_static;
+                    quote!(#cache_static)
                 }
-                let __memo_hit = __MEMO_LOCAL
-                    .try_with(|__memo_local| __memo_cache.__lookup_local(__memo_local, #view))
-                    .unwrap_or_else(|_| __memo_cache.__lookup(#view));
-            }
+            };
+            let lookup = quote! {
+                ::std::thread_local! {
+                    static __MEMO_FAST: ::memoflight::__private::Fast<#key_ty, #value> =
+                        const { ::memoflight::__private::Fast::new() };
+                    static __MEMO_OWNER: ::memoflight::__private::Owner<#key_ty, #value> =
+                        const { ::memoflight::__private::Owner::new() };
+                }
+                #[allow(unused_imports)]
+                use ::memoflight::__private::FastPath as _;
+                let __memo_hit = match #unread.__lookup_fast(&__MEMO_FAST, #view) {
+                    ::memoflight::__private::Found::Value(__memo_value) => {
+                        return (
+                            <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value),
+                            ::memoflight::Origin::Hit,
+                        );
+                    }
+                    ::memoflight::__private::Found::Absent => ::core::option::Option::None,
+                    ::memoflight::__private::Found::AskTheStore => {
+                        (#reach).__lookup_slow(&__MEMO_FAST, &__MEMO_OWNER, #view)
+                    }
+                };
+            };
+            (lookup, reach_cache)
         }
         // An async store is read by the miss path (its read is I/O): no inline hit path.
-        _ if plan.async_store.is_some() => quote!(let __memo_hit = ::core::option::Option::None;),
-        _ => quote!(let __memo_hit = __memo_cache.__lookup(#view);),
+        _ if plan.async_store.is_some() => (
+            quote!(#reach_cache let __memo_hit = ::core::option::Option::None;),
+            quote!(),
+        ),
+        _ => (
+            quote!(#reach_cache let __memo_hit = __memo_cache.__lookup(#view);),
+            quote!(),
+        ),
     };
     let with_origin = &names.with_origin;
     let forwarded = function.args.iter().map(|arg| &arg.binding);
@@ -304,7 +336,6 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             #[allow(unused_imports)]
             use ::memoflight::__private::{KeepFailure as _, ShareFailure as _};
             #prelude
-            let __memo_cache = #reach;
             #lookup
             if let ::core::option::Option::Some(__memo_value) = __memo_hit {
                 return (
@@ -312,6 +343,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
                     ::memoflight::Origin::Hit,
                 );
             }
+            #after_a_miss
             __memo_cache.#compute(
                 #owned,
                 move || #no_cache_path(#receiver #(#call_args),*),

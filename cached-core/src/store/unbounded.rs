@@ -2,51 +2,50 @@
 //!
 //! # Design (numbers in `benches/README.md`)
 //!
-//! Values live in an immutable *frozen* table, published as an `Arc` together with a
-//! generation number. Each thread keeps its own copy of the latest `Arc` it saw and, on every
-//! read, compares the store's generation (one shared load, of a cache line that is written only
-//! when a new table is published) with its copy's: a hit in the frozen table takes no lock and
-//! writes no memory that another thread reads. A lock that every reader takes (`RwLock`,
-//! dashmap's shards) makes two cores bounce its cache line and halves hit throughput.
+//! Values live in an immutable *frozen* table, published as an `Arc`. Each thread keeps its
+//! own clone of the latest `Arc` it saw and, on every read, checks the table's `stale` flag (a
+//! load from the table's own header, written once: when the next table is published): a hit
+//! in a current frozen table takes no lock and writes no memory that another thread reads. A
+//! lock that every reader takes (`RwLock`, dashmap's shards) makes two cores bounce its cache
+//! line and halves hit throughput.
 //!
 //! Writes go to a small *pending* table under the writer's mutex. Readers consult it (under
-//! that mutex) only for keys absent from the frozen table, and only while it is non-empty.
-//! Pending entries are merged into a new frozen table (a copy: O(entries)) when they reach half
-//! its size, or after the pending table has answered as many reads as a quarter of its size,
-//! so a hot new key is promoted to the lock-free path after a bounded number of locked reads.
-//! Both triggers make the copying amortized O(1) per write or locked read. Removing or replacing
-//! a key of the frozen table publishes a new table at once (O(entries)): invalidation costs a
-//! copy, the price of hits without a lock.
+//! that mutex) only for keys absent from the frozen table, and only once the frozen table's
+//! `pending` flag says pending entries may exist. Pending entries are merged into a new frozen
+//! table (a copy: O(entries)) when they reach half its size, or after the pending table has
+//! answered as many reads as a quarter of its size, so a hot new key is promoted to the
+//! lock-free path after a bounded number of locked reads. Both triggers make the copying
+//! amortized O(1) per write or locked read. Removing or replacing a key of the frozen table
+//! publishes a new table at once (O(entries)): invalidation costs a copy, the price of hits
+//! without a lock.
+//!
+//! # Why a read is linearizable
+//!
+//! Every publish stores the new table in `published` and then marks the table it replaced
+//! `stale` (release), under the writer's lock, before the write that caused it returns. So
+//! every table but the current one is stale, and a read that starts after a write returned
+//! sees the old table stale (its acquire load happens after the release) and takes the new
+//! one. A read that found its table not stale reads a state that was current at that instant;
+//! the table itself never changes. The `pending` flag is set (release) under the writer's lock
+//! when an entry goes to the pending table, before the insert returns; a read that starts
+//! after it sees the flag, or the table stale.
 //!
 //! A thread's copy of an old table is released at its next read of this store: a thread that
 //! stops calling keeps the table it last saw alive (as `arc_swap::Cache` does).
 
 use crate::store::Store;
-use crate::sync::{lock, AtomicU64, Mutex};
+use crate::sync::{lock, AtomicBool, Mutex};
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::Ordering::Release;
+use std::sync::atomic::Ordering::{Acquire, Release};
 use std::sync::Arc;
 
-/// A thread's copy of the latest snapshot it saw, flattened so that a hit follows one pointer
-/// (to the frozen table) instead of two.
+/// A thread's copy of the latest table it saw (the generic path, [`Store::get`]; generated
+/// code keeps its own, see `crate::local`).
 #[cfg(not(memoflight_loom))]
-pub(crate) type SnapshotCell<K, V> = std::cell::RefCell<Option<Copy<K, V>>>;
-
-/// The fields of a [`Snapshot`] a read needs.
-#[cfg(not(memoflight_loom))]
-pub(crate) struct Copy<K, V> {
-    generation: u64,
-    pending: bool,
-    frozen: Arc<HashTable<(K, V)>>,
-}
-
-/// [`SnapshotCell`] padded against false sharing (neighbouring threads' slots are adjacent in
-/// memory and written on every read).
-#[cfg(not(memoflight_loom))]
-type Local<K, V> = crate::sync::Padded<SnapshotCell<K, V>>;
+type Local<K, V> = crate::sync::Padded<std::cell::RefCell<Option<Arc<Frozen<K, V>>>>>;
 
 /// An unbounded concurrent store: every value stays until it is invalidated or cleared.
 ///
@@ -63,58 +62,94 @@ type Local<K, V> = crate::sync::Padded<SnapshotCell<K, V>>;
 /// ```
 pub struct Unbounded<K: Send + Sync, V: Send + Sync> {
     hasher: RandomState,
-    /// The generation of the latest published snapshot; bumped (release) after each publish.
-    generation: AtomicU64,
-    /// The latest snapshot, for threads whose own copy is stale.
-    published: Mutex<Arc<Snapshot<K, V>>>,
+    /// The current frozen table, for threads whose own copy is stale.
+    published: Mutex<Arc<Frozen<K, V>>>,
     /// The writers' side: pending entries and the merge budget.
     writer: Mutex<Pending<K, V>>,
-    /// Each thread's copy of the latest snapshot it saw, padded against false sharing. Not
-    /// under loom, whose model threads may share an OS thread: reads there go to `published`.
+    /// Each thread's copy of the latest table it saw, padded against false sharing (the
+    /// threads' slots are adjacent in memory). Not under loom, whose model threads may share an
+    /// OS thread: reads there go to `published`.
     #[cfg(not(memoflight_loom))]
     locals: thread_local::ThreadLocal<Local<K, V>>,
 }
 
-/// An immutable view: the frozen table, and whether pending entries may exist beside it.
-pub(crate) struct Snapshot<K, V> {
-    generation: u64,
-    frozen: Arc<HashTable<(K, V)>>,
-    pending: bool,
+/// An immutable table of values, with the two flags a reader checks. Everything a hit reads
+/// before reaching its bucket (the flags, the hasher, the table's header) sits in this one
+/// allocation.
+pub(crate) struct Frozen<K, V> {
+    table: HashTable<(K, V)>,
+    /// The store's hasher (a copy): a hit hashes without reaching the store.
+    hasher: RandomState,
+    /// Set once, when a newer table is published; never cleared.
+    stale: AtomicBool,
+    /// Set when entries may exist in the pending table beside this one; never cleared (the
+    /// merge that empties the pending table publishes a new table).
+    pending: AtomicBool,
+}
+
+impl<K, V> Frozen<K, V> {
+    fn new(table: HashTable<(K, V)>, hasher: &RandomState) -> Self {
+        Frozen {
+            table,
+            hasher: hasher.clone(),
+            stale: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether a newer table replaced this one.
+    // Loom's reads always take the current table (see `Store::get`).
+    #[cfg_attr(memoflight_loom, allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn is_stale(&self) -> bool {
+        self.stale.load(Acquire)
+    }
+
+    /// Whether entries absent from this table may be in the store's pending table.
+    #[inline(always)]
+    pub(crate) fn may_have_pending(&self) -> bool {
+        self.pending.load(Acquire)
+    }
+
+    /// The value of `key` in this table.
+    #[inline(always)]
+    pub(crate) fn find<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<&V> {
+        let hash = self.hasher.hash_one(key);
+        self.table
+            .find(hash, |(k, _)| key.equivalent(k))
+            .map(|(_, v)| v)
+    }
 }
 
 struct Pending<K, V> {
-    /// The published snapshot (the same `Arc` as `Unbounded::published`).
-    current: Arc<Snapshot<K, V>>,
-    /// Entries written since the last merge; none of their keys is in `current.frozen`.
+    /// The published table (the same `Arc` as `Unbounded::published`).
+    current: Arc<Frozen<K, V>>,
+    /// Entries written since the last merge; none of their keys is in `current`.
     entries: HashTable<(K, V)>,
     /// Reads answered from `entries` since the last merge.
     locked_hits: usize,
 }
 
-impl<K: Send + Sync, V: Send + Sync> Unbounded<K, V> {
+impl<K: Eq + Send + Sync, V: Send + Sync> Unbounded<K, V> {
     /// Creates an empty store.
     pub fn new() -> Self {
-        let snapshot = Arc::new(Snapshot {
-            generation: 0,
-            frozen: Arc::new(HashTable::new()),
-            pending: false,
-        });
+        let hasher = RandomState::default();
+        let current = Arc::new(Frozen::new(HashTable::new(), &hasher));
         Unbounded {
-            hasher: RandomState::default(),
-            generation: AtomicU64::new(0),
-            published: Mutex::new(Arc::clone(&snapshot)),
+            published: Mutex::new(Arc::clone(&current)),
             writer: Mutex::new(Pending {
-                current: snapshot,
+                current,
                 entries: HashTable::new(),
                 locked_hits: 0,
             }),
+            hasher,
             #[cfg(not(memoflight_loom))]
             locals: thread_local::ThreadLocal::new(),
         }
     }
 }
 
-impl<K: Send + Sync, V: Send + Sync> Default for Unbounded<K, V> {
+impl<K: Eq + Send + Sync, V: Send + Sync> Default for Unbounded<K, V> {
     fn default() -> Self {
         Self::new()
     }
@@ -125,32 +160,28 @@ where
     K: Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
-    /// Publishes a snapshot made of `frozen` and the `pending` flag, under the writer's lock.
-    fn publish(&self, writer: &mut Pending<K, V>, frozen: Arc<HashTable<(K, V)>>, pending: bool) {
-        let generation = writer.current.generation + 1;
-        let snapshot = Arc::new(Snapshot {
-            generation,
-            frozen,
-            pending,
-        });
-        writer.current = Arc::clone(&snapshot);
-        *lock(&self.published) = snapshot;
-        self.generation.store(generation, Release);
+    /// Publishes `table` as the new frozen table and marks the one it replaces stale, under
+    /// the writer's lock.
+    fn publish(&self, writer: &mut Pending<K, V>, table: HashTable<(K, V)>) {
+        let frozen = Arc::new(Frozen::new(table, &self.hasher));
+        let old = std::mem::replace(&mut writer.current, Arc::clone(&frozen));
+        *lock(&self.published) = frozen;
+        old.stale.store(true, Release);
     }
 
     /// Publishes a new frozen table made of the current one and the pending entries. The
     /// current table is cloned as it is (hashbrown copies its control bytes: nothing is hashed
     /// again), so a merge costs one clone per frozen entry and one insert per pending entry.
     fn merge_pending(&self, writer: &mut Pending<K, V>) {
-        let mut frozen = HashTable::clone(&writer.current.frozen);
+        let mut table = HashTable::clone(&writer.current.table);
         let pending = std::mem::take(&mut writer.entries);
-        frozen.reserve(pending.len(), |(k, _)| self.hasher.hash_one(k));
+        table.reserve(pending.len(), |(k, _)| self.hasher.hash_one(k));
         for (key, value) in pending {
             let hash = self.hasher.hash_one(&key);
-            frozen.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
+            table.insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
         }
         writer.locked_hits = 0;
-        self.publish(writer, Arc::new(frozen), false);
+        self.publish(writer, table);
     }
 
     /// Publishes a new frozen table made of the current one and the pending entries, less
@@ -161,95 +192,70 @@ where
         mut keep: impl FnMut(&K, &V) -> bool,
         extra: Option<(K, V)>,
     ) {
-        let capacity = writer.current.frozen.len() + writer.entries.len() + 1;
-        let mut frozen = HashTable::with_capacity(capacity);
+        let capacity = writer.current.table.len() + writer.entries.len() + 1;
+        let mut table = HashTable::with_capacity(capacity);
         let hasher = &self.hasher;
-        let old = Arc::clone(&writer.current.frozen);
+        let old = Arc::clone(&writer.current);
         let pending = std::mem::take(&mut writer.entries);
         let kept = old
+            .table
             .iter()
             .cloned()
             .chain(pending)
             .filter(|(k, v)| keep(k, v));
         for (key, value) in kept.chain(extra) {
             let hash = hasher.hash_one(&key);
-            frozen.insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k));
+            table.insert_unique(hash, (key, value), |(k, _)| hasher.hash_one(k));
         }
         writer.locked_hits = 0;
-        self.publish(writer, Arc::new(frozen), false);
+        self.publish(writer, table);
     }
 
-    /// A read through `local`, the calling thread's copy of the snapshot: refreshed if the
-    /// store published a newer one, then searched without a lock; the pending entries are
-    /// consulted (locked) only for a key absent from it while pending entries exist.
-    ///
-    /// `local` must belong to the calling thread (a `thread_local!` or this store's
-    /// `ThreadLocal`); the generated code of `#[cached]` passes its function's own.
-    // Always inlined: as a call, its register saves and restores were 16 of the ~60
-    // instructions a hit costs (callgrind); the slow parts (`get_locked`, the refresh) are
-    // out of line anyway.
-    #[cfg(not(memoflight_loom))]
+    /// The current frozen table.
+    pub(crate) fn current(&self) -> Arc<Frozen<K, V>> {
+        Arc::clone(&lock(&self.published))
+    }
+
+    /// A read in `frozen`, a table that was current when the caller took it, then in the
+    /// pending entries if `frozen` says they may hold it.
     #[inline(always)]
-    pub(crate) fn get_via<Q: ?Sized + Hash + Equivalent<K>>(
+    pub(crate) fn get_in<Q: ?Sized + Hash + Equivalent<K>>(
         &self,
-        local: &SnapshotCell<K, V>,
+        frozen: &Frozen<K, V>,
         key: &Q,
     ) -> Option<V> {
-        let hash = self.hasher.hash_one(key);
-        let found = {
-            let mut local = local.borrow_mut();
-            let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
-            let snapshot = match &*local {
-                Some(copy) if copy.generation == generation => copy,
-                _ => {
-                    let published = lock(&self.published);
-                    local.insert(Copy {
-                        generation: published.generation,
-                        pending: published.pending,
-                        frozen: Arc::clone(&published.frozen),
-                    })
-                }
-            };
-            match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
-                Some((_, value)) => Ok(value.clone()),
-                None => Err(snapshot.pending.then_some(snapshot.generation)),
-            }
-        };
-        match found {
-            Ok(value) => Some(value),
-            Err(None) => None,
-            Err(Some(searched)) => self.get_locked(hash, key, searched),
+        match frozen.find(key) {
+            Some(value) => Some(value.clone()),
+            None if frozen.may_have_pending() => self.get_locked(key, frozen),
+            None => None,
         }
     }
 
     /// The locked part of a read: the pending entries, then the current frozen table.
-    #[cold]
     ///
-    /// `searched` is the generation of the frozen table the caller already searched without a
-    /// lock: if it is still the current one, it is not searched again (a miss in a large
-    /// table costs a cache miss per probe).
-    fn get_locked<Q: ?Sized + Equivalent<K>>(
+    /// `searched` is the frozen table the caller already searched without a lock: if it is
+    /// still the current one, it is not searched again (a miss in a large table costs a cache
+    /// miss per probe).
+    #[cold]
+    pub(crate) fn get_locked<Q: ?Sized + Hash + Equivalent<K>>(
         &self,
-        hash: u64,
         key: &Q,
-        searched: u64,
+        searched: &Frozen<K, V>,
     ) -> Option<V> {
+        let hash = self.hasher.hash_one(key);
         let mut writer = lock(&self.writer);
         if let Some((_, value)) = writer.entries.find(hash, |(k, _)| key.equivalent(k)) {
             let value = value.clone();
             writer.locked_hits += 1;
-            if writer.locked_hits >= 64 + writer.current.frozen.len() / 4 {
+            if writer.locked_hits >= 64 + writer.current.table.len() / 4 {
                 self.merge_pending(&mut writer);
             }
             return Some(value);
         }
-        if writer.current.generation == searched {
+        if std::ptr::eq(Arc::as_ptr(&writer.current), searched) {
             return None;
         }
-        let frozen = &writer.current.frozen;
-        frozen
-            .find(hash, |(k, _)| key.equivalent(k))
-            .map(|(_, v)| v.clone())
+        writer.current.find(key).cloned()
     }
 }
 
@@ -264,28 +270,26 @@ where
     #[inline]
     fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
         #[cfg(not(memoflight_loom))]
-        return self.get_via(&self.locals.get_or(Local::default).0, key);
-        #[cfg(memoflight_loom)]
         {
-            let hash = self.hasher.hash_one(key);
-            let snapshot = Arc::clone(&lock(&self.published));
-            match snapshot.frozen.find(hash, |(k, _)| key.equivalent(k)) {
-                Some((_, value)) => Some(value.clone()),
-                None if snapshot.pending => self.get_locked(hash, key, snapshot.generation),
-                None => None,
+            // Busy only when `get` re-enters itself (from a key's `Eq` or a value's `Clone`):
+            // the inner read then takes the current table under the lock.
+            let Ok(mut local) = self.locals.get_or(Local::default).0.try_borrow_mut() else {
+                return self.get_in(&self.current(), key);
+            };
+            if local.as_ref().map_or(true, |frozen| frozen.is_stale()) {
+                *local = Some(self.current());
             }
+            let frozen = local.as_deref().expect("just refreshed");
+            self.get_in(frozen, key)
         }
+        #[cfg(memoflight_loom)]
+        self.get_in(&self.current(), key)
     }
 
     fn insert(&self, key: K, value: V) {
         let hash = self.hasher.hash_one(&key);
         let mut writer = lock(&self.writer);
-        if writer
-            .current
-            .frozen
-            .find(hash, |(k, _)| *k == key)
-            .is_some()
-        {
+        if writer.current.find(&key).is_some() {
             // Replacing a frozen value: publish a copy with the new value (rare when memoizing:
             // a key is inserted after it missed).
             let stale = key.clone();
@@ -300,11 +304,10 @@ where
                     .insert_unique(hash, (key, value), |(k, _)| self.hasher.hash_one(k));
             }
         }
-        if writer.entries.len() >= 32 + writer.current.frozen.len() / 2 {
+        if writer.entries.len() >= 32 + writer.current.table.len() / 2 {
             self.merge_pending(&mut writer);
-        } else if !writer.current.pending {
-            let frozen = Arc::clone(&writer.current.frozen);
-            self.publish(&mut writer, frozen, true);
+        } else {
+            writer.current.pending.store(true, Release);
         }
     }
 
@@ -314,11 +317,7 @@ where
         if let Ok(entry) = writer.entries.find_entry(hash, |(k, _)| key.equivalent(k)) {
             return Some(entry.remove().0 .1);
         }
-        let (_, value) = writer
-            .current
-            .frozen
-            .find(hash, |(k, _)| key.equivalent(k))?;
-        let value = value.clone();
+        let value = writer.current.find(key)?.clone();
         self.rebuild(&mut writer, |k, _| !key.equivalent(k), None);
         Some(value)
     }
@@ -332,11 +331,11 @@ where
         let mut writer = lock(&self.writer);
         writer.entries = HashTable::new();
         writer.locked_hits = 0;
-        self.publish(&mut writer, Arc::new(HashTable::new()), false);
+        self.publish(&mut writer, HashTable::new());
     }
 
     fn len(&self) -> usize {
         let writer = lock(&self.writer);
-        writer.current.frozen.len() + writer.entries.len()
+        writer.current.table.len() + writer.entries.len()
     }
 }
