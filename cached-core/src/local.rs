@@ -37,6 +37,7 @@
 #![allow(unsafe_code)]
 
 use crate::cache::Cache;
+use crate::stats::Counters;
 use crate::store::{Frozen, Unbounded};
 use crate::sync::Padded;
 use equivalent::Equivalent;
@@ -68,6 +69,8 @@ pub struct Owner<K: 'static, V: 'static> {
     fast: Cell<Option<FastOfThisThread<K, V>>>,
     /// The bound cache (its address), null until the first refresh.
     cache: Cell<*const ()>,
+    /// The bound cache's counters, where `hits` is registered.
+    counters: Cell<Option<&'static Counters>>,
     frozen: RefCell<Option<Arc<Frozen<K, V>>>>,
     hits: RefCell<Option<Arc<Padded<AtomicU64>>>>,
 }
@@ -203,6 +206,7 @@ impl<K, V> Owner<K, V> {
         Owner {
             fast: Cell::new(None),
             cache: Cell::new(ptr::null()),
+            counters: Cell::new(None),
             frozen: RefCell::new(None),
             hits: RefCell::new(None),
         }
@@ -238,7 +242,10 @@ where
                 // A read of the table is in progress further down the stack.
                 return false;
             }
-            let counter = hits.get_or_insert_with(|| cache.counters().register_local_hits());
+            let counter = hits.get_or_insert_with(|| {
+                self.counters.set(Some(cache.counters()));
+                cache.counters().register_local_hits()
+            });
             fast.hits.set(&counter.0);
             if frozen.as_ref().is_some_and(|table| !table.is_stale()) {
                 return true;
@@ -296,9 +303,15 @@ impl<K: 'static, V: 'static> Drop for Owner<K, V> {
             reading
         });
         if reading == Ok(true) {
-            // A read is using the table (module docs, point 4): leak it rather than free it.
+            // A read is using the table (module docs, point 4): leak it rather than free it,
+            // and keep the counter registered (the read will count its hit).
             std::mem::forget(self.frozen.take());
             std::mem::forget(self.hits.take());
+            return;
+        }
+        // The thread is ending: its hits go to the cache's total, its counter away.
+        if let (Some(counters), Some(hits)) = (self.counters.get(), self.hits.get_mut()) {
+            counters.end_local_hits(hits);
         }
     }
 }
@@ -387,4 +400,74 @@ fn lookup_fast<K: Eq + 'static, V: Clone + 'static, Q: ?Sized + Hash + Equivalen
 ) -> Found<V> {
     fast.try_with(|fast| fast.get(key))
         .unwrap_or(Found::AskTheStore)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::LazyLock;
+
+    type Memo = Cache<Unbounded<u64, u64>>;
+
+    static A: LazyLock<Memo> = LazyLock::new(|| Cache::new("a", Unbounded::new()));
+    static B: LazyLock<Memo> = LazyLock::new(|| Cache::new("b", Unbounded::new()));
+
+    thread_local! {
+        static FAST: Fast<u64, u64> = const { Fast::new() };
+        static OWNER: Owner<u64, u64> = const { Owner::new() };
+        static OTHER_FAST: Fast<u64, u64> = const { Fast::new() };
+    }
+
+    /// What generated code does for a hit on `cache`.
+    fn lookup(
+        cache: &'static Memo,
+        fast: &'static LocalKey<Fast<u64, u64>>,
+        key: u64,
+    ) -> Option<u64> {
+        match cache.__lookup_fast(fast, &key) {
+            Found::Value(value) => Some(value),
+            Found::Absent => None,
+            Found::AskTheStore => cache.__lookup_slow(fast, &OWNER, &key),
+        }
+    }
+
+    #[test]
+    fn thread_locals_bound_to_one_cache_give_other_caches_their_own_values() {
+        A.get_or_compute(1, || 10);
+        B.get_or_compute(1, || 20);
+        std::thread::spawn(|| {
+            assert_eq!(lookup(&A, &FAST, 1), Some(10)); // binds FAST and OWNER to A
+                                                        // B through OWNER, bound to A: refused, served by the generic path.
+            assert_eq!(B.__lookup_slow(&FAST, &OWNER, &1), Some(20));
+            // A second `Fast` with OWNER, bound to FAST: refused too.
+            assert_eq!(A.__lookup_slow(&OTHER_FAST, &OWNER, &1), Some(10));
+            assert!(matches!(
+                A.__lookup_fast(&OTHER_FAST, &1),
+                Found::AskTheStore
+            ));
+            assert_eq!(lookup(&A, &FAST, 1), Some(10));
+        })
+        .join()
+        .unwrap();
+        assert_eq!(A.stats().hits, 3);
+        assert_eq!(B.stats().hits, 1);
+    }
+
+    static C: LazyLock<Memo> = LazyLock::new(|| Cache::new("c", Unbounded::new()));
+
+    #[test]
+    fn an_ended_threads_hits_stay_counted_and_its_counter_is_forgotten() {
+        C.get_or_compute(1, || 10);
+        for _ in 0..20 {
+            std::thread::spawn(|| {
+                for _ in 0..5 {
+                    assert_eq!(lookup(&C, &FAST, 1), Some(10));
+                }
+            })
+            .join()
+            .unwrap();
+        }
+        assert_eq!(C.stats().hits, 100);
+        assert_eq!(crate::sync::lock(&C.counters().local_hits).live.len(), 0);
+    }
 }

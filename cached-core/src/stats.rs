@@ -62,6 +62,17 @@ pub struct Stats {
     pub in_flight: u64,
 }
 
+/// The hit counters of `#[cached]` functions' own thread-locals (`crate::local`): one per live
+/// thread, padded so that two threads' counters never share a cache line, and the total of the
+/// threads that ended (so that a process that keeps starting threads keeps no counter per
+/// thread it ever ran).
+#[cfg(not(memoflight_loom))]
+#[derive(Default)]
+pub(crate) struct LocalHits {
+    pub(crate) live: Vec<std::sync::Arc<crate::sync::Padded<AtomicU64>>>,
+    ended: u64,
+}
+
 /// Per-thread hit counters: a hit writes only its own thread's cache line, with a plain load and
 /// store (no read-modify-write), so hits on two cores never contend. `stats()` sums them.
 #[cfg(not(memoflight_loom))]
@@ -103,10 +114,9 @@ impl HitCounter {
 #[derive(Default)]
 pub(crate) struct Counters {
     hits: HitCounter,
-    /// Per-thread hit counters of `#[cached]` functions' own thread-locals (`crate::local`),
-    /// padded so that two threads' counters never share a cache line.
-    local_hits:
-        std::sync::Mutex<Vec<std::sync::Arc<crate::sync::Padded<std::sync::atomic::AtomicU64>>>>,
+    /// The hit counters of `#[cached]` functions' own thread-locals (`crate::local`).
+    #[cfg(not(memoflight_loom))]
+    pub(crate) local_hits: std::sync::Mutex<LocalHits>,
     misses: AtomicU64,
     executions: AtomicU64,
     waits: AtomicU64,
@@ -125,16 +135,37 @@ impl Counters {
 
     /// A new per-thread hit counter, starting at zero.
     #[cfg(not(memoflight_loom))]
-    pub(crate) fn register_local_hits(
-        &self,
-    ) -> std::sync::Arc<crate::sync::Padded<std::sync::atomic::AtomicU64>> {
-        let mine = std::sync::Arc::new(crate::sync::Padded(std::sync::atomic::AtomicU64::new(0)));
-        let mut registered = self.local_hits.lock();
-        let registered = registered
-            .as_mut()
-            .unwrap_or_else(|poisoned| poisoned.get_mut());
-        registered.push(std::sync::Arc::clone(&mine));
+    pub(crate) fn register_local_hits(&self) -> std::sync::Arc<crate::sync::Padded<AtomicU64>> {
+        let mine = std::sync::Arc::new(crate::sync::Padded(AtomicU64::new(0)));
+        let mut local_hits = crate::sync::lock(&self.local_hits);
+        local_hits.live.push(std::sync::Arc::clone(&mine));
         mine
+    }
+
+    /// Folds the counter of a thread that is ending into the total, and forgets it.
+    #[cfg(not(memoflight_loom))]
+    pub(crate) fn end_local_hits(&self, counter: &std::sync::Arc<crate::sync::Padded<AtomicU64>>) {
+        let mut local_hits = crate::sync::lock(&self.local_hits);
+        if let Some(at) = local_hits
+            .live
+            .iter()
+            .position(|live| std::sync::Arc::ptr_eq(live, counter))
+        {
+            local_hits.live.swap_remove(at);
+            local_hits.ended += counter.load(Relaxed);
+        }
+    }
+
+    /// All hits counted so far.
+    fn hits(&self) -> u64 {
+        #[cfg(not(memoflight_loom))]
+        {
+            let local_hits = crate::sync::lock(&self.local_hits);
+            let live: u64 = local_hits.live.iter().map(|c| c.load(Relaxed)).sum();
+            self.hits.sum() + local_hits.ended + live
+        }
+        #[cfg(memoflight_loom)]
+        self.hits.sum()
     }
 
     pub(crate) fn miss(&self) {
@@ -173,14 +204,7 @@ impl Counters {
 
     pub(crate) fn snapshot(&self, entries: usize, in_flight: usize, evictions: u64) -> Stats {
         Stats {
-            hits: self.hits.sum()
-                + self
-                    .local_hits
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .iter()
-                    .map(|counter| counter.load(Relaxed))
-                    .sum::<u64>(),
+            hits: self.hits(),
             misses: self.misses.load(Relaxed),
             executions: self.executions.load(Relaxed),
             waits: self.waits.load(Relaxed),
