@@ -37,35 +37,34 @@ fn baseline() -> HashMap<u64, u64, foldhash::fast::RandomState> {
     (0..HOT_KEYS).map(|k| (k, memo_no_cache(k))).collect()
 }
 
-fn hits(c: &mut Criterion) {
+/// The hot keys and the baseline map, with every memoized function warmed on every key.
+fn warmed() -> (Vec<u64>, HashMap<u64, u64, foldhash::fast::RandomState>) {
     let keys = order();
-    let map = baseline();
     for &k in &keys {
         memo(k);
         memo_bounded(k);
         memo_bounded_ttl(k);
     }
-    let map_lookups = |iters: u64| {
-        for i in 0..iters {
-            let k = keys[(i % HOT_KEYS) as usize];
-            black_box(map.get(&black_box(k)).copied());
-        }
-    };
+    (keys, baseline())
+}
+
+/// `iters` lookups of the hot keys through `lookup`.
+#[inline(always)]
+fn lookups_with<R>(keys: &[u64], iters: u64, lookup: impl Fn(u64) -> R) {
+    for i in 0..iters {
+        let k = keys[(i % HOT_KEYS) as usize];
+        black_box(lookup(black_box(k)));
+    }
+}
+
+fn hits(c: &mut Criterion) {
+    let (keys, map) = warmed();
+    let map_lookups = |iters: u64| lookups_with(&keys, iters, |k| map.get(&k).copied());
     let lookups = |f: fn(u64) -> u64| {
         let keys = &keys;
-        move |iters: u64| {
-            for i in 0..iters {
-                let k = keys[(i % HOT_KEYS) as usize];
-                black_box(f(black_box(k)));
-            }
-        }
+        move |iters: u64| lookups_with(keys, iters, f)
     };
-    let memo_lookups = |iters: u64| {
-        for i in 0..iters {
-            let k = keys[(i % HOT_KEYS) as usize];
-            black_box(memo(black_box(k)));
-        }
-    };
+    let memo_lookups = |iters: u64| lookups_with(&keys, iters, memo);
 
     let mut group = c.benchmark_group("hit");
     for threads in [1, 2] {
@@ -120,26 +119,11 @@ fn misses(c: &mut Criterion) {
 
 /// The interleaved scaling measurement (see the module docs); prints a markdown table.
 fn scaling() {
-    let keys = order();
-    let map = baseline();
-    for &k in &keys {
-        memo(k);
-        memo_bounded(k);
-    }
-    let map_lookups = |iters: u64| {
-        for i in 0..iters {
-            let k = keys[(i % HOT_KEYS) as usize];
-            black_box(map.get(&black_box(k)).copied());
-        }
-    };
+    let (keys, map) = warmed();
+    let map_lookups = |iters: u64| lookups_with(&keys, iters, |k| map.get(&k).copied());
     let lookups = |f: fn(u64) -> u64| {
         let keys = &keys;
-        move |iters: u64| {
-            for i in 0..iters {
-                let k = keys[(i % HOT_KEYS) as usize];
-                black_box(f(black_box(k)));
-            }
-        }
+        move |iters: u64| lookups_with(keys, iters, f)
     };
     type Lookups<'a> = &'a (dyn Fn(u64) + Sync);
     let candidates: [(&str, Lookups, u64); 3] = [
