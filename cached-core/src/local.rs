@@ -67,9 +67,8 @@ pub struct Fast<K, V> {
 pub struct Owner<K: 'static, V: 'static> {
     /// The bound `Fast`: its key (to reach it from `drop`) and this thread's instance.
     fast: Cell<Option<FastOfThisThread<K, V>>>,
-    /// The bound cache (its address), null until the first refresh.
-    cache: Cell<*const ()>,
-    /// The bound cache's counters, where `hits` is registered.
+    /// The bound cache's counters (also what identifies the cache: each has its own), where
+    /// `hits` is registered; `None` until the first refresh.
     counters: Cell<Option<&'static Counters>>,
     frozen: RefCell<Option<Arc<Frozen<K, V>>>>,
     hits: RefCell<Option<Arc<Padded<AtomicU64>>>>,
@@ -205,7 +204,6 @@ impl<K, V> Owner<K, V> {
     pub const fn new() -> Self {
         Owner {
             fast: Cell::new(None),
-            cache: Cell::new(ptr::null()),
             counters: Cell::new(None),
             frozen: RefCell::new(None),
             hits: RefCell::new(None),
@@ -242,10 +240,7 @@ where
                 // A read of the table is in progress further down the stack.
                 return false;
             }
-            let counter = hits.get_or_insert_with(|| {
-                self.counters.set(Some(cache.counters()));
-                cache.counters().register_local_hits()
-            });
+            let counter = hits.get_or_insert_with(|| cache.counters().register_local_hits());
             fast.hits.set(&counter.0);
             if frozen.as_ref().is_some_and(|table| !table.is_stale()) {
                 return true;
@@ -270,19 +265,22 @@ where
         fast: &Fast<K, V>,
     ) -> bool {
         let me = self as *const Self as *const ();
-        let cache = cache as *const Cache<Unbounded<K, V>> as *const ();
+        let counters = cache.counters();
         let fast_ptr = fast as *const Fast<K, V>;
-        let unbound = self.fast.get().is_none() && self.cache.get().is_null();
-        if unbound && fast.owner.get().is_null() {
+        if self.fast.get().is_none() && fast.owner.get().is_null() {
             self.fast.set(Some((fast_key, fast_ptr)));
-            self.cache.set(cache);
+            self.counters.set(Some(counters));
             fast.owner.set(me);
         }
         let mine = self
             .fast
             .get()
             .is_some_and(|(_, bound)| ptr::eq(bound, fast_ptr));
-        mine && self.cache.get() == cache && fast.owner.get() == me
+        let same_cache = self
+            .counters
+            .get()
+            .is_some_and(|bound| ptr::eq(bound, counters));
+        mine && same_cache && fast.owner.get() == me
     }
 }
 

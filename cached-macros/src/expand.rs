@@ -242,10 +242,16 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         }
         false => cache.reach(function, plan, names, hint),
     };
+    let return_hit = quote! {
+        return (
+            <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value),
+            ::memoflight::Origin::Hit,
+        );
+    };
+    // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
     // With the default store, two `thread_local!`s of this function's own hold the thread's
     // pointers into the store and what they point to: a hit reads one TLS slot and does not
     // reach the cache's `static` (see `memoflight_core::local`).
-    // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
     let reach_cache = quote!(let __memo_cache = #reach;);
     let (lookup, after_a_miss) = match (&cache.store_ty, &plan.store, &cache.key_ty) {
         (Some(_), None, Some(key_ty)) if plan.bounds.is_none() => {
@@ -269,12 +275,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
                 #[allow(unused_imports)]
                 use ::memoflight::__private::FastPath as _;
                 let __memo_hit = match #unread.__lookup_fast(&__MEMO_FAST, #view) {
-                    ::memoflight::__private::Found::Value(__memo_value) => {
-                        return (
-                            <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value),
-                            ::memoflight::Origin::Hit,
-                        );
-                    }
+                    ::memoflight::__private::Found::Value(__memo_value) => { #return_hit }
                     ::memoflight::__private::Found::Absent => ::core::option::Option::None,
                     ::memoflight::__private::Found::AskTheStore => {
                         (#reach).__lookup_slow(&__MEMO_FAST, &__MEMO_OWNER, #view)
@@ -338,10 +339,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             #prelude
             #lookup
             if let ::core::option::Option::Some(__memo_value) = __memo_hit {
-                return (
-                    <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value),
-                    ::memoflight::Origin::Hit,
-                );
+                #return_hit
             }
             #after_a_miss
             __memo_cache.#compute(
