@@ -1,8 +1,11 @@
-//! The hit path of `#[cached]` on the default store: each function's thread-locals point into
-//! the store's current table (`cached-core/src/local.rs`). These tests exercise what that
-//! design must survive: a value's `Clone` that calls the function again while the table it is
-//! read from goes stale, panics in user code during a hit, thread-local destructors that call
-//! the function while the thread's state is torn down, and hits on many short-lived threads.
+//! The hit path of `#[cached]` on the default store: a read of a lock-free map under an epoch
+//! guard, whose removed values are freed once no reader can see them
+//! (`cached-core/src/store/unbounded.rs`). These tests exercise what that must survive: a
+//! value's `Clone` that calls the function again while the value it is cloned from is being
+//! removed, panics in user code during a hit, thread-local destructors that call the function
+//! while the thread's state is torn down (`cached-core/src/teardown.rs`), and hits on many
+//! short-lived threads. CI runs them under valgrind: a value freed while still read fails the
+//! run even where the freed memory still reads back the same.
 
 mod common;
 
@@ -11,7 +14,7 @@ use memoflight::{cached, Origin};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Mutex;
 
-/// A value that records its drop, so a test can tell whether the table it sits in was freed.
+/// A value that records its drop, so a test can tell whether a value still being read was freed.
 struct Tracked {
     id: u64,
     n: u64,
@@ -19,7 +22,7 @@ struct Tracked {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static DROPPED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
-/// When set, the next `Tracked::clone` makes the table stale and calls `tracked` again.
+/// When set, the next `Tracked::clone` invalidates and calls `tracked` again.
 static REENTER: AtomicBool = AtomicBool::new(false);
 
 impl Tracked {
@@ -35,14 +38,13 @@ impl Clone for Tracked {
     fn clone(&self) -> Self {
         let id = self.id;
         if REENTER.swap(false, SeqCst) {
-            // Publish a new table: the one this value is being read from goes stale, and only
-            // this thread's state still holds it.
+            // An invalidation during the read (removing nothing: the predicate keeps all).
             tracked_cache().invalidate_if(|_, _| false);
-            // A call during the read, with the table stale: it must not free that table.
+            // A call during the read: it must not free the value being read.
             assert_eq!(tracked(5).n, 50);
             assert!(
                 !DROPPED.lock().unwrap().contains(&id),
-                "the table being read was freed by a call made during the read"
+                "the value being read was freed by a call made during the read"
             );
         }
         Tracked::new(self.n)
@@ -61,16 +63,16 @@ fn tracked(n: u64) -> Tracked {
 }
 
 #[test]
-fn a_call_from_a_values_clone_never_frees_the_table_being_read() {
+fn a_call_from_a_values_clone_never_frees_the_value_being_read() {
     let result = run_bounded(|| {
-        assert_eq!(tracked(1).n, 10); // computed; pending beside the frozen table
-        tracked_cache().invalidate_if(|_, _| false); // key 1 now in a frozen table
-        assert_eq!(tracked(1).n, 10); // this thread takes that table
+        assert_eq!(tracked(1).n, 10); // computed
+        tracked_cache().invalidate_if(|_, _| false);
+        assert_eq!(tracked(1).n, 10); // a hit
         REENTER.store(true, SeqCst);
         let (value, origin) = tracked_with_origin(1); // the clone re-enters, see above
         assert_eq!((value.n, origin), (10, Origin::Hit));
         assert!(!REENTER.load(SeqCst), "the hit did not clone the value");
-        assert_eq!(tracked(1).n, 10); // the stale table is replaced now
+        assert_eq!(tracked(1).n, 10);
         assert_eq!(tracked(5).n, 50);
     });
     assert_eq!(result, Ok(()));
@@ -104,8 +106,8 @@ fn a_panic_in_a_values_clone_during_a_hit_leaves_the_hit_path_working() {
         for _ in 0..3 {
             assert_eq!(fragile(1), Fragile(2));
         }
-        fragile_cache().invalidate_if(|_, _| false); // key 1 in a frozen table
-        assert_eq!(fragile(1), Fragile(2)); // through this thread's table
+        fragile_cache().invalidate_if(|_, _| false);
+        assert_eq!(fragile(1), Fragile(2));
         PANIC_ON_CLONE.store(true, SeqCst);
         let panicked = std::panic::catch_unwind(|| fragile(1));
         assert!(panicked.is_err());
@@ -143,15 +145,13 @@ thread_local! {
 #[test]
 fn a_thread_local_destructor_can_call_the_function_while_the_thread_is_torn_down() {
     assert_eq!(torn_down(3), 21);
-    torn_down_cache().invalidate_if(|_, _| false); // key 3 in a frozen table
-                                                   // Thread-local destructors run in the reverse order of their registration (the first
-                                                   // access), so the destructor runs after the function's own state is gone in the first
-                                                   // thread, and before it in the second.
+    torn_down_cache().invalidate_if(|_, _| false);
+    // Thread-local destructors run in the reverse order of their registration (the first
+    // access), so the destructor runs after the thread-locals the store uses are gone in the
+    // first thread, and before them in the second.
     let destructor_first = std::thread::spawn(|| {
         CALLS_ON_DROP.with(|_| {});
         assert_eq!(torn_down(3), 21);
-        // The table this thread holds goes stale: its state is the last to hold it, and
-        // frees it when it is torn down, before the destructor calls.
         torn_down_cache().invalidate_if(|_, _| false);
     });
     destructor_first.join().unwrap();
@@ -182,7 +182,7 @@ fn hits_on_many_short_lived_threads_are_all_counted() {
                         assert_eq!(short_lived(1), 101);
                     }
                     if round == 2 {
-                        // Tables go stale while threads come and go.
+                        // Invalidations while threads come and go.
                         short_lived_cache().invalidate_if(|_, _| false);
                     }
                 })

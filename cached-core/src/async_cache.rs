@@ -401,10 +401,7 @@ impl<S: AsyncStore> AsyncCache<S> {
         let engine = &self.engine;
         if let Some(value) = self.look(&key, subject).await {
             self.count_once(&mut counted, true, subject);
-            leader.finish(
-                None::<&Nothing<S::Key, S::Value>>,
-                Outcome::Value(value.clone()),
-            );
+            leader.finish_unstored(Outcome::Value(value.clone()));
             return (M::rebuild(value), Origin::Hit);
         }
         self.count_once(&mut counted, false, subject);

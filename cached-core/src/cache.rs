@@ -200,7 +200,10 @@ impl<S: Store> Cache<S> {
     /// });
     /// assert_eq!(runs.load(Ordering::SeqCst), 1);
     /// ```
-    pub fn get_or_compute(&self, key: S::Key, compute: impl FnOnce() -> S::Value) -> S::Value {
+    pub fn get_or_compute(&self, key: S::Key, compute: impl FnOnce() -> S::Value) -> S::Value
+    where
+        S::Key: Clone,
+    {
         if let Some(value) = self.__lookup(&key) {
             return value;
         }
@@ -299,11 +302,6 @@ impl<S: Store> Cache<S> {
             .snapshot(self.store.len(), self.flights.len(), self.store.evictions())
     }
 
-    #[cfg(not(memoflight_loom))]
-    pub(crate) fn counters(&self) -> &Counters {
-        &self.counters
-    }
-
     /// The hit path: a store read that counts a hit. For generated code.
     #[doc(hidden)]
     #[inline]
@@ -330,6 +328,7 @@ impl<S: Store> Cache<S> {
         sharing: Option<Sharing<R>>,
     ) -> (R, Origin)
     where
+        S::Key: Clone,
         M: Mode<R, Value = S::Value>,
     {
         let subject = trace::Subject::new(self.name, || self.key_text(&key));
@@ -419,6 +418,7 @@ impl<S: Store> Cache<S> {
         subject: &trace::Subject,
     ) -> R
     where
+        S::Key: Clone,
         M: Mode<R, Value = S::Value>,
     {
         self.counters.execution();
@@ -441,19 +441,20 @@ impl<S: Store> Cache<S> {
         subject: &trace::Subject,
     ) -> R
     where
+        S::Key: Clone,
         M: Mode<R, Value = S::Value>,
     {
         match M::split(result) {
             Ok(value) => {
                 let before = trace::evictions_before(|| self.store.evictions());
-                leader.finish(Some(&self.store), Outcome::Value(value.clone()));
+                let value = leader.finish_value(&self.store, value);
                 trace::evicted(subject, before, || self.store.evictions());
                 M::rebuild(value)
             }
             Err(result) => {
                 self.counters.error();
                 match sharing.and_then(|s| (s.share)(&result)) {
-                    Some(failure) => leader.finish(None::<&S>, Outcome::Failure(failure)),
+                    Some(failure) => leader.finish_unstored(Outcome::Failure(failure)),
                     None => {
                         trace::handed_off(subject, "failed with an error that is not Clone");
                         leader.vacate()
@@ -478,7 +479,7 @@ impl<S: Store> Cache<S> {
     #[cold]
     fn compute_alone<R, M>(
         &self,
-        flight: &crate::sync::Arc<crate::flight::Flight<S::Value>>,
+        flight: &crate::sync::Arc<crate::flight::Flight<S::Key, S::Value>>,
         key: S::Key,
         compute: impl FnOnce() -> R,
     ) -> R
@@ -496,7 +497,7 @@ impl<S: Store> Cache<S> {
     /// it gave up on is still current and nothing is stored yet.
     pub(crate) fn keep_alone<R, M>(
         &self,
-        flight: &crate::sync::Arc<crate::flight::Flight<S::Value>>,
+        flight: &crate::sync::Arc<crate::flight::Flight<S::Key, S::Value>>,
         key: S::Key,
         result: R,
     ) -> R

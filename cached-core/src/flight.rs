@@ -58,7 +58,7 @@
 //! memoized function may call itself recursively on other keys.
 
 use crate::store::Store;
-use crate::sync::{current_thread, lock, Arc, Condvar, Mutex, Padded, ThreadId};
+use crate::sync::{current_thread, lock, Arc, AtomicU64, Condvar, Mutex, Padded, ThreadId};
 use crate::wait_graph;
 use equivalent::Equivalent;
 /// The shard hasher. Loom replays each execution and needs every choice to repeat: under it the
@@ -70,6 +70,7 @@ type ShardHasher = foldhash::fast::FixedState;
 use hashbrown::HashTable;
 use std::any::Any;
 use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::Ordering::SeqCst;
 
 /// A failure (an `Err` or a `None`) that a leader hands to its waiters instead of a value.
 ///
@@ -84,28 +85,47 @@ pub(crate) enum Outcome<V> {
     Failure(SharedFailure),
 }
 
+/// An outcome as a flight keeps it: behind an `Arc`, so that a waiter clones the `Arc` under
+/// the flight's lock and the value (user code) after releasing it. `None` when the leader kept
+/// no copy because nobody waited when it finished: a waiter that joins after that finds the
+/// value in the store.
+type Kept<V> = Option<std::sync::Arc<Outcome<V>>>;
+
 enum State<V> {
     /// The leader is running the function; `waiters` callers are blocked on it (the leader
-    /// wakes them only if there are any: a wake-up is a system call). `leader` is the leading
-    /// thread, or `None` for an async task, which may move between threads.
-    Running {
-        leader: Option<ThreadId>,
-        waiters: usize,
-    },
-    /// The leader has its value and is writing it to an async store; the flight stays
-    /// registered until the write ends, so that an invalidation waits for it. Waiters clone
-    /// the outcome at once, as from `Finished`.
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
-    Storing(Outcome<V>),
-    /// The leader finished; each waiter clones the outcome.
-    Finished(Outcome<V>),
+    /// wakes them only if there are any: a wake-up is a system call).
+    Running { waiters: usize },
+    /// The leader has its value and is writing it to the store; the flight stays registered
+    /// until the write ends, so that an invalidation waits for it. Waiters take the outcome at
+    /// once if one was kept, and otherwise wait for the write to end.
+    Storing(Kept<V>),
+    /// The leader finished; each waiter clones the outcome, or finds the value in the store.
+    Finished(Kept<V>),
     /// The leader left without an outcome to share: waiters go around again.
     Vacated,
 }
 
-/// One computation in flight, shared by its leader and its waiters.
-pub(crate) struct Flight<V> {
-    state: Mutex<State<V>>,
+struct Inner<V> {
+    state: State<V>,
+    /// Set by an invalidation (or a clear) that unregistered this flight while it was running:
+    /// its leader then does not store.
+    revoked: bool,
+    /// Callers that gave up waiting and are writing their own value while this flight runs
+    /// ([`InFlight::store_if_current`]); an invalidation waits for them as for `Storing`.
+    side_writers: usize,
+}
+
+/// One computation in flight, shared by its leader, its waiters and the in-flight table.
+pub(crate) struct Flight<K, V> {
+    /// The key, compared by callers of the same hash *outside* the table's lock (it is user
+    /// code), which is why a flight owns it.
+    key: K,
+    hash: u64,
+    /// The leading thread, or `None` for an async task, which may move between threads.
+    leader: Option<ThreadId>,
+    /// The cache's clear count when this flight was registered ([`InFlight::epoch`]).
+    epoch: u64,
+    inner: Mutex<Inner<V>>,
     /// Wakes blocked threads.
     changed: Condvar,
     /// Wakes waiting tasks (runtime-agnostic: tokio's `sync` module needs no tokio runtime).
@@ -116,6 +136,8 @@ pub(crate) struct Flight<V> {
 /// How a wait on a flight ended.
 pub(crate) enum Waited<V> {
     Finished(Outcome<V>),
+    /// The leader left without an outcome (a panic, a cancellation), or finished without
+    /// keeping a copy (its value is in the store): go around again.
     Vacated,
     /// The caller's own thread leads this flight: waiting would never end.
     OwnThreadLeads,
@@ -126,19 +148,54 @@ pub(crate) enum Waited<V> {
     TimedOut,
 }
 
-impl<V: Clone> Flight<V> {
-    fn new(leader: Option<ThreadId>) -> Self {
+/// What a waiter does with the state it found.
+enum Look<V> {
+    Done(Kept<V>),
+    Vacated,
+    Block,
+}
+
+impl<V> State<V> {
+    fn look(&self) -> Look<V> {
+        match self {
+            State::Storing(Some(kept)) | State::Finished(Some(kept)) => {
+                Look::Done(Some(std::sync::Arc::clone(kept)))
+            }
+            State::Finished(None) | State::Vacated => Look::Vacated,
+            State::Running { .. } | State::Storing(None) => Look::Block,
+        }
+    }
+}
+
+/// Clones a kept outcome out of its `Arc`, after the flight's lock is released.
+fn take<V: Clone>(kept: Kept<V>) -> Waited<V> {
+    match kept {
+        Some(outcome) => Waited::Finished(Outcome::clone(&outcome)),
+        None => Waited::Vacated,
+    }
+}
+
+impl<K, V: Clone> Flight<K, V> {
+    fn new(key: K, hash: u64, epoch: u64, leader: Option<ThreadId>) -> Self {
         Flight {
-            state: Mutex::new(State::Running { leader, waiters: 0 }),
+            key,
+            hash,
+            leader,
+            epoch,
+            inner: Mutex::new(Inner {
+                state: State::Running { waiters: 0 },
+                revoked: false,
+                side_writers: 0,
+            }),
             changed: Condvar::new(),
             #[cfg(feature = "async")]
             settled: tokio::sync::Notify::new(),
         }
     }
 
-    /// Blocks until the flight leaves `Running`, or until `timeout` has passed. `computation`
-    /// describes this flight (`function(key)`) for deadlock reports; it is called only when the
-    /// caller must block.
+    /// Blocks until the flight has an outcome for its waiters, or until `timeout` has passed.
+    /// `computation` describes this flight (`function(key)`) for deadlock reports; it is called
+    /// only when the caller must block.
     pub(crate) fn wait(
         &self,
         computation: impl Fn() -> String,
@@ -147,36 +204,41 @@ impl<V: Clone> Flight<V> {
         let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
         let mut me = None;
         let mut blocked = None;
-        let mut state = lock(&self.state);
+        let mut inner = lock(&self.inner);
         loop {
-            match &mut *state {
-                State::Finished(outcome) | State::Storing(outcome) => {
-                    return Waited::Finished(outcome.clone())
+            match inner.state.look() {
+                Look::Done(kept) => {
+                    drop(inner);
+                    return take(kept);
                 }
-                State::Vacated => return Waited::Vacated,
-                State::Running { leader, waiters } => {
-                    let me = *me.get_or_insert_with(current_thread);
-                    if *leader == Some(me) {
-                        return Waited::OwnThreadLeads;
+                Look::Vacated => return Waited::Vacated,
+                Look::Block => {}
+            }
+            // Blocking on a flight this thread leads (from user code its leader runs: the
+            // function, or a `Clone`, `Hash` or `Eq` while it stores) would never end.
+            let me = *me.get_or_insert_with(current_thread);
+            if self.leader == Some(me) {
+                return Waited::OwnThreadLeads;
+            }
+            if let State::Running { .. } = &inner.state {
+                // Cycles through async tasks are not tracked: a task has no thread.
+                if let (None, Some(leader)) = (&blocked, self.leader) {
+                    match wait_graph::block_on(me, leader, &computation) {
+                        Ok(record) => blocked = Some(record),
+                        Err(cycle) => return Waited::Deadlock(cycle),
                     }
-                    // Cycles through async tasks are not tracked: a task has no thread.
-                    if let (None, Some(leader)) = (&blocked, *leader) {
-                        match wait_graph::block_on(me, leader, &computation) {
-                            Ok(record) => blocked = Some(record),
-                            Err(cycle) => return Waited::Deadlock(cycle),
-                        }
-                    }
-                    *waiters += 1;
-                    let timed_out;
-                    (state, timed_out) = self.block(state, deadline);
-                    if let State::Running { waiters, .. } = &mut *state {
-                        // A spurious wake-up or a timeout: counted once, waits again if
-                        // time is left.
-                        *waiters -= 1;
-                        if timed_out {
-                            return Waited::TimedOut;
-                        }
-                    }
+                }
+            }
+            if let State::Running { waiters, .. } = &mut inner.state {
+                *waiters += 1;
+            }
+            let timed_out;
+            (inner, timed_out) = self.block(inner, deadline);
+            if let State::Running { waiters, .. } = &mut inner.state {
+                // A spurious wake-up or a timeout: counted once, waits again if time is left.
+                *waiters -= 1;
+                if timed_out {
+                    return Waited::TimedOut;
                 }
             }
         }
@@ -185,110 +247,160 @@ impl<V: Clone> Flight<V> {
     /// Waits for a change of state, until `deadline` if there is one; says whether it passed.
     fn block<'a>(
         &self,
-        state: crate::sync::MutexGuard<'a, State<V>>,
+        inner: crate::sync::MutexGuard<'a, Inner<V>>,
         deadline: Option<std::time::Instant>,
-    ) -> (crate::sync::MutexGuard<'a, State<V>>, bool) {
+    ) -> (crate::sync::MutexGuard<'a, Inner<V>>, bool) {
         #[cfg(not(memoflight_loom))]
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let (state, result) = self
+            let (inner, result) = self
                 .changed
-                .wait_timeout(state, left)
+                .wait_timeout(inner, left)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            return (state, result.timed_out());
+            return (inner, result.timed_out());
         }
         // Under loom, timeouts are not modelled: a waiter waits for the outcome.
         #[cfg(memoflight_loom)]
         let _ = deadline;
-        let state = self
+        let inner = self
             .changed
-            .wait(state)
+            .wait(inner)
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        (state, false)
+        (inner, false)
     }
 
-    fn settle(&self, next: State<V>) {
-        self.transition(|_| next);
-    }
-
-    /// Moves the flight to the state `next` makes of the current one, and wakes whoever waits
-    /// for a change: counted waiters of a running flight, and (uncounted) invalidations that
-    /// wait for a write to end.
-    fn transition(&self, next: impl FnOnce(State<V>) -> State<V>) {
-        let wake = {
-            let mut state = lock(&self.state);
-            let previous = std::mem::replace(&mut *state, State::Vacated);
+    /// Moves the flight to the state `next` makes of the current one (and its `revoked` flag),
+    /// and wakes whoever waits for a change: counted waiters of a running flight, and
+    /// (uncounted) invalidations that wait for a write to end.
+    fn transition<T>(&self, next: impl FnOnce(State<V>, bool) -> (State<V>, T)) -> T {
+        let (wake, out) = {
+            let mut inner = lock(&self.inner);
+            let previous = std::mem::replace(&mut inner.state, State::Vacated);
             let wake = match &previous {
                 State::Running { waiters, .. } => *waiters > 0,
                 State::Storing(_) => true,
                 State::Finished(_) | State::Vacated => false,
             };
-            *state = next(previous);
-            wake
+            let (state, out) = next(previous, inner.revoked);
+            inner.state = state;
+            (wake, out)
         };
         if wake {
-            self.changed.notify_all();
-            #[cfg(feature = "async")]
-            self.settled.notify_waiters();
+            self.wake_all();
+        }
+        out
+    }
+
+    fn wake_all(&self) {
+        self.changed.notify_all();
+        #[cfg(feature = "async")]
+        self.settled.notify_waiters();
+    }
+
+    /// How many callers wait for this flight now.
+    fn waiters(&self) -> usize {
+        match lock(&self.inner).state {
+            State::Running { waiters, .. } => waiters,
+            _ => 0,
         }
     }
 
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
-    fn is_storing(&self) -> bool {
-        matches!(*lock(&self.state), State::Storing(_))
+    /// A running flight that was not revoked moves to `Storing(kept)` and says so (the caller
+    /// then writes the value and calls [`end_storing`](Self::end_storing)); any other ends as
+    /// `Finished(kept)`.
+    fn begin_storing(&self, kept: Kept<V>) -> bool {
+        self.transition(|previous, revoked| match previous {
+            State::Running { .. } if !revoked => (State::Storing(kept), true),
+            _ => (State::Finished(kept), false),
+        })
     }
 
-    /// Waits until the flight is no longer writing its value (`Storing`).
+    /// Ends a write begun by [`begin_storing`](Self::begin_storing).
+    fn end_storing(&self) {
+        self.transition(|previous, _| match previous {
+            State::Storing(kept) => (State::Finished(kept), ()),
+            other => (other, ()),
+        });
+    }
+
+    /// Marks the flight so that its leader will not store, unless it is writing already (or a
+    /// caller that gave up waiting on it is): returns `false` then, and the caller waits for the
+    /// write with [`wait_written`](Self::wait_written) and asks again.
+    fn revoke(&self) -> bool {
+        let mut inner = lock(&self.inner);
+        if matches!(inner.state, State::Storing(_)) || inner.side_writers > 0 {
+            return false;
+        }
+        inner.revoked = true;
+        true
+    }
+
+    /// Whether a write of this flight's value (or of a side writer's) is in progress.
+    fn is_writing(&self) -> bool {
+        let inner = lock(&self.inner);
+        matches!(inner.state, State::Storing(_)) || inner.side_writers > 0
+    }
+
+    /// Blocks until no write of this flight's value is in progress.
+    fn wait_written(&self) {
+        let mut inner = lock(&self.inner);
+        while matches!(inner.state, State::Storing(_)) || inner.side_writers > 0 {
+            (inner, _) = self.block(inner, None);
+        }
+    }
+
+    /// Waits, without blocking the thread, until no write of this flight's value is in
+    /// progress.
     #[cfg(feature = "async")]
     pub(crate) async fn wait_stored(&self) {
         loop {
             // Registered before the state is read, so a transition in between is not missed.
             let mut changed = std::pin::pin!(self.settled.notified());
             changed.as_mut().enable();
-            if !self.is_storing() {
+            if !self.is_writing() {
                 return;
             }
             changed.await;
         }
     }
 
-    /// Waits, without blocking the thread, until the flight leaves `Running`. A caller whose
-    /// own task leads this flight (it is being polled from inside the leader's computation)
-    /// gets `OwnThreadLeads`. Dropping the future mid-wait leaves nothing behind.
+    /// Waits, without blocking the thread, until the flight has an outcome for its waiters. A
+    /// caller whose own task leads this flight (it is being polled from inside the leader's
+    /// computation) gets `OwnThreadLeads`. Dropping the future mid-wait leaves nothing behind.
     #[cfg(feature = "async")]
     pub(crate) async fn wait_async(&self) -> Waited<V> {
         loop {
             // Registered before the state is read, so a settle in between is not missed.
             let mut settled = std::pin::pin!(self.settled.notified());
             settled.as_mut().enable();
-            {
-                let mut state = lock(&self.state);
-                match &mut *state {
-                    State::Finished(outcome) | State::Storing(outcome) => {
-                        return Waited::Finished(outcome.clone())
+            let counted = {
+                let mut inner = lock(&self.inner);
+                match inner.state.look() {
+                    Look::Done(kept) => {
+                        drop(inner);
+                        return take(kept);
                     }
-                    State::Vacated => return Waited::Vacated,
+                    Look::Vacated => return Waited::Vacated,
+                    Look::Block => {}
+                }
+                match &mut inner.state {
                     State::Running { waiters, .. } => {
                         if crate::future::polling_leader_of(self) {
                             return Waited::OwnThreadLeads;
                         }
                         *waiters += 1;
+                        Some(CountedWaiter(self))
                     }
+                    _ => None,
                 }
-            }
-            let counted = CountedWaiter(self);
-            settled.await;
-            // Only `transition` notifies, after the state left `Running`: one lock reads the end.
-            let ended = match &*lock(&self.state) {
-                State::Finished(outcome) | State::Storing(outcome) => {
-                    Some(Waited::Finished(outcome.clone()))
-                }
-                State::Vacated => Some(Waited::Vacated),
-                State::Running { .. } => None,
             };
-            if let Some(waited) = ended {
-                std::mem::forget(counted); // nothing to uncount once the flight has settled
-                return waited;
+            settled.await;
+            if let Some(counted) = counted {
+                // Only `transition` notifies, after the state left `Running`.
+                let left_running = !matches!(lock(&self.inner).state, State::Running { .. });
+                if left_running {
+                    std::mem::forget(counted); // nothing to uncount once the flight moved on
+                }
             }
         }
     }
@@ -296,12 +408,12 @@ impl<V: Clone> Flight<V> {
 
 /// A task counted among a flight's waiters; uncounted when it wakes or is dropped.
 #[cfg(feature = "async")]
-struct CountedWaiter<'a, V>(&'a Flight<V>);
+struct CountedWaiter<'a, K, V>(&'a Flight<K, V>);
 
 #[cfg(feature = "async")]
-impl<V> Drop for CountedWaiter<'_, V> {
+impl<K, V> Drop for CountedWaiter<'_, K, V> {
     fn drop(&mut self) {
-        if let State::Running { waiters, .. } = &mut *lock(&self.0.state) {
+        if let State::Running { waiters, .. } = &mut lock(&self.0.inner).state {
             *waiters -= 1;
         }
     }
@@ -312,29 +424,86 @@ pub(crate) enum Role<'a, K, V: Clone> {
     /// The value was stored meanwhile.
     Found(V),
     /// Another caller leads the key's flight; the caller's key is handed back for a retry.
-    Wait(Arc<Flight<V>>, K),
+    Wait(Arc<Flight<K, V>>, K),
     /// The caller leads a new flight and must finish or vacate it.
     Lead(Leader<'a, K, V>),
 }
 
-/// One shard of the in-flight table: key → its flight.
-type Table<K, V> = HashTable<(K, Arc<Flight<V>>)>;
+/// One shard of the in-flight table: its flights, found by their stored hash (the table never
+/// hashes a key: that is user code, run before the lock is taken).
+type Table<K, V> = HashTable<Arc<Flight<K, V>>>;
 
 type Shard<K, V> = Padded<Mutex<Table<K, V>>>;
 
-/// The table of flights, sharded by key hash; a shard lock is held only for table and store
-/// bookkeeping, never while a function runs.
+/// The table of flights, sharded by key hash.
+///
+/// # No user code under a lock
+///
+/// A shard lock is held only for table operations on stored hashes and `Arc`s; a key's `Hash`
+/// runs before it is taken, its `Eq` after it is released (on the flights of the same hash,
+/// which the caller holds by `Arc`), and a flight's last `Arc` (whose key's `Drop` is user
+/// code) is always dropped outside it. The store is never touched under a shard lock either.
+/// So a key's `Hash`/`Eq`/`Drop` or a value's `Clone`/`Drop` may call any memoized function.
+///
+/// # How a leader's write and an invalidation exclude each other without a shared lock
+///
+/// - One key: a leader moves its flight from `Running` to `Storing` before it writes, unless
+///   the flight was revoked; an invalidation revokes the flight if it is running, or waits
+///   for the write to end if it is storing, both under the flight's own lock; then it removes
+///   the value. Either the leader sees the revocation and does not write, or the invalidation
+///   removes what it wrote.
+/// - Every key (`clear`, `invalidate_if`): each flight records the cache's *epoch* when it is
+///   registered. A writer announces itself in the counter of its epoch's parity, then checks
+///   the epoch is still its own; a clear bumps the epoch, then waits until the counter of the
+///   old epoch's parity is zero. Both sides use `SeqCst`: either the writer sees the new epoch
+///   and does not write, or the clear sees it counted and waits for its write to end. Clears
+///   are serialized, so the counter of the old parity holds no writer of a newer epoch.
 pub(crate) struct InFlight<K, V> {
     hasher: ShardHasher,
     shift: u32,
     shards: Box<[Shard<K, V>]>,
+    /// How many clears (and `invalidate_if`s) have begun.
+    epoch: AtomicU64,
+    /// Writers in progress, by their flight's epoch parity.
+    writing: [Padded<AtomicU64>; 2],
+    /// Serializes clears.
+    clearing: Mutex<()>,
 }
 
 impl<K, V> InFlight<K, V> {
     fn shard(&self, hash: u64) -> &Mutex<Table<K, V>> {
         &self.shards[hash.checked_shr(self.shift).unwrap_or(0) as usize]
     }
+
+    /// Removes `flight` from its shard if it is still there; its `Arc` is dropped after the lock.
+    fn unregister(&self, flight: &Arc<Flight<K, V>>) {
+        let removed = {
+            let mut table = lock(self.shard(flight.hash));
+            match table.find_entry(flight.hash, |f| Arc::ptr_eq(f, flight)) {
+                Ok(entry) => Some(entry.remove().0),
+                Err(_) => None,
+            }
+        };
+        drop(removed);
+    }
 }
+
+/// A writer announced in [`InFlight::writing`]; withdrawn when dropped (also by a panic in the
+/// store's user code).
+struct Announced<'a> {
+    counter: &'a AtomicU64,
+    /// Whether the epoch was still the writer's own after it was announced.
+    current: bool,
+}
+
+impl Drop for Announced<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Flights with the same hash as a key: almost always none or one.
+type Candidates<K, V> = Vec<Arc<Flight<K, V>>>;
 
 impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     pub(crate) fn new() -> Self {
@@ -344,7 +513,42 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
             hasher: ShardHasher::default(),
             shift: u64::BITS - shards.trailing_zeros(),
             shards: (0..shards).map(|_| Padded(Mutex::default())).collect(),
+            epoch: AtomicU64::new(0),
+            writing: [Padded(AtomicU64::new(0)), Padded(AtomicU64::new(0))],
+            clearing: Mutex::new(()),
         }
+    }
+
+    /// Announces a writer of a flight registered at `epoch`.
+    fn announce(&self, epoch: u64) -> Announced<'_> {
+        let counter = &self.writing[(epoch & 1) as usize].0;
+        counter.fetch_add(1, SeqCst);
+        Announced {
+            counter,
+            current: self.epoch.load(SeqCst) == epoch,
+        }
+    }
+
+    /// The flights whose stored hash is `hash`, cloned out of the shard.
+    fn candidates(&self, hash: u64) -> Candidates<K, V> {
+        let table = lock(self.shard(hash));
+        table
+            .iter_hash(hash)
+            .filter(|flight| flight.hash == hash)
+            .map(Arc::clone)
+            .collect()
+    }
+
+    /// The flight of `key`, if one is registered: its hash's flights are taken under the lock,
+    /// their keys compared after it.
+    fn find<Q>(&self, key: &Q) -> Option<Arc<Flight<K, V>>>
+    where
+        Q: ?Sized + Hash + Equivalent<K>,
+    {
+        let hash = self.hasher.hash_one(key);
+        self.candidates(hash)
+            .into_iter()
+            .find(|flight| key.equivalent(&flight.key))
     }
 
     /// Finds the stored value, joins the key's flight, or registers a new one led by the caller.
@@ -365,55 +569,79 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     }
 
     /// Joins the key's flight or registers a new one led by the calling task, without a look
-    /// at the store: an async store cannot be read under the shard lock, so its leader looks
-    /// after registering (see [`crate::AsyncCache`]).
+    /// at the store: an async store's read is I/O, so its leader looks after registering (see
+    /// [`crate::AsyncCache`]).
     #[cfg(feature = "async")]
     pub(crate) fn join_or_lead_unlooked(&self, key: K) -> Role<'_, K, V> {
         self.join_or_lead_as(key, |_| None, None)
     }
 
-    /// `look` reads the store under the shard lock: the value and whether it is due.
+    /// `look` reads the store (no lock held): the value and whether it is due.
+    ///
+    /// A joiner looks after finding the flight (a value due for a refresh that another caller
+    /// is computing is served at once; a value stored by a leader that has not unregistered
+    /// yet is found), a leader after registering its flight (a value stored by a leader that
+    /// finished between the caller's first look and the registration is found, and the new
+    /// flight vacated).
     fn join_or_lead_as(
         &self,
         key: K,
-        look: impl FnOnce(&K) -> Option<(V, bool)>,
+        look: impl Fn(&K) -> Option<(V, bool)>,
         leader: Option<ThreadId>,
     ) -> Role<'_, K, V> {
         let hash = self.hasher.hash_one(&key);
-        let mut table = lock(self.shard(hash));
-        let due = match look(&key) {
-            Some((value, false)) => return Role::Found(value),
-            Some((value, true)) => Some(value),
-            None => None,
-        };
-        if let Some((_, flight)) = table.find(hash, |(k, _)| *k == key) {
-            // A value due for a refresh that another caller is computing: served at once.
-            if let Some(value) = due {
-                return Role::Found(value);
+        let flight = loop {
+            let seen = self.candidates(hash);
+            if let Some(flight) = seen.iter().find(|flight| flight.key == key) {
+                return match look(&key) {
+                    Some((value, _)) => Role::Found(value),
+                    None => Role::Wait(Arc::clone(flight), key),
+                };
             }
-            return Role::Wait(Arc::clone(flight), key);
-        }
-        let flight = Arc::new(Flight::new(leader));
-        let registered = Arc::clone(&flight);
-        table.insert_unique(hash, (key, registered), |(k, _)| self.hasher.hash_one(k));
-        Role::Lead(Leader {
+            // No flight of this key: register one, unless the flights of this hash changed
+            // since they were compared (another caller may have registered this key).
+            let mut table = lock(self.shard(hash));
+            let now: Vec<_> = table
+                .iter_hash(hash)
+                .filter(|flight| flight.hash == hash)
+                .collect();
+            let unchanged =
+                now.len() == seen.len() && now.iter().zip(&seen).all(|(a, b)| Arc::ptr_eq(a, b));
+            if unchanged {
+                let epoch = self.epoch.load(SeqCst);
+                let flight = Arc::new(Flight::new(key, hash, epoch, leader));
+                table.insert_unique(hash, Arc::clone(&flight), |f| f.hash);
+                break flight;
+            }
+        };
+        let leader = Leader {
             table: self,
-            hash,
             flight,
             settled: false,
-        })
+        };
+        match look(&leader.flight.key) {
+            Some((value, false)) => {
+                leader.vacate();
+                Role::Found(value)
+            }
+            // Due for a refresh: this caller refreshes it.
+            Some((_, true)) | None => Role::Lead(leader),
+        }
     }
 
-    /// Unregisters the key's flight (whose leader will then not store) and removes its value.
+    /// Unregisters the key's flight (whose leader will then not store, or, if it is writing,
+    /// is waited for) and removes the stored value.
     pub(crate) fn invalidate<Q, S>(&self, key: &Q, store: &S) -> Option<V>
     where
         Q: ?Sized + Hash + Equivalent<K>,
         S: Store<Key = K, Value = V>,
     {
-        let hash = self.hasher.hash_one(key);
-        let mut table = lock(self.shard(hash));
-        if let Ok(entry) = table.find_entry(hash, |(k, _)| key.equivalent(k)) {
-            entry.remove();
+        if let Some(flight) = self.find(key) {
+            while !flight.revoke() {
+                writing::refuse_self_wait(self);
+                flight.wait_written();
+            }
+            self.unregister(&flight);
         }
         store.remove(key)
     }
@@ -423,45 +651,48 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     /// (`Storing`): the caller waits for the write to end ([`Flight::wait_stored`]) and calls
     /// again, before it removes the value.
     #[cfg(feature = "async")]
-    pub(crate) fn unregister_unless_storing<Q>(&self, key: &Q) -> Option<Arc<Flight<V>>>
+    pub(crate) fn unregister_unless_storing<Q>(&self, key: &Q) -> Option<Arc<Flight<K, V>>>
     where
         Q: ?Sized + Hash + Equivalent<K>,
     {
-        let hash = self.hasher.hash_one(key);
-        let mut table = lock(self.shard(hash));
-        let entry = table.find_entry(hash, |(k, _)| key.equivalent(k)).ok()?;
-        let (_, flight) = entry.get();
-        if flight.is_storing() {
-            return Some(Arc::clone(flight));
+        let flight = self.find(key)?;
+        if !flight.revoke() {
+            return Some(flight);
         }
-        entry.remove();
+        self.unregister(&flight);
         None
     }
 
     /// [`unregister_unless_storing`](Self::unregister_unless_storing) for every key at once:
     /// returns the flights that are writing their values.
     #[cfg(feature = "async")]
-    pub(crate) fn unregister_all_unless_storing(&self) -> Vec<Arc<Flight<V>>> {
-        let mut tables: Vec<_> = self.shards.iter().map(|shard| lock(shard)).collect();
+    pub(crate) fn unregister_all_unless_storing(&self) -> Vec<Arc<Flight<K, V>>> {
         let mut storing = Vec::new();
-        for table in &mut tables {
-            table.retain(|(_, flight)| {
-                let keep = flight.is_storing();
-                if keep {
-                    storing.push(Arc::clone(flight));
-                }
-                keep
-            });
+        for flight in self.all() {
+            if flight.revoke() {
+                self.unregister(&flight);
+            } else {
+                storing.push(flight);
+            }
         }
         storing
     }
 
+    /// Every registered flight, cloned out of the shards one at a time.
+    fn all(&self) -> Vec<Arc<Flight<K, V>>> {
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            all.extend(lock(shard).iter().map(Arc::clone));
+        }
+        all
+    }
+
     /// For a caller that gave up waiting on `flight` and computed `value` itself: stores it
-    /// only if `flight` is still registered (no invalidation or clear happened since, and its
-    /// leader has not finished) and no value is stored yet. Says whether it stored.
+    /// only if `flight` is still running unrevoked (no invalidation or clear happened since,
+    /// and its leader has not finished) and no value is stored yet. Says whether it stored.
     pub(crate) fn store_if_current<S>(
         &self,
-        flight: &Arc<Flight<V>>,
+        flight: &Arc<Flight<K, V>>,
         key: K,
         value: V,
         store: &S,
@@ -469,41 +700,78 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     where
         S: Store<Key = K, Value = V>,
     {
-        let hash = self.hasher.hash_one(&key);
-        let table = lock(self.shard(hash));
-        let current = table.find(hash, |(_, f)| Arc::ptr_eq(f, flight)).is_some();
-        if current && store.get(&key).is_none() {
-            store.insert(key, value);
-            return true;
+        let announced = self.announce(flight.epoch);
+        if !announced.current {
+            return false;
         }
-        false
+        {
+            let mut inner = lock(&flight.inner);
+            if inner.revoked || !matches!(inner.state, State::Running { .. }) {
+                return false;
+            }
+            inner.side_writers += 1;
+        }
+        /// Withdraws the side writer, and wakes an invalidation waiting for it.
+        struct SideWriter<'a, K, V: Clone>(&'a Flight<K, V>);
+        impl<K, V: Clone> Drop for SideWriter<'_, K, V> {
+            fn drop(&mut self) {
+                lock(&self.0.inner).side_writers -= 1;
+                self.0.wake_all();
+            }
+        }
+        let _side = SideWriter(flight);
+        let _writing = writing::Writing::enter(self);
+        let vacant = store.get(&key).is_none();
+        if vacant {
+            store.insert(key, value);
+        }
+        vacant
     }
 
-    /// Unregisters every flight and clears the store, as one atomic step: every shard lock is
-    /// held while the store is cleared.
+    /// Unregisters every flight and clears the store: no computation in flight when this is
+    /// called stores its value afterwards.
     pub(crate) fn clear<S>(&self, store: &S)
     where
         S: Store<Key = K, Value = V>,
     {
-        self.unregister_all_then(|| store.clear());
+        self.revoke_all();
+        store.clear();
     }
 
     /// Unregisters every flight (a flight has no value yet to test, so none may store) and
-    /// removes the stored entries `keep` rejects, as one atomic step.
+    /// removes the stored entries `keep` rejects.
     pub(crate) fn retain<S>(&self, store: &S, keep: &mut dyn FnMut(&K, &V) -> bool)
     where
         S: Store<Key = K, Value = V>,
     {
-        self.unregister_all_then(|| store.retain(keep));
+        self.revoke_all();
+        store.retain(keep);
     }
 
-    /// Runs `then` with every shard locked and emptied.
-    fn unregister_all_then(&self, then: impl FnOnce()) {
-        let mut tables: Vec<_> = self.shards.iter().map(|shard| lock(shard)).collect();
-        for table in &mut tables {
-            table.clear();
+    /// Starts a new epoch, waits for the writers of the old one, and unregisters every flight
+    /// registered before (see the type's docs). No user code runs here but the `Drop` of the
+    /// unregistered flights' keys, after every lock is released.
+    fn revoke_all(&self) {
+        writing::refuse_self_wait(self);
+        let unregistered = {
+            let _clearing = lock(&self.clearing);
+            let old = self.epoch.fetch_add(1, SeqCst);
+            let counter = &self.writing[(old & 1) as usize].0;
+            while counter.load(SeqCst) != 0 {
+                crate::sync::yield_now();
+            }
+            let mut unregistered = Vec::new();
+            for shard in self.shards.iter() {
+                let mut table = lock(shard);
+                unregistered.extend(table.extract_if(|flight| flight.epoch <= old));
+            }
+            unregistered
+        };
+        for flight in &unregistered {
+            // Writers of the old epoch are done, and the old flights cannot write any more.
+            let mut inner = lock(&flight.inner);
+            inner.revoked = true;
         }
-        then();
     }
 
     /// The number of flights registered now.
@@ -512,61 +780,114 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     }
 }
 
-/// The leader's obligation: a flight it registered must end in [`Leader::finish`] or be
-/// vacated; dropping a `Leader` (a panic unwinding through it) vacates the flight.
+/// Which cache this thread is writing a value into right now, so that user code run by that
+/// write (a key's `Hash`, a value's `Drop`) that invalidates or clears the same cache panics
+/// instead of waiting for its own write forever.
+mod writing {
+    use std::cell::Cell;
+
+    thread_local! {
+        static WRITING: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// This thread writes into the cache of `table` until dropped.
+    pub(super) struct Writing(usize);
+
+    impl Writing {
+        pub(super) fn enter<T>(table: &T) -> Self {
+            let previous = WRITING.get();
+            WRITING.set(table as *const T as usize);
+            Writing(previous)
+        }
+    }
+
+    impl Drop for Writing {
+        fn drop(&mut self) {
+            WRITING.set(self.0);
+        }
+    }
+
+    /// Panics if this thread is writing into the cache of `table`.
+    pub(super) fn refuse_self_wait<T>(table: &T) {
+        if WRITING.get() == table as *const T as usize {
+            panic!(
+                "memoflight: a cache was invalidated or cleared from user code (a key's `Hash` \
+                 or `Eq`, a value's `Clone` or `Drop`) run while this thread writes a value into \
+                 that same cache; the invalidation would wait for that write, which waits for it"
+            );
+        }
+    }
+}
+
+/// The leader's obligation: a flight it registered must end in a `finish_*` or be vacated;
+/// dropping a `Leader` (a panic unwinding through it) vacates the flight.
 pub(crate) struct Leader<'a, K, V: Clone> {
     table: &'a InFlight<K, V>,
-    hash: u64,
-    flight: Arc<Flight<V>>,
+    flight: Arc<Flight<K, V>>,
     settled: bool,
 }
 
-impl<K, V: Clone> Leader<'_, K, V> {
+impl<K: Hash + Eq + Clone, V: Clone> Leader<'_, K, V> {
     /// The flight this leader runs, for same-task re-entrance checks.
     #[cfg(feature = "async")]
-    pub(crate) fn flight(&self) -> &Flight<V> {
+    pub(crate) fn flight(&self) -> &Flight<K, V> {
         &self.flight
     }
 
-    /// Stores `value` if the flight is still registered (not invalidated meanwhile), unregisters
-    /// the flight and hands `outcome` to its waiters.
-    pub(crate) fn finish<S>(mut self, store: Option<&S>, outcome: Outcome<V>)
+    /// Stores `value` unless the flight was revoked meanwhile, hands it to the waiters,
+    /// unregisters the flight, and gives `value` back. The value is cloned once for the store,
+    /// and once more only if callers are waiting. No lock is held while user code runs (the
+    /// clones, the key's `Hash` and `Eq` in the store, an old value's `Drop`).
+    pub(crate) fn finish_value<S>(mut self, store: &S, value: V) -> V
     where
         S: Store<Key = K, Value = V>,
     {
-        {
-            let mut table = lock(self.table.shard(self.hash));
-            let registered = table.find_entry(self.hash, |(_, f)| Arc::ptr_eq(f, &self.flight));
-            if let Ok(entry) = registered {
-                let ((key, _), _) = entry.remove();
-                if let (Some(store), Outcome::Value(value)) = (store, &outcome) {
-                    store.insert(key, value.clone());
-                }
-            }
+        // Cloned while the flight still runs: a `Clone` that calls the function with this very
+        // key is then caught as same-key recursion instead of waiting for this write.
+        let kept = match self.flight.waiters() {
+            0 => None,
+            _ => Some(std::sync::Arc::new(Outcome::Value(value.clone()))),
+        };
+        let copy = value.clone();
+        let key = self.flight.key.clone();
+        let announced = self.table.announce(self.flight.epoch);
+        if !announced.current {
+            // A clear began since the flight was registered: its value must not be stored.
+            self.flight.transition(|_, _| (State::Finished(kept), ()));
+        } else if self.flight.begin_storing(kept) {
+            let writing = writing::Writing::enter(self.table);
+            store.insert(key, copy);
+            drop(writing);
+            self.flight.end_storing();
         }
+        drop(announced);
         self.settled = true;
-        self.flight.settle(State::Finished(outcome));
+        self.table.unregister(&self.flight);
+        value
+    }
+
+    /// Hands `outcome` to the waiters without storing anything (a failure to share, or a value
+    /// found in the store), and unregisters the flight.
+    pub(crate) fn finish_unstored(mut self, outcome: Outcome<V>) {
+        let kept = Some(std::sync::Arc::new(outcome));
+        self.flight.transition(|_, _| (State::Finished(kept), ()));
+        self.settled = true;
+        self.table.unregister(&self.flight);
     }
 
     /// For a leader whose store has async I/O, once it has a value: hands `outcome` to the
-    /// waiters now and, if the flight is still registered (no invalidation since), keeps it
-    /// registered as `Storing` and returns true: the leader then writes the value and calls
-    /// [`stored`](Leader::stored). Returns false, with the flight finished, if it was
-    /// invalidated: the value must not be written.
+    /// waiters now and, unless the flight was revoked, keeps it registered as `Storing` and
+    /// returns true: the leader then writes the value and calls [`stored`](Leader::stored).
+    /// Returns false, with the flight finished, if it was revoked: the value must not be
+    /// written.
     #[cfg(feature = "async")]
     pub(crate) fn begin_storing(&mut self, outcome: Outcome<V>) -> bool {
-        {
-            let table = lock(self.table.shard(self.hash));
-            let registered = table.find(self.hash, |(_, f)| Arc::ptr_eq(f, &self.flight));
-            if registered.is_some() {
-                // Under the shard lock, so that an invalidation sees either a running flight
-                // (which will not store) or a storing one (which it waits for).
-                self.flight.settle(State::Storing(outcome));
-                return true;
-            }
+        let kept = Some(std::sync::Arc::new(outcome));
+        if self.flight.begin_storing(kept) {
+            return true;
         }
         self.settled = true;
-        self.flight.settle(State::Finished(outcome));
+        self.table.unregister(&self.flight);
         false
     }
 
@@ -576,25 +897,22 @@ impl<K, V: Clone> Leader<'_, K, V> {
     pub(crate) fn stored(mut self) {
         self.vacate_now();
     }
+}
 
+impl<K, V: Clone> Leader<'_, K, V> {
     /// Unregisters the flight and sends its waiters around again.
     pub(crate) fn vacate(mut self) {
         self.vacate_now();
     }
 
     /// Unregisters the flight; a running one is vacated, a storing one (whose waiters already
-    /// have the value) is finished.
+    /// have the value, or will find it in the store) is finished.
     fn vacate_now(&mut self) {
         self.settled = true;
-        {
-            let mut table = lock(self.table.shard(self.hash));
-            if let Ok(entry) = table.find_entry(self.hash, |(_, f)| Arc::ptr_eq(f, &self.flight)) {
-                entry.remove();
-            }
-        }
-        self.flight.transition(|previous| match previous {
-            State::Storing(outcome) => State::Finished(outcome),
-            _ => State::Vacated,
+        self.table.unregister(&self.flight);
+        self.flight.transition(|previous, _| match previous {
+            State::Storing(kept) => (State::Finished(kept), ()),
+            _ => (State::Vacated, ()),
         });
     }
 }

@@ -35,12 +35,12 @@ thread_local! {
     static POLLING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
-fn address<V>(flight: &Flight<V>) -> usize {
-    flight as *const Flight<V> as usize
+fn address<K, V>(flight: &Flight<K, V>) -> usize {
+    flight as *const Flight<K, V> as usize
 }
 
 /// Whether `flight`'s computation is being polled on this thread, around the caller.
-pub(crate) fn polling_leader_of<V>(flight: &Flight<V>) -> bool {
+pub(crate) fn polling_leader_of<K, V>(flight: &Flight<K, V>) -> bool {
     let me = address(flight);
     POLLING.with(|polling| polling.borrow().contains(&me))
 }
@@ -113,6 +113,7 @@ impl<S: Store> Cache<S> {
         compute: impl FnOnce() -> F,
     ) -> S::Value
     where
+        S::Key: Clone,
         F: Future<Output = S::Value>,
     {
         if let Some(value) = self.__lookup(&key) {
@@ -133,6 +134,7 @@ impl<S: Store> Cache<S> {
         sharing: Option<Sharing<R>>,
     ) -> (R, Origin)
     where
+        S::Key: Clone,
         M: Mode<R, Value = S::Value>,
         F: Future<Output = R>,
     {
@@ -169,7 +171,7 @@ impl<S: Store> Cache<S> {
     /// A caller's wait for another caller's `flight`: counted, timed for the trace.
     pub(crate) async fn wait_counted(
         &self,
-        flight: &Flight<S::Value>,
+        flight: &Flight<S::Key, S::Value>,
         subject: &trace::Subject,
     ) -> Waited<S::Value> {
         self.counters.wait();
@@ -180,7 +182,7 @@ impl<S: Store> Cache<S> {
     }
 
     /// Waits for `flight`, up to the cache's `wait_timeout` when a timer is available.
-    async fn wait_async(&self, flight: &Flight<S::Value>) -> Waited<S::Value> {
+    async fn wait_async(&self, flight: &Flight<S::Key, S::Value>) -> Waited<S::Value> {
         #[cfg(feature = "tokio")]
         if let Some(timeout) = self.wait_timeout {
             return tokio::time::timeout(timeout, flight.wait_async())
@@ -198,6 +200,7 @@ impl<S: Store> Cache<S> {
         subject: &trace::Subject,
     ) -> R
     where
+        S::Key: Clone,
         M: Mode<R, Value = S::Value>,
         F: Future<Output = R>,
     {
@@ -209,7 +212,7 @@ impl<S: Store> Cache<S> {
     /// marked as being polled on this thread, which is how a same-task re-entrance is caught.
     pub(crate) async fn run_as_leader<R, F>(
         &self,
-        flight: &Flight<S::Value>,
+        flight: &Flight<S::Key, S::Value>,
         compute: impl FnOnce() -> F,
         subject: &trace::Subject,
     ) -> R

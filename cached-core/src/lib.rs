@@ -15,12 +15,11 @@ mod flight;
 #[cfg(feature = "async")]
 mod future;
 mod key;
-#[cfg(not(memoflight_loom))]
-mod local;
 mod output;
 mod stats;
 mod store;
 mod sync;
+mod teardown;
 mod trace;
 mod wait_graph;
 
@@ -41,8 +40,6 @@ pub mod __macro_support {
     #[cfg(feature = "async")]
     pub use crate::cache::typed_async_store;
     pub use crate::cache::{key_hint, key_of, typed_store, Slot};
-    #[cfg(not(memoflight_loom))]
-    pub use crate::local::{Fast, FastPath, Found, Owner};
     pub use crate::output::{
         CacheAll, CacheOk, CacheSome, DescribeDebug, DescribeOpaque, KeepFailure, KeyOf, Mode,
         ShareFailure, Sharing, SharingOf,

@@ -62,34 +62,34 @@ pub struct Stats {
     pub in_flight: u64,
 }
 
-/// The hit counters of `#[cached]` functions' own thread-locals (`crate::local`): one per live
-/// thread, padded so that two threads' counters never share a cache line, and the total of the
-/// threads that ended (so that a process that keeps starting threads keeps no counter per
-/// thread it ever ran).
-#[cfg(not(memoflight_loom))]
-#[derive(Default)]
-pub(crate) struct LocalHits {
-    pub(crate) live: Vec<std::sync::Arc<crate::sync::Padded<AtomicU64>>>,
-    ended: u64,
-}
-
 /// Per-thread hit counters: a hit writes only its own thread's cache line, with a plain load and
-/// store (no read-modify-write), so hits on two cores never contend. `stats()` sums them.
+/// store (no read-modify-write), so hits on two cores never contend. `stats()` sums them. A
+/// thread that has ended keeps its counter (a few bytes) for the next thread that gets its id.
+/// During a thread's teardown, when the counters' thread-local may be gone, hits go to a shared
+/// counter (see `crate::teardown`).
 #[cfg(not(memoflight_loom))]
 #[derive(Default)]
-struct HitCounter(thread_local::ThreadLocal<crate::sync::Padded<AtomicU64>>);
+struct HitCounter {
+    local: thread_local::ThreadLocal<crate::sync::Padded<AtomicU64>>,
+    shared: AtomicU64,
+}
 
 #[cfg(not(memoflight_loom))]
 impl HitCounter {
     #[inline]
     fn add_one(&self) {
-        let mine = self.0.get_or_default();
+        if !crate::teardown::thread_alive() {
+            self.shared.fetch_add(1, Relaxed);
+            return;
+        }
+        let mine = self.local.get_or_default();
         // Only this thread writes this counter: load + store cannot lose an increment.
         mine.store(mine.load(Relaxed) + 1, Relaxed);
     }
 
     fn sum(&self) -> u64 {
-        self.0.iter().map(|counter| counter.load(Relaxed)).sum()
+        let local: u64 = self.local.iter().map(|counter| counter.load(Relaxed)).sum();
+        local + self.shared.load(Relaxed)
     }
 }
 
@@ -114,9 +114,6 @@ impl HitCounter {
 #[derive(Default)]
 pub(crate) struct Counters {
     hits: HitCounter,
-    /// The hit counters of `#[cached]` functions' own thread-locals (`crate::local`).
-    #[cfg(not(memoflight_loom))]
-    pub(crate) local_hits: std::sync::Mutex<LocalHits>,
     misses: AtomicU64,
     executions: AtomicU64,
     waits: AtomicU64,
@@ -133,38 +130,8 @@ impl Counters {
         self.hits.add_one();
     }
 
-    /// A new per-thread hit counter, starting at zero.
-    #[cfg(not(memoflight_loom))]
-    pub(crate) fn register_local_hits(&self) -> std::sync::Arc<crate::sync::Padded<AtomicU64>> {
-        let mine = std::sync::Arc::new(crate::sync::Padded(AtomicU64::new(0)));
-        let mut local_hits = crate::sync::lock(&self.local_hits);
-        local_hits.live.push(std::sync::Arc::clone(&mine));
-        mine
-    }
-
-    /// Folds the counter of a thread that is ending into the total, and forgets it.
-    #[cfg(not(memoflight_loom))]
-    pub(crate) fn end_local_hits(&self, counter: &std::sync::Arc<crate::sync::Padded<AtomicU64>>) {
-        let mut local_hits = crate::sync::lock(&self.local_hits);
-        if let Some(at) = local_hits
-            .live
-            .iter()
-            .position(|live| std::sync::Arc::ptr_eq(live, counter))
-        {
-            local_hits.live.swap_remove(at);
-            local_hits.ended += counter.load(Relaxed);
-        }
-    }
-
     /// All hits counted so far.
     fn hits(&self) -> u64 {
-        #[cfg(not(memoflight_loom))]
-        {
-            let local_hits = crate::sync::lock(&self.local_hits);
-            let live: u64 = local_hits.live.iter().map(|c| c.load(Relaxed)).sum();
-            self.hits.sum() + local_hits.ended + live
-        }
-        #[cfg(memoflight_loom)]
         self.hits.sum()
     }
 

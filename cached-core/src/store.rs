@@ -4,8 +4,6 @@ mod bounded;
 mod unbounded;
 
 pub use bounded::Bounded;
-#[cfg(not(memoflight_loom))]
-pub(crate) use unbounded::Frozen;
 pub use unbounded::Unbounded;
 
 use equivalent::Equivalent;

@@ -249,47 +249,14 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         );
     };
     // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
-    // With the default store, two `thread_local!`s of this function's own hold the thread's
-    // pointers into the store and what they point to: a hit reads one TLS slot and does not
-    // reach the cache's `static` (see `memoflight_core::local`).
     let reach_cache = quote!(let __memo_cache = #reach;);
-    let (lookup, after_a_miss) = match (&cache.store_ty, &plan.store, &cache.key_ty) {
-        (Some(_), None, Some(key_ty)) if plan.bounds.is_none() => {
-            let value = &plan.value;
-            // The cache's `LazyLock`, where it is in reach (not in a method, whose cache lives
-            // in its handle): a hit then does not check that it is initialized.
-            let unread = match plan.method {
-                true => reach.clone(),
-                false => {
-                    let cache_static = &names.cache_static;
-                    quote!(#cache_static)
-                }
-            };
-            let lookup = quote! {
-                ::std::thread_local! {
-                    static __MEMO_FAST: ::memoflight::__private::Fast<#key_ty, #value> =
-                        const { ::memoflight::__private::Fast::new() };
-                    static __MEMO_OWNER: ::memoflight::__private::Owner<#key_ty, #value> =
-                        const { ::memoflight::__private::Owner::new() };
-                }
-                #[allow(unused_imports)]
-                use ::memoflight::__private::FastPath as _;
-                let __memo_hit = match #unread.__lookup_fast(&__MEMO_FAST, #view) {
-                    ::memoflight::__private::Found::Value(__memo_value) => { #return_hit }
-                    ::memoflight::__private::Found::Absent => ::core::option::Option::None,
-                    ::memoflight::__private::Found::AskTheStore => {
-                        (#reach).__lookup_slow(&__MEMO_FAST, &__MEMO_OWNER, #view)
-                    }
-                };
-            };
-            (lookup, reach_cache)
-        }
+    let (lookup, after_a_miss) = match plan.async_store {
         // An async store is read by the miss path (its read is I/O): no inline hit path.
-        _ if plan.async_store.is_some() => (
+        Some(_) => (
             quote!(#reach_cache let __memo_hit = ::core::option::Option::None;),
             quote!(),
         ),
-        _ => (
+        None => (
             quote!(#reach_cache let __memo_hit = __memo_cache.__lookup(#view);),
             quote!(),
         ),

@@ -1,0 +1,269 @@
+//! User code that runs inside the cache's operations (a value's `Clone` and `Drop`, a key's
+//! `Hash`, an `invalidate_if` predicate) may call memoized functions, and may panic. None of it
+//! runs under a lock of the cache, so calling back in works (or, for a call that would wait for
+//! itself, panics with a clear message) and never hangs; a panic loses no stored entry.
+//!
+//! Each call that hung on the store of earlier versions runs in `run_bounded`, which turns a
+//! hang into a failure.
+
+mod common;
+
+use common::{run_bounded, wait_until};
+use memoflight::cached;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+
+/// A value whose `Clone` calls the function for the next key, up to key 3.
+#[derive(Debug, PartialEq)]
+struct ClonesCall(u64);
+
+impl Clone for ClonesCall {
+    fn clone(&self) -> Self {
+        if self.0 < 3 {
+            assert_eq!(clones_call(self.0 + 1), ClonesCall(self.0 + 1));
+        }
+        ClonesCall(self.0)
+    }
+}
+
+#[cached]
+fn clones_call(n: u64) -> ClonesCall {
+    ClonesCall(n)
+}
+
+#[test]
+fn a_values_clone_may_call_the_function_on_a_just_computed_key() {
+    let result = run_bounded(|| {
+        // The miss clones the value for the store, which computes 1, whose clone computes 2...
+        assert_eq!(clones_call(0), ClonesCall(0));
+        // ...and hits clone it again: each clone hits the next key.
+        assert_eq!(clones_call(0), ClonesCall(0));
+        clones_call_cache().stats()
+    });
+    let stats = result.expect("a clone that calls the function panicked");
+    assert_eq!(stats.executions, 4);
+    assert_eq!(stats.entries, 4);
+}
+
+/// A value whose `Clone` calls the function with its own key while it is being stored.
+#[derive(Debug)]
+struct ClonesItself(u64);
+
+static CLONE_ITSELF: AtomicBool = AtomicBool::new(false);
+
+impl Clone for ClonesItself {
+    fn clone(&self) -> Self {
+        if CLONE_ITSELF.swap(false, SeqCst) {
+            clones_itself(self.0);
+        }
+        ClonesItself(self.0)
+    }
+}
+
+#[cached]
+fn clones_itself(n: u64) -> ClonesItself {
+    ClonesItself(n)
+}
+
+#[test]
+fn a_values_clone_that_calls_its_own_key_while_stored_panics_instead_of_hanging() {
+    CLONE_ITSELF.store(true, SeqCst);
+    let result = run_bounded(|| clones_itself(7).0);
+    let message = result.expect_err("a call waiting for its own store returned");
+    assert!(message.contains("same-key recursion"), "{message}");
+    // Nothing is left in flight and the function still works.
+    assert_eq!(clones_itself_cache().stats().in_flight, 0);
+    assert_eq!(run_bounded(|| clones_itself(7).0), Ok(7));
+}
+
+static DROPS_CALLING: AtomicU64 = AtomicU64::new(0);
+
+/// A value whose `Drop` calls the function (for keys below 100, with a key above it).
+#[derive(Clone)]
+struct DropsCall(u64);
+
+impl Drop for DropsCall {
+    fn drop(&mut self) {
+        if self.0 < 100 {
+            assert_eq!(drops_call(self.0 + 100).0, self.0 + 100);
+            DROPS_CALLING.fetch_add(1, SeqCst);
+        }
+    }
+}
+
+#[cached]
+fn drops_call(n: u64) -> DropsCall {
+    DropsCall(n)
+}
+
+#[test]
+fn a_values_drop_may_call_the_function_during_clear_invalidate_if_and_invalidate() {
+    let result = run_bounded(|| {
+        for n in 0..10 {
+            drop(drops_call(n)); // the caller's copy: its drop calls the function once
+        }
+        let before = DROPS_CALLING.load(SeqCst);
+        assert_eq!(before, 10);
+        drops_call_cache().invalidate(&0);
+        drops_call_cache().invalidate_if(|n, _| *n < 5);
+        drops_call_cache().clear();
+        for n in 0..10 {
+            drop(drops_call(n));
+        }
+        drops_call_cache().clear();
+    });
+    result.expect("a drop that calls the function panicked");
+    // The stored copies are freed when no reader can still see them: all 20, by the end.
+    wait_until("the stored values to be dropped", || {
+        drops_call_cache().clear();
+        DROPS_CALLING.load(SeqCst) >= 40
+    });
+}
+
+#[cached]
+fn predicated(n: u64) -> u64 {
+    n * 2
+}
+
+#[test]
+fn an_invalidate_if_predicate_may_call_the_function() {
+    let result = run_bounded(|| {
+        for n in 0..20 {
+            predicated(n);
+        }
+        // The predicate calls the function for keys that are stored and keys that are not.
+        predicated_cache()
+            .invalidate_if(|n, value| predicated(*n + 1000) == value + 2000 && n % 2 == 0);
+    });
+    result.expect("a predicate that calls the function panicked");
+    for n in 0..20 {
+        let stored = predicated_cache().get(&n);
+        assert_eq!(stored.is_some(), n % 2 == 1, "key {n}: {stored:?}");
+    }
+}
+
+/// A key whose `Hash` panics on the chosen call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Fragile(u64);
+
+static HASHES_LEFT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+impl Hash for Fragile {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if self.0 == 999 && HASHES_LEFT.fetch_sub(1, SeqCst) == 1 {
+            panic!("hash of 999 failed");
+        }
+        self.0.hash(state);
+    }
+}
+
+static FRAGILE_RUNS: AtomicU64 = AtomicU64::new(0);
+
+#[cached]
+fn fragile(key: Fragile) -> u64 {
+    FRAGILE_RUNS.fetch_add(1, SeqCst);
+    key.0
+}
+
+#[test]
+fn a_panicking_hash_loses_no_stored_entry() {
+    for n in 0..40 {
+        fragile(Fragile(n));
+    }
+    // The key's hash panics at its first, second, ... call in turn: in the hit path, the
+    // in-flight table, the store's write.
+    for panic_at in 1..=6 {
+        HASHES_LEFT.store(panic_at, SeqCst);
+        // `run_bounded` fails the test if the call hangs; a panic is expected.
+        let _ = run_bounded(|| fragile(Fragile(999)));
+        HASHES_LEFT.store(usize::MAX, SeqCst);
+        let stats = fragile_cache().stats();
+        assert_eq!(stats.in_flight, 0, "panic at hash call {panic_at}");
+        assert!(
+            stats.entries >= 40,
+            "panic at hash call {panic_at}: {stats:?}"
+        );
+    }
+    let runs = FRAGILE_RUNS.load(SeqCst);
+    for n in 0..40 {
+        assert_eq!(fragile(Fragile(n)), n);
+    }
+    assert_eq!(FRAGILE_RUNS.load(SeqCst), runs, "a stored entry was lost");
+}
+
+#[cached]
+fn kept(n: u64) -> u64 {
+    n
+}
+
+#[test]
+fn a_panicking_predicate_loses_no_entry_it_kept() {
+    for n in 0..40 {
+        kept(n);
+    }
+    let seen = AtomicUsize::new(0);
+    let panicked = std::panic::catch_unwind(|| {
+        kept_cache().invalidate_if(|_, _| {
+            if seen.fetch_add(1, SeqCst) == 10 {
+                panic!("predicate failed");
+            }
+            false
+        })
+    });
+    assert!(panicked.is_err());
+    assert_eq!(kept_cache().len(), 40);
+    let executions = kept_cache().stats().executions;
+    for n in 0..40 {
+        assert_eq!(kept(n), n);
+    }
+    assert_eq!(kept_cache().stats().executions, executions);
+}
+
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+/// A value that counts how many of it are alive.
+struct Counted(#[allow(dead_code)] Vec<u8>);
+
+impl Counted {
+    fn new() -> Self {
+        LIVE.fetch_add(1, SeqCst);
+        Counted(vec![0; 1024])
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted::new()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, SeqCst);
+    }
+}
+
+#[cached]
+fn per_thread(n: u64) -> Counted {
+    let _ = n;
+    Counted::new()
+}
+
+#[test]
+fn threads_that_missed_once_and_exited_keep_nothing_alive_after_clear() {
+    for round in 0..4 {
+        let threads: Vec<_> = (0..32)
+            .map(|t| std::thread::spawn(move || drop(per_thread(round * 100 + t))))
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+    assert_eq!(per_thread_cache().len(), 128);
+    assert_eq!(LIVE.load(SeqCst), 128, "one stored copy per key, no more");
+    per_thread_cache().clear();
+    wait_until("every value to be freed", || {
+        per_thread_cache().clear();
+        LIVE.load(SeqCst) == 0
+    });
+}
