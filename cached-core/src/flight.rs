@@ -123,8 +123,8 @@ pub(crate) struct Flight<K, V> {
     hash: u64,
     /// The leading thread, or `None` for an async task, which may move between threads.
     leader: Option<ThreadId>,
-    /// The cache's clear count when this flight was registered ([`InFlight::epoch`]).
-    epoch: u64,
+    /// The cache's clear count when this flight was registered (see [`Epochs`]).
+    epoch: u32,
     inner: Mutex<Inner<V>>,
     /// Wakes blocked threads.
     changed: Condvar,
@@ -176,7 +176,7 @@ fn take<V: Clone>(kept: Kept<V>) -> Waited<V> {
 }
 
 impl<K, V: Clone> Flight<K, V> {
-    fn new(key: K, hash: u64, epoch: u64, leader: Option<ThreadId>) -> Self {
+    fn new(key: K, hash: u64, epoch: u32, leader: Option<ThreadId>) -> Self {
         Flight {
             key,
             hash,
@@ -453,19 +453,18 @@ type Shard<K, V> = Padded<Mutex<Table<K, V>>>;
 ///   the value. Either the leader sees the revocation and does not write, or the invalidation
 ///   removes what it wrote.
 /// - Every key (`clear`, `invalidate_if`): each flight records the cache's *epoch* when it is
-///   registered. A writer announces itself in the counter of its epoch's parity, then checks
-///   the epoch is still its own; a clear bumps the epoch, then waits until the counter of the
-///   old epoch's parity is zero. Both sides use `SeqCst`: either the writer sees the new epoch
-///   and does not write, or the clear sees it counted and waits for its write to end. Clears
-///   are serialized, so the counter of the old parity holds no writer of a newer epoch.
+///   registered. A writer announces itself in one compare-and-swap that also checks the epoch
+///   is still its own; a clear bumps the epoch, then waits until no writer of the old epoch is
+///   announced, then unregisters every flight of an older epoch and clears the store. Both
+///   sides act on one atomic word ([`Epochs`]): either the writer's swap comes first and the
+///   clear waits for its write to end, or the bump comes first and the writer does not write.
+///   Clears are serialized, so the count of the old epoch's parity holds no newer writer.
 pub(crate) struct InFlight<K, V> {
     hasher: ShardHasher,
     shift: u32,
     shards: Box<[Shard<K, V>]>,
-    /// How many clears (and `invalidate_if`s) have begun.
-    epoch: AtomicU64,
-    /// Writers in progress, by their flight's epoch parity.
-    writing: [Padded<AtomicU64>; 2],
+    /// The epoch and its writers in progress.
+    epochs: Epochs,
     /// Serializes clears.
     clearing: Mutex<()>,
 }
@@ -488,17 +487,70 @@ impl<K, V> InFlight<K, V> {
     }
 }
 
-/// A writer announced in [`InFlight::writing`]; withdrawn when dropped (also by a panic in the
-/// store's user code).
+/// The epoch (how many clears and `invalidate_if`s have begun) and the writers in progress, by
+/// their flight's epoch parity, in one atomic word: bits 32..64 the epoch, bits 0..16 the
+/// writers of even epochs, bits 16..32 those of odd ones. One word, so that a writer's check
+/// of the epoch and its announcement are one compare-and-swap, and a clear's bump and its view
+/// of the writers are ordered by that word's modification order (no reasoning across two
+/// locations, which a model checker need not order).
+struct Epochs(Padded<AtomicU64>);
+
+impl Epochs {
+    const EPOCH: u32 = 32;
+
+    fn writer_unit(epoch: u32) -> u64 {
+        1 << (16 * (epoch & 1))
+    }
+
+    fn writers(word: u64, epoch: u32) -> u64 {
+        (word >> (16 * (epoch & 1))) & 0xffff
+    }
+
+    /// The current epoch.
+    fn current(&self) -> u32 {
+        (self.0.load(SeqCst) >> Self::EPOCH) as u32
+    }
+
+    /// Announces a writer of a flight registered at `epoch`, if `epoch` is still current.
+    fn announce(&self, epoch: u32) -> Option<Announced<'_>> {
+        let unit = Self::writer_unit(epoch);
+        let mut word = self.0.load(SeqCst);
+        loop {
+            if (word >> Self::EPOCH) as u32 != epoch {
+                return None;
+            }
+            match self
+                .0
+                .compare_exchange_weak(word, word + unit, SeqCst, SeqCst)
+            {
+                Ok(_) => return Some(Announced { epochs: self, unit }),
+                Err(now) => word = now,
+            }
+        }
+    }
+
+    /// Starts a new epoch and waits until the writers of the old one are done; returns the
+    /// new epoch.
+    fn advance(&self) -> u32 {
+        let old = self.0.fetch_add(1 << Self::EPOCH, SeqCst);
+        let old_epoch = (old >> Self::EPOCH) as u32;
+        while Self::writers(self.0.load(SeqCst), old_epoch) != 0 {
+            crate::sync::yield_now();
+        }
+        old_epoch.wrapping_add(1)
+    }
+}
+
+/// A writer announced in [`Epochs`]; withdrawn when dropped (also by a panic in the store's
+/// user code).
 struct Announced<'a> {
-    counter: &'a AtomicU64,
-    /// Whether the epoch was still the writer's own after it was announced.
-    current: bool,
+    epochs: &'a Epochs,
+    unit: u64,
 }
 
 impl Drop for Announced<'_> {
     fn drop(&mut self) {
-        self.counter.fetch_sub(1, SeqCst);
+        self.epochs.0.fetch_sub(self.unit, SeqCst);
     }
 }
 
@@ -513,19 +565,8 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
             hasher: ShardHasher::default(),
             shift: u64::BITS - shards.trailing_zeros(),
             shards: (0..shards).map(|_| Padded(Mutex::default())).collect(),
-            epoch: AtomicU64::new(0),
-            writing: [Padded(AtomicU64::new(0)), Padded(AtomicU64::new(0))],
+            epochs: Epochs(Padded(AtomicU64::new(0))),
             clearing: Mutex::new(()),
-        }
-    }
-
-    /// Announces a writer of a flight registered at `epoch`.
-    fn announce(&self, epoch: u64) -> Announced<'_> {
-        let counter = &self.writing[(epoch & 1) as usize].0;
-        counter.fetch_add(1, SeqCst);
-        Announced {
-            counter,
-            current: self.epoch.load(SeqCst) == epoch,
         }
     }
 
@@ -608,7 +649,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
             let unchanged =
                 now.len() == seen.len() && now.iter().zip(&seen).all(|(a, b)| Arc::ptr_eq(a, b));
             if unchanged {
-                let epoch = self.epoch.load(SeqCst);
+                let epoch = self.epochs.current();
                 let flight = Arc::new(Flight::new(key, hash, epoch, leader));
                 table.insert_unique(hash, Arc::clone(&flight), |f| f.hash);
                 break flight;
@@ -700,10 +741,9 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     where
         S: Store<Key = K, Value = V>,
     {
-        let announced = self.announce(flight.epoch);
-        if !announced.current {
+        let Some(_announced) = self.epochs.announce(flight.epoch) else {
             return false;
-        }
+        };
         {
             let mut inner = lock(&flight.inner);
             if inner.revoked || !matches!(inner.state, State::Running { .. }) {
@@ -755,15 +795,11 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         writing::refuse_self_wait(self);
         let unregistered = {
             let _clearing = lock(&self.clearing);
-            let old = self.epoch.fetch_add(1, SeqCst);
-            let counter = &self.writing[(old & 1) as usize].0;
-            while counter.load(SeqCst) != 0 {
-                crate::sync::yield_now();
-            }
+            let new = self.epochs.advance();
             let mut unregistered = Vec::new();
             for shard in self.shards.iter() {
                 let mut table = lock(shard);
-                unregistered.extend(table.extract_if(|flight| flight.epoch <= old));
+                unregistered.extend(table.extract_if(|flight| flight.epoch != new));
             }
             unregistered
         };
@@ -850,8 +886,8 @@ impl<K: Hash + Eq + Clone, V: Clone> Leader<'_, K, V> {
         };
         let copy = value.clone();
         let key = self.flight.key.clone();
-        let announced = self.table.announce(self.flight.epoch);
-        if !announced.current {
+        let announced = self.table.epochs.announce(self.flight.epoch);
+        if announced.is_none() {
             // A clear began since the flight was registered: its value must not be stored.
             self.flight.transition(|_, _| (State::Finished(kept), ()));
         } else if self.flight.begin_storing(kept) {
