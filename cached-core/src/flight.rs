@@ -113,6 +113,9 @@ struct Inner<V> {
     /// Callers that gave up waiting and are writing their own value while this flight runs
     /// ([`InFlight::store_if_current`]); an invalidation waits for them as for `Storing`.
     side_writers: usize,
+    /// Threads blocked on `Flight::changed` now: a notification is a system call even with
+    /// nobody to wake, so it is made only when this is not zero.
+    blocked: usize,
 }
 
 /// One computation in flight, shared by its leader, its waiters and the in-flight table.
@@ -186,6 +189,7 @@ impl<K, V: Clone> Flight<K, V> {
                 state: State::Running { waiters: 0 },
                 revoked: false,
                 side_writers: 0,
+                blocked: 0,
             }),
             changed: Condvar::new(),
             #[cfg(feature = "async")]
@@ -247,6 +251,17 @@ impl<K, V: Clone> Flight<K, V> {
     /// Waits for a change of state, until `deadline` if there is one; says whether it passed.
     fn block<'a>(
         &self,
+        mut inner: crate::sync::MutexGuard<'a, Inner<V>>,
+        deadline: Option<std::time::Instant>,
+    ) -> (crate::sync::MutexGuard<'a, Inner<V>>, bool) {
+        inner.blocked += 1;
+        let (mut inner, timed_out) = self.block_counted(inner, deadline);
+        inner.blocked -= 1;
+        (inner, timed_out)
+    }
+
+    fn block_counted<'a>(
+        &self,
         inner: crate::sync::MutexGuard<'a, Inner<V>>,
         deadline: Option<std::time::Instant>,
     ) -> (crate::sync::MutexGuard<'a, Inner<V>>, bool) {
@@ -273,28 +288,33 @@ impl<K, V: Clone> Flight<K, V> {
     /// and wakes whoever waits for a change: counted waiters of a running flight, and
     /// (uncounted) invalidations that wait for a write to end.
     fn transition<T>(&self, next: impl FnOnce(State<V>, bool) -> (State<V>, T)) -> T {
-        let (wake, out) = {
+        let (threads, tasks, out) = {
             let mut inner = lock(&self.inner);
             let previous = std::mem::replace(&mut inner.state, State::Vacated);
-            let wake = match &previous {
+            let tasks = match &previous {
                 State::Running { waiters, .. } => *waiters > 0,
                 State::Storing(_) => true,
                 State::Finished(_) | State::Vacated => false,
             };
             let (state, out) = next(previous, inner.revoked);
             inner.state = state;
-            (wake, out)
+            (inner.blocked > 0, tasks, out)
         };
-        if wake {
-            self.wake_all();
-        }
+        self.wake(threads, tasks);
         out
     }
 
-    fn wake_all(&self) {
-        self.changed.notify_all();
+    /// Wakes the blocked threads, if any, and the waiting tasks, if there may be any.
+    fn wake(&self, threads: bool, tasks: bool) {
+        if threads {
+            self.changed.notify_all();
+        }
         #[cfg(feature = "async")]
-        self.settled.notify_waiters();
+        if tasks {
+            self.settled.notify_waiters();
+        }
+        #[cfg(not(feature = "async"))]
+        let _ = tasks;
     }
 
     /// How many callers wait for this flight now.
@@ -336,6 +356,7 @@ impl<K, V: Clone> Flight<K, V> {
     }
 
     /// Whether a write of this flight's value (or of a side writer's) is in progress.
+    #[cfg(feature = "async")]
     fn is_writing(&self) -> bool {
         let inner = lock(&self.inner);
         matches!(inner.state, State::Storing(_)) || inner.side_writers > 0
@@ -631,28 +652,45 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         leader: Option<ThreadId>,
     ) -> Role<'_, K, V> {
         let hash = self.hasher.hash_one(&key);
+        let mut key = Some(key);
         let flight = loop {
-            let seen = self.candidates(hash);
-            if let Some(flight) = seen.iter().find(|flight| flight.key == key) {
+            let register = |table: &mut Table<K, V>, key: K| {
+                let epoch = self.epochs.current();
+                let flight = Arc::new(Flight::new(key, hash, epoch, leader));
+                table.insert_unique(hash, Arc::clone(&flight), |f| f.hash);
+                flight
+            };
+            let seen: Candidates<K, V> = {
+                let mut table = lock(self.shard(hash));
+                if !table.iter_hash(hash).any(|flight| flight.hash == hash) {
+                    // No flight of this hash: no key to compare, register at once.
+                    break register(&mut table, key.take().expect("the key is ours"));
+                }
+                table
+                    .iter_hash(hash)
+                    .filter(|flight| flight.hash == hash)
+                    .map(Arc::clone)
+                    .collect()
+            };
+            let mine = key.as_ref().expect("the key is ours");
+            if let Some(flight) = seen.iter().find(|flight| flight.key == *mine) {
+                let key = key.take().expect("the key is ours");
                 return match look(&key) {
                     Some((value, _)) => Role::Found(value),
                     None => Role::Wait(Arc::clone(flight), key),
                 };
             }
-            // No flight of this key: register one, unless the flights of this hash changed
-            // since they were compared (another caller may have registered this key).
+            // No flight of this key among those of its hash: register one, unless the flights
+            // of this hash changed since they were compared (another caller may have
+            // registered this key).
             let mut table = lock(self.shard(hash));
-            let now: Vec<_> = table
-                .iter_hash(hash)
-                .filter(|flight| flight.hash == hash)
-                .collect();
-            let unchanged =
-                now.len() == seen.len() && now.iter().zip(&seen).all(|(a, b)| Arc::ptr_eq(a, b));
+            let mut now = table.iter_hash(hash).filter(|flight| flight.hash == hash);
+            let unchanged = seen
+                .iter()
+                .all(|before| now.next().is_some_and(|f| Arc::ptr_eq(f, before)))
+                && now.next().is_none();
             if unchanged {
-                let epoch = self.epochs.current();
-                let flight = Arc::new(Flight::new(key, hash, epoch, leader));
-                table.insert_unique(hash, Arc::clone(&flight), |f| f.hash);
-                break flight;
+                break register(&mut table, key.take().expect("the key is ours"));
             }
         };
         let leader = Leader {
@@ -720,6 +758,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     }
 
     /// Every registered flight, cloned out of the shards one at a time.
+    #[cfg(feature = "async")]
     fn all(&self) -> Vec<Arc<Flight<K, V>>> {
         let mut all = Vec::new();
         for shard in self.shards.iter() {
@@ -755,8 +794,12 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         struct SideWriter<'a, K, V: Clone>(&'a Flight<K, V>);
         impl<K, V: Clone> Drop for SideWriter<'_, K, V> {
             fn drop(&mut self) {
-                lock(&self.0.inner).side_writers -= 1;
-                self.0.wake_all();
+                let threads = {
+                    let mut inner = lock(&self.0.inner);
+                    inner.side_writers -= 1;
+                    inner.blocked > 0
+                };
+                self.0.wake(threads, true);
             }
         }
         let _side = SideWriter(flight);

@@ -8,9 +8,10 @@
 //! removal are one compare-and-swap on one bucket, O(1), whatever the store's size; a table
 //! that grows is copied incrementally, 64 entries per write, so no write pauses for the whole
 //! table. A removed or replaced value is freed once no reader can still see it (epoch-based
-//! reclamation), on whichever thread ends the last read that could; a removal, a replacement,
-//! `retain` and `clear` hand what they removed to reclamation at once (a flush of the thread's
-//! batch), so no thread that stops calling keeps removed values alive.
+//! reclamation, seize's), on whichever thread ends the last read that could. Removed values
+//! wait in a batch of their thread until it holds 32 (one system call, a process-wide memory
+//! barrier, per batch): a thread that stops calling keeps at most that many removed values
+//! alive. `retain` and `clear` hand their batch over at once.
 //!
 //! The store holds no lock at any time, so user code it runs (a key's `Hash` and `Eq`, a
 //! value's `Drop` when it is reclaimed, a `retain` predicate) may call back into the cache.
@@ -113,18 +114,12 @@ where
 
     fn insert(&self, key: K, value: V) {
         guarded!(self.map, |guard| {
-            if self.map.insert(key, value, guard).is_some() {
-                guard.flush();
-            }
+            self.map.insert(key, value, guard);
         })
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        guarded!(self.map, |guard| {
-            let removed = self.map.remove(key, guard).cloned();
-            guard.flush();
-            removed
-        })
+        guarded!(self.map, |guard| self.map.remove(key, guard).cloned())
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
