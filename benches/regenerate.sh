@@ -27,7 +27,7 @@ cargo bench --no-run
 cargo bench --no-run --features async --bench peers_async
 step "build"
 
-for bench in hit_path memory hit_ratio peers peers_string peers_concurrency; do
+for bench in hit_path memory hit_ratio peers peers_string peers_concurrency store_mix; do
     cargo bench --bench "$bench" 2>&1 | tee "$out/$bench.txt"
     step "$bench"
 done

@@ -19,8 +19,14 @@
 //!   (they do not re-read the store). N concurrent misses: one execution.
 //! - **Different keys never wait on each other.** No lock is held while the function runs;
 //!   memoized recursion works.
-//! - **Hits take no lock and never wait.** The default store keeps an immutable snapshot per
-//!   thread; a hit writes no memory another thread reads (see `benches/README.md`).
+//! - **Hits take no lock and never wait; writes cost O(1).** The default store is a lock-free
+//!   map: an insert, a replacement and an `invalidate` touch one bucket whatever the store's
+//!   size, and removed values are freed once no reader can still see them, so a thread that
+//!   stops calling keeps nothing alive (see `benches/README.md`).
+//! - **User code never runs under a lock of the cache.** A key's `Hash`/`Eq`, a value's
+//!   `Clone`/`Drop` and an `invalidate_if` predicate may call memoized functions; a call that
+//!   would wait for its own computation panics with a clear message instead. A panic in them
+//!   loses no stored entry.
 //! - **Failures are not cached, but are shared.** A `Result` caches only `Ok` and an `Option`
 //!   only `Some` (opt in with `cache_err` / `cache_none`). The callers waiting on a
 //!   computation that failed receive its error when the error type is `Clone`; otherwise they

@@ -1,0 +1,797 @@
+//! memoflight's stores against concurrent maps and caches on a mix of operations, invalidation
+//! in large stores above all: u64 keys, `String` values of 100 bytes. Prints markdown tables.
+//!
+//! Stores (a column each), every one used the way a memoized function uses it: a call returns
+//! a clone of the cached value, or computes the value (a fresh 100-byte `String`), caches a
+//! clone and returns it; an invalidation removes the key (and drops its value).
+//!
+//! - memoflight `Cache::new(..., Unbounded::new())`: `get_or_compute`, `invalidate`;
+//! - memoflight `Cache::new(..., Bounded::new().max_size(n))`, `n` room for every key inserted;
+//! - dashmap 6 `DashMap::new()` (its default hasher, SipHash): `get`, then `insert`; `remove`;
+//! - quick_cache 0.7 `sync::Cache::new(n)`: `get_or_insert_with`, `remove`;
+//! - moka 0.12 `sync::Cache`, `max_capacity(n)`: `get_with`, `invalidate`;
+//! - cached 4 `UnboundCache` behind the exclusive lock `#[cached]` generates (a `parking_lot`
+//!   `RwLock` taken for writing, as a mutex): `cache_get`, unlock, compute, lock, `cache_set`;
+//!   `cache_remove`.
+//!
+//! The bounded stores are sized to hold everything (a quarter more than the keys inserted),
+//! so nothing is evicted. Workloads, each the median of 3 rounds:
+//!
+//! 1. invalidate one random key of a store of 10k, 100k and 1M entries (re-inserted untimed
+//!    after each): median and p99 ns per invalidation, each timed alone;
+//! 2. a service at 1M entries on 2 threads, each request invalidating a random key and then
+//!    calling it (a miss that recomputes): throughput and p50/p99/max per request;
+//! 3. 8 threads over 100k keys drawn from Zipf(0.99): 95.9% calls on them (hits, but for the
+//!    keys invalidated), 4% calls on new keys (misses), 0.1% invalidations: Mops/s;
+//! 4. misses on distinct keys (each thread its own new keys) at 1, 2, 8 and 64 threads;
+//! 5. a miss into a store already holding 1M entries, 1 thread;
+//! 6. a hit, 1 thread, the 1024 hot keys of `common::order`.
+//!
+//! `cargo bench --bench store_mix`; about 5 minutes on 2 cores.
+
+mod common;
+
+use cached::Cached;
+use common::{measuring, on_threads, order, HOT_KEYS};
+use dashmap::DashMap;
+use memoflight::{Bounded, Cache, Store, Unbounded};
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::SeedableRng;
+use rand_distr::{Distribution, Zipf};
+use std::convert::Infallible;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const VALUE_BYTES: usize = 100;
+const ROUNDS: usize = 3;
+const SEED: u64 = 0x6d65_6d6f_666c_6974;
+/// Keys of the misses on new keys: far above the stored keys; thread `t` of round `r` uses
+/// `FRESH + (r << 40) + (t << 32) + i`.
+const FRESH: u64 = 1 << 48;
+
+/// The value of key `k`: 100 bytes, freshly allocated (the "computation" of every miss).
+fn value(k: u64) -> String {
+    String::from_utf8(vec![b'a' + (k % 26) as u8; VALUE_BYTES]).expect("ASCII")
+}
+
+/// Room for `n` entries in a bounded store, so that nothing is evicted.
+fn room(n: u64) -> usize {
+    (n + n / 4 + 1024) as usize
+}
+
+/// A store, as a memoized function uses it.
+trait Peer: Sync + Sized {
+    const NAME: &'static str;
+    /// An empty store; a bounded one holds `capacity` entries.
+    fn with_capacity(capacity: usize) -> Self;
+    /// The value cached for `k`, or `value(k)` computed, cached and returned.
+    fn call(&self, k: u64) -> String;
+    /// Removes `k` and drops its value.
+    fn invalidate(&self, k: u64);
+    /// Entries held.
+    fn held(&self) -> usize;
+}
+
+struct MemoUnbounded(Cache<Unbounded<u64, String>>);
+
+impl Peer for MemoUnbounded {
+    const NAME: &'static str = "memoflight `Unbounded`";
+    fn with_capacity(_: usize) -> Self {
+        Self(Cache::new("x", Unbounded::new()))
+    }
+    fn call(&self, k: u64) -> String {
+        self.0.get_or_compute(k, || value(k))
+    }
+    fn invalidate(&self, k: u64) {
+        black_box(self.0.invalidate(&k));
+    }
+    fn held(&self) -> usize {
+        self.0.len()
+    }
+}
+
+struct MemoBounded(Cache<Bounded<u64, String>>);
+
+impl Peer for MemoBounded {
+    const NAME: &'static str = "memoflight `Bounded`";
+    fn with_capacity(capacity: usize) -> Self {
+        Self(Cache::new("x", Bounded::new().max_size(capacity)))
+    }
+    fn call(&self, k: u64) -> String {
+        self.0.get_or_compute(k, || value(k))
+    }
+    fn invalidate(&self, k: u64) {
+        black_box(self.0.invalidate(&k));
+    }
+    fn held(&self) -> usize {
+        assert_eq!(self.0.store().evictions(), 0, "sized to evict nothing");
+        self.0.len()
+    }
+}
+
+struct Dash(DashMap<u64, String>);
+
+impl Peer for Dash {
+    const NAME: &'static str = "dashmap";
+    fn with_capacity(_: usize) -> Self {
+        Self(DashMap::new())
+    }
+    fn call(&self, k: u64) -> String {
+        if let Some(v) = self.0.get(&k) {
+            return v.clone();
+        }
+        let v = value(k);
+        self.0.insert(k, v.clone());
+        v
+    }
+    fn invalidate(&self, k: u64) {
+        black_box(self.0.remove(&k));
+    }
+    fn held(&self) -> usize {
+        self.0.len()
+    }
+}
+
+struct Quick(quick_cache::sync::Cache<u64, String>);
+
+impl Peer for Quick {
+    const NAME: &'static str = "quick_cache";
+    fn with_capacity(capacity: usize) -> Self {
+        Self(quick_cache::sync::Cache::new(capacity))
+    }
+    fn call(&self, k: u64) -> String {
+        match self
+            .0
+            .get_or_insert_with(&k, || Ok::<String, Infallible>(value(k)))
+        {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
+    fn invalidate(&self, k: u64) {
+        black_box(self.0.remove(&k));
+    }
+    fn held(&self) -> usize {
+        self.0.len()
+    }
+}
+
+struct Moka(moka::sync::Cache<u64, String>);
+
+impl Peer for Moka {
+    const NAME: &'static str = "moka";
+    fn with_capacity(capacity: usize) -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(capacity as u64)
+                .build(),
+        )
+    }
+    fn call(&self, k: u64) -> String {
+        self.0.get_with(k, || value(k))
+    }
+    fn invalidate(&self, k: u64) {
+        self.0.invalidate(&k);
+    }
+    fn held(&self) -> usize {
+        self.0.run_pending_tasks();
+        self.0.entry_count() as usize
+    }
+}
+
+/// What `#[cached]` (no `sync_writes`) expands to: an `UnboundCache` behind a `parking_lot`
+/// `RwLock`, always locked for writing (`cache_get` counts hits through `&mut`).
+struct CachedUnbound(cached::sync_sync::RwLock<cached::UnboundCache<u64, String>>);
+
+impl Peer for CachedUnbound {
+    const NAME: &'static str = "cached `UnboundCache`";
+    fn with_capacity(_: usize) -> Self {
+        Self(cached::sync_sync::RwLock::new(cached::UnboundCache::new()))
+    }
+    fn call(&self, k: u64) -> String {
+        if let Some(v) = self.0.write().cache_get(&k) {
+            return v.clone();
+        }
+        let v = value(k);
+        self.0.write().cache_set(k, v.clone());
+        v
+    }
+    fn invalidate(&self, k: u64) {
+        black_box(self.0.write().cache_remove(&k));
+    }
+    fn held(&self) -> usize {
+        self.0.write().cache_size()
+    }
+}
+
+/// A workload, run on every store in turn.
+trait Workload {
+    type Out;
+    fn run<S: Peer>(&self) -> Self::Out;
+}
+
+/// The columns: the names of the stores, in the order of [`each`].
+const NAMES: [&str; 6] = [
+    MemoUnbounded::NAME,
+    MemoBounded::NAME,
+    Dash::NAME,
+    Quick::NAME,
+    Moka::NAME,
+    CachedUnbound::NAME,
+];
+/// The columns of memoflight `Unbounded` and of dashmap, for the ratio.
+const MEMO: usize = 0;
+const DASH: usize = 2;
+
+fn each<W: Workload>(w: &W) -> Vec<W::Out> {
+    vec![
+        timed::<MemoUnbounded, W>(w),
+        timed::<MemoBounded, W>(w),
+        timed::<Dash, W>(w),
+        timed::<Quick, W>(w),
+        timed::<Moka, W>(w),
+        timed::<CachedUnbound, W>(w),
+    ]
+}
+
+fn timed<S: Peer, W: Workload>(w: &W) -> W::Out {
+    let start = Instant::now();
+    let out = w.run::<S>();
+    eprintln!("  {}: {:.1} s", S::NAME, start.elapsed().as_secs_f64());
+    out
+}
+
+/// A store holding keys `0..entries`, with room for `capacity`.
+fn build<S: Peer>(entries: u64, capacity: u64) -> S {
+    let store = S::with_capacity(room(capacity));
+    for k in 0..entries {
+        black_box(store.call(k));
+    }
+    store
+}
+
+fn check<S: Peer>(store: &S, expected: u64) {
+    let held = store.held();
+    assert_eq!(held as u64, expected, "{} holds {held}", S::NAME);
+}
+
+/// splitmix64: uniform keys without the rand API in the way.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (the bias of the modulo is negligible for these `n`).
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The `q` quantile of sorted nanoseconds.
+fn quantile(sorted: &[u64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64
+}
+
+fn ns_since(start: Instant) -> u64 {
+    start.elapsed().as_nanos() as u64
+}
+
+/// 1. Invalidation of one random key in a store of `entries`.
+struct Invalidate {
+    entries: u64,
+    count: usize,
+}
+
+impl Workload for Invalidate {
+    /// Median and p99 ns.
+    type Out = (f64, f64);
+    fn run<S: Peer>(&self) -> (f64, f64) {
+        let store = build::<S>(self.entries, self.entries);
+        let mut rng = SplitMix(SEED);
+        let (mut medians, mut p99s) = (Vec::new(), Vec::new());
+        let mut ns = Vec::with_capacity(self.count);
+        for _ in 0..ROUNDS {
+            ns.clear();
+            for _ in 0..self.count {
+                let k = rng.below(self.entries);
+                let start = Instant::now();
+                store.invalidate(black_box(k));
+                ns.push(ns_since(start));
+                black_box(store.call(k));
+            }
+            ns.sort_unstable();
+            medians.push(quantile(&ns, 0.5));
+            p99s.push(quantile(&ns, 0.99));
+        }
+        check(&store, self.entries);
+        (median(medians), median(p99s))
+    }
+}
+
+/// 2. Requests of a service: invalidate a random key, then call it (a miss).
+struct Service {
+    entries: u64,
+    threads: usize,
+    requests: u64,
+}
+
+struct ServiceOut {
+    per_sec: f64,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+impl Workload for Service {
+    type Out = ServiceOut;
+    fn run<S: Peer>(&self) -> ServiceOut {
+        let store = build::<S>(self.entries, self.entries);
+        let mut rng = SplitMix(SEED ^ 2);
+        let (mut per_sec, mut p50, mut p99, mut max) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..ROUNDS {
+            let keys: Vec<Vec<u64>> = (0..self.threads)
+                .map(|_| {
+                    (0..self.requests)
+                        .map(|_| rng.below(self.entries))
+                        .collect()
+                })
+                .collect();
+            let next = AtomicUsize::new(0);
+            let all = Mutex::new(Vec::with_capacity(self.threads * self.requests as usize));
+            let wall = on_threads(self.threads, self.requests, |_| {
+                let keys = &keys[next.fetch_add(1, Relaxed)];
+                let mut ns = Vec::with_capacity(keys.len());
+                for &k in keys {
+                    let start = Instant::now();
+                    store.invalidate(k);
+                    black_box(store.call(k));
+                    ns.push(ns_since(start));
+                }
+                all.lock().expect("not poisoned").extend(ns);
+            });
+            let mut all = all.into_inner().expect("not poisoned");
+            all.sort_unstable();
+            per_sec.push(all.len() as f64 / wall.as_secs_f64());
+            p50.push(quantile(&all, 0.5));
+            p99.push(quantile(&all, 0.99));
+            max.push(quantile(&all, 1.0));
+        }
+        check(&store, self.entries);
+        ServiceOut {
+            per_sec: median(per_sec),
+            p50: median(p50),
+            p99: median(p99),
+            max: median(max),
+        }
+    }
+}
+
+/// 3. A mix on `threads`: each thread runs its own trace of (invalidate?, key).
+struct Mixed {
+    keys: u64,
+    traces: Vec<Vec<(bool, u64)>>,
+    new_keys: u64,
+}
+
+impl Mixed {
+    fn new(keys: u64, threads: usize, ops: usize) -> Self {
+        let zipf = Zipf::new(keys as f64, 0.99).expect("valid Zipf parameters");
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(SEED);
+        let mut pick = SplitMix(SEED ^ 3);
+        let mut new_keys = 0;
+        let traces = (0..threads as u64)
+            .map(|t| {
+                let mut fresh = FRESH + (t << 32);
+                (0..ops)
+                    .map(|_| {
+                        // A sample is an integral f64 in 1..=keys.
+                        let hot = zipf.sample(&mut rng) as u64 - 1;
+                        match pick.below(10_000) {
+                            0..10 => (true, hot),
+                            10..410 => {
+                                fresh += 1;
+                                new_keys += 1;
+                                (false, fresh)
+                            }
+                            _ => (false, hot),
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        Mixed {
+            keys,
+            traces,
+            new_keys,
+        }
+    }
+}
+
+impl Workload for Mixed {
+    /// Mops/s.
+    type Out = f64;
+    fn run<S: Peer>(&self) -> f64 {
+        let threads = self.traces.len();
+        let ops = self.traces[0].len();
+        let mut mops = Vec::new();
+        for _ in 0..ROUNDS {
+            let store = build::<S>(self.keys, self.keys + self.new_keys);
+            let next = AtomicUsize::new(0);
+            let wall = on_threads(threads, ops as u64, |_| {
+                for &(invalidate, k) in &self.traces[next.fetch_add(1, Relaxed)] {
+                    if invalidate {
+                        store.invalidate(k);
+                    } else {
+                        black_box(store.call(k));
+                    }
+                }
+            });
+            mops.push((threads * ops) as f64 / wall.as_secs_f64() / 1e6);
+        }
+        median(mops)
+    }
+}
+
+/// 4. Misses on distinct keys: `inserts` in all, split among `threads`, into an empty store.
+struct Misses {
+    threads: usize,
+    inserts: u64,
+}
+
+impl Workload for Misses {
+    /// ns per insert (wall × threads / inserts), and inserts per second in all (millions).
+    type Out = (f64, f64);
+    fn run<S: Peer>(&self) -> (f64, f64) {
+        let per_thread = self.inserts / self.threads as u64;
+        let total = per_thread * self.threads as u64;
+        let (mut ns, mut mops) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS as u64 {
+            let store = S::with_capacity(room(total));
+            let next = AtomicUsize::new(0);
+            let wall = on_threads(self.threads, per_thread, |iters| {
+                let first = FRESH + (round << 40) + ((next.fetch_add(1, Relaxed) as u64) << 32);
+                for k in first..first + iters {
+                    black_box(store.call(k));
+                }
+            });
+            ns.push(wall.as_nanos() as f64 * self.threads as f64 / total as f64);
+            mops.push(total as f64 / wall.as_secs_f64() / 1e6);
+            check(&store, total);
+        }
+        (median(ns), median(mops))
+    }
+}
+
+/// 5. Misses into a store already holding `entries`, 1 thread.
+struct BigMiss {
+    entries: u64,
+    inserts: u64,
+}
+
+impl Workload for BigMiss {
+    /// ns per insert.
+    type Out = f64;
+    fn run<S: Peer>(&self) -> f64 {
+        let all = self.inserts * ROUNDS as u64;
+        let store = build::<S>(self.entries, self.entries + all);
+        let mut ns = Vec::new();
+        for round in 0..ROUNDS as u64 {
+            let first = FRESH + (round << 40);
+            let start = Instant::now();
+            for k in first..first + self.inserts {
+                black_box(store.call(black_box(k)));
+            }
+            ns.push(ns_since(start) as f64 / self.inserts as f64);
+        }
+        check(&store, self.entries + all);
+        median(ns)
+    }
+}
+
+/// 6. Hits on the 1024 hot keys, 1 thread.
+struct Hits {
+    lookups: u64,
+}
+
+impl Workload for Hits {
+    /// ns per hit.
+    type Out = f64;
+    fn run<S: Peer>(&self) -> f64 {
+        let store = build::<S>(HOT_KEYS, HOT_KEYS);
+        let keys = order();
+        let mut ns = Vec::new();
+        for _ in 0..ROUNDS {
+            let start = Instant::now();
+            for i in 0..self.lookups {
+                let k = keys[(i % HOT_KEYS) as usize];
+                black_box(store.call(black_box(k)));
+            }
+            ns.push(ns_since(start) as f64 / self.lookups as f64);
+        }
+        check(&store, HOT_KEYS);
+        median(ns)
+    }
+}
+
+/// Prints a table: a row label, a column per store, and memoflight `Unbounded` / dashmap.
+fn table(title: &str, first: &str, rows: &[(String, Vec<String>, String)]) {
+    println!("\n### {title}\n");
+    println!(
+        "| {first} | {} | memoflight `Unbounded` / dashmap |",
+        NAMES.join(" | ")
+    );
+    println!("|---|{}---|", "---|".repeat(NAMES.len()));
+    for (label, cells, ratio) in rows {
+        println!("| {label} | {} | {ratio} |", cells.join(" | "));
+    }
+}
+
+fn ratio(values: &[f64]) -> String {
+    format!("{:.2}×", values[MEMO] / values[DASH])
+}
+
+/// A row of one number per store, formatted by `show`.
+fn row(
+    label: String,
+    values: &[f64],
+    show: impl Fn(f64) -> String,
+) -> (String, Vec<String>, String) {
+    (
+        label,
+        values.iter().map(|&v| show(v)).collect(),
+        ratio(values),
+    )
+}
+
+fn ns(v: f64) -> String {
+    format!("{v:.0} ns")
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The current date and time, UTC, as `2026-01-31 12:34:56 UTC`.
+fn now_utc() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3_600,
+        rem % 3_600 / 60,
+        rem % 60
+    )
+}
+
+/// The median cost of the two clock reads around each timed operation, which per-operation
+/// latencies include.
+fn clock_overhead() -> f64 {
+    let mut ns: Vec<u64> = (0..10_000)
+        .map(|_| ns_since(black_box(Instant::now())))
+        .collect();
+    ns.sort_unstable();
+    quantile(&ns, 0.5)
+}
+
+/// The sizes of every workload: full when measuring, tiny under `cargo test`.
+struct Plan {
+    invalidate_sizes: Vec<(u64, usize)>,
+    service: Service,
+    mixed: (u64, usize, usize),
+    misses_threads: Vec<usize>,
+    misses_inserts: u64,
+    big_miss: BigMiss,
+    hits: Hits,
+}
+
+impl Plan {
+    fn full() -> Self {
+        Plan {
+            invalidate_sizes: vec![(10_000, 5_000), (100_000, 5_000), (1_000_000, 2_000)],
+            service: Service {
+                entries: 1_000_000,
+                threads: 2,
+                requests: 100_000,
+            },
+            mixed: (100_000, 8, 250_000),
+            misses_threads: vec![1, 2, 8, 64],
+            misses_inserts: 262_144,
+            big_miss: BigMiss {
+                entries: 1_000_000,
+                inserts: 50_000,
+            },
+            hits: Hits { lookups: 2_000_000 },
+        }
+    }
+
+    fn tiny() -> Self {
+        Plan {
+            invalidate_sizes: vec![(1_000, 100)],
+            service: Service {
+                entries: 1_000,
+                threads: 2,
+                requests: 100,
+            },
+            mixed: (1_000, 8, 1_000),
+            misses_threads: vec![1, 8],
+            misses_inserts: 1_024,
+            big_miss: BigMiss {
+                entries: 1_000,
+                inserts: 100,
+            },
+            hits: Hits { lookups: 10_000 },
+        }
+    }
+}
+
+fn main() {
+    let start = Instant::now();
+    let plan = if measuring() {
+        Plan::full()
+    } else {
+        Plan::tiny()
+    };
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("## Store mix: u64 keys, `String` values of {VALUE_BYTES} bytes\n");
+    println!(
+        "{}, {cores} cores. Every cell is the median of {ROUNDS} rounds.",
+        now_utc()
+    );
+    println!(
+        "Per-operation latencies include two clock reads, {:.0} ns together (median).",
+        clock_overhead()
+    );
+
+    eprintln!("1. invalidate");
+    let mut rows = Vec::new();
+    for &(entries, count) in &plan.invalidate_sizes {
+        let out = each(&Invalidate { entries, count });
+        let medians: Vec<f64> = out.iter().map(|o| o.0).collect();
+        let p99s: Vec<f64> = out.iter().map(|o| o.1).collect();
+        rows.push((
+            format!("{} entries", thousands(entries)),
+            out.iter()
+                .map(|&(m, p)| format!("{m:.0} / {p:.0} ns"))
+                .collect(),
+            format!("{} / {}", ratio(&medians), ratio(&p99s)),
+        ));
+    }
+    table(
+        "1. `invalidate` of one random key (re-inserted untimed): median / p99 ns, lower is better",
+        "store size",
+        &rows,
+    );
+
+    eprintln!("2. service");
+    let s = &plan.service;
+    let out = each(s);
+    let pick = |f: fn(&ServiceOut) -> f64| out.iter().map(f).collect::<Vec<f64>>();
+    table(
+        &format!(
+            "2. Service at {} entries, {} threads × {} requests (invalidate a random key, \
+             then call it: a miss)",
+            thousands(s.entries),
+            s.threads,
+            thousands(s.requests)
+        ),
+        "per request",
+        &[
+            row(
+                "throughput (higher is better)".into(),
+                &pick(|o| o.per_sec),
+                |v| format!("{:.2} M/s", v / 1e6),
+            ),
+            row("p50 latency".into(), &pick(|o| o.p50), ns),
+            row("p99 latency".into(), &pick(|o| o.p99), ns),
+            row(
+                "max latency (median of the rounds' max)".into(),
+                &pick(|o| o.max),
+                ns,
+            ),
+        ],
+    );
+
+    eprintln!("3. mixed");
+    let (keys, threads, ops) = plan.mixed;
+    let mixed = Mixed::new(keys, threads, ops);
+    let out = each(&mixed);
+    table(
+        &format!(
+            "3. Mixed, {threads} threads × {} operations, {} keys of Zipf(0.99): 95.9% calls \
+             on them, 4% on new keys, 0.1% invalidations",
+            thousands(ops as u64),
+            thousands(keys)
+        ),
+        "metric",
+        &[row("Mops/s (higher is better)".into(), &out, |v| {
+            format!("{v:.2}")
+        })],
+    );
+
+    eprintln!("4. misses on distinct keys");
+    let mut rows = Vec::new();
+    for &threads in &plan.misses_threads {
+        let out = each(&Misses {
+            threads,
+            inserts: plan.misses_inserts,
+        });
+        let per_insert: Vec<f64> = out.iter().map(|o| o.0).collect();
+        rows.push((
+            threads.to_string(),
+            out.iter()
+                .map(|&(n, m)| format!("{n:.0} ns ({m:.2} M/s)"))
+                .collect(),
+            ratio(&per_insert),
+        ));
+    }
+    table(
+        &format!(
+            "4. Misses on distinct keys, {} inserts into an empty store: ns per insert \
+             (wall × threads / inserts; lower is better), and inserts per second in all",
+            thousands(plan.misses_inserts)
+        ),
+        "threads",
+        &rows,
+    );
+
+    eprintln!("5. miss into a full store");
+    let b = &plan.big_miss;
+    let out = each(b);
+    table(
+        &format!(
+            "5. Miss into a store of {} entries, 1 thread, {} inserts per round: ns per insert",
+            thousands(b.entries),
+            thousands(b.inserts)
+        ),
+        "metric",
+        &[row("ns per insert (lower is better)".into(), &out, ns)],
+    );
+
+    eprintln!("6. hits");
+    let out = each(&plan.hits);
+    table(
+        &format!(
+            "6. Hit, 1 thread, {HOT_KEYS} hot keys, {} lookups per round (a clone of the \
+             value each)",
+            thousands(plan.hits.lookups)
+        ),
+        "metric",
+        &[row("ns per hit (lower is better)".into(), &out, ns)],
+    );
+
+    eprintln!("\nstore_mix: {:.1} s", start.elapsed().as_secs_f64());
+}
