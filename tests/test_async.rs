@@ -301,3 +301,43 @@ fn bounded_async_functions_hold_their_bound() {
     let stats = bounded_cache().stats();
     assert_eq!((stats.entries, stats.evictions), (2, 8));
 }
+
+static FORGOTTEN_VERSION: AtomicU64 = AtomicU64::new(0);
+
+/// Its first run (the leader that will be forgotten) never finishes.
+#[cached]
+async fn forgettable(key: u64) -> u64 {
+    let version = FORGOTTEN_VERSION.fetch_add(1, SeqCst);
+    if version == 0 {
+        std::future::pending::<()>().await;
+    }
+    key * 100 + version
+}
+
+/// A leader future polled once and then forgotten (`mem::forget`) can never finish and
+/// nothing can tell. Its waiters are released by an invalidation of its key: they compute
+/// afresh, and nothing of the forgotten leader is left registered.
+#[test]
+fn invalidation_releases_the_waiters_of_a_forgotten_leader() {
+    let result = multi_thread().block_on(async {
+        use std::future::Future as _;
+        let mut leader = Box::pin(forgettable(1));
+        let polled = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(leader.as_mut().poll(cx).is_pending())
+        })
+        .await;
+        assert!(polled, "the leader is pending");
+        std::mem::forget(leader);
+        let waiter = tokio::spawn(forgettable(1));
+        while forgettable_cache().stats().waits == 0 {
+            tokio::task::yield_now().await;
+        }
+        forgettable_cache().invalidate(&1);
+        tokio::time::timeout(HANG, waiter)
+            .await
+            .expect("the waiter hung")
+    });
+    assert_eq!(result.unwrap(), 101);
+    let stats = forgettable_cache().stats();
+    assert_eq!((stats.executions, stats.in_flight), (2, 0));
+}

@@ -177,3 +177,43 @@ fn no_stale_value_is_seen_in_a_bounded_ttl_cache_after_a_predicate_invalidation(
     assert_eq!(stale, 0);
     assert_eq!(run_timed_query_cache().get("orders:1"), Some(0));
 }
+
+static RELEASED_VERSION: AtomicU64 = AtomicU64::new(0);
+static LEADER_MAY_FINISH: AtomicBool = AtomicBool::new(false);
+
+/// The first run waits until it is allowed to finish; later runs return at once.
+#[cached]
+fn held(key: u64) -> u64 {
+    let version = RELEASED_VERSION.fetch_add(1, SeqCst);
+    if version == 0 {
+        while !LEADER_MAY_FINISH.load(SeqCst) {
+            std::thread::yield_now();
+        }
+    }
+    key * 100 + version
+}
+
+/// Callers waiting for a computation whose key is invalidated stop waiting and compute afresh
+/// (they do not get a value computed from the data as it was before the invalidation), while
+/// the old leader still runs; the old leader's value is returned to it and not stored.
+#[test]
+fn invalidation_releases_the_waiters_of_the_computation_it_revokes() {
+    let leader = std::thread::spawn(|| held(1));
+    while held_cache().stats().in_flight == 0 {
+        std::thread::yield_now();
+    }
+    let waiter = std::thread::spawn(|| held(1));
+    while held_cache().stats().waits == 0 {
+        std::thread::yield_now();
+    }
+    held_cache().invalidate(&1);
+    assert_eq!(waiter.join().unwrap(), 101, "the waiter computed afresh");
+    LEADER_MAY_FINISH.store(true, SeqCst);
+    assert_eq!(leader.join().unwrap(), 100);
+    assert_eq!(
+        held_cache().get(&1),
+        Some(101),
+        "the revoked value was not stored"
+    );
+    assert_eq!(held_cache().stats().executions, 2);
+}

@@ -62,3 +62,107 @@ fn a_cross_thread_wait_cycle_panics_instead_of_deadlocking() {
     assert_eq!(left_cache().stats().in_flight, 0);
     assert_eq!(right_cache().stats().in_flight, 0);
 }
+
+#[cached]
+fn inner(n: u64) -> u64 {
+    // Led by thread 2; returns once thread 1 waits for it (one wait per round).
+    INNER_STARTED.store(n + 1, SeqCst);
+    common::wait_until("thread 1 to wait for inner", || {
+        inner_cache().stats().waits > n
+    });
+    n
+}
+
+#[cached]
+fn outer(n: u64) -> u64 {
+    inner(n) + 1
+}
+
+/// The round whose `inner` thread 2 leads now, plus one (0: none yet).
+static INNER_STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Thread 1 leads `outer(n)` and waits for `inner(n)`, which thread 2 leads; thread 2 finishes
+/// `inner(n)` and then calls `outer(n)`. No cycle is left once `inner(n)` is done, so thread 2
+/// must wait for thread 1 instead of reporting a deadlock through the edge "thread 1 waits for
+/// thread 2" that thread 1 has not yet removed.
+#[test]
+fn a_finished_computation_is_no_longer_part_of_a_wait_cycle() {
+    const ROUNDS: u64 = 2_000;
+    let first = std::thread::spawn(|| {
+        for n in 0..ROUNDS {
+            common::wait_until("thread 2 to lead inner", || INNER_STARTED.load(SeqCst) > n);
+            assert_eq!(outer(n), n + 1);
+        }
+    });
+    let second = std::thread::spawn(|| {
+        for n in 0..ROUNDS {
+            assert_eq!(inner(n), n);
+            assert_eq!(outer(n), n + 1);
+        }
+    });
+    let results = [first.join(), second.join()];
+    let alarms: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|p| panic_message(&**p)))
+        .collect();
+    assert!(alarms.is_empty(), "false alarms: {alarms:?}");
+    assert_eq!(outer_cache().stats().executions, ROUNDS);
+}
+
+/// A key whose `Debug` calls a memoized function that another thread is computing: describing
+/// the key for the wait graph waits on that computation.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Described(u64);
+
+impl std::fmt::Debug for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Described({}, {})", self.0, label(self.0))
+    }
+}
+
+static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cached]
+fn label(n: u64) -> String {
+    common::wait_until("the release", || RELEASE.load(SeqCst));
+    format!("label {n}")
+}
+
+#[cached]
+fn described(key: Described) -> u64 {
+    common::wait_until("the release", || RELEASE.load(SeqCst));
+    key.0
+}
+
+#[test]
+fn a_keys_debug_may_wait_for_a_memoized_call_while_its_caller_waits() {
+    let result = common::run_bounded(|| {
+        let label_leader = std::thread::spawn(|| label(1));
+        common::wait_until("label(1) to lead", || label_cache().stats().in_flight == 1);
+        let leader = std::thread::spawn(|| described(Described(1)));
+        common::wait_until("described(1) to lead", || {
+            described_cache().stats().in_flight == 1
+        });
+        // This caller must block on `described(1)`; describing its key waits for `label(1)`.
+        let waiter = std::thread::spawn(|| described(Described(1)));
+        common::wait_until("the waiter to wait for label(1)", || {
+            label_cache().stats().waits == 1
+        });
+        // Another caller that must block meanwhile is not held up by that description.
+        let leader_2 = std::thread::spawn(|| described(Described(2)));
+        common::wait_until("described(2) to lead", || {
+            described_cache().stats().in_flight == 2
+        });
+        let waiter_2 = std::thread::spawn(|| described(Described(2)));
+        common::wait_until("the second waiter", || described_cache().stats().waits == 2);
+        RELEASE.store(true, SeqCst);
+        (
+            waiter.join().unwrap(),
+            leader.join().unwrap(),
+            waiter_2.join().unwrap(),
+            leader_2.join().unwrap(),
+            label_leader.join().unwrap(),
+        )
+    });
+    assert_eq!(result, Ok((1, 1, 2, 2, "label 1".to_string())));
+}

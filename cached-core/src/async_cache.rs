@@ -190,7 +190,7 @@ impl<S: AsyncStore> AsyncCache<S> {
     }
 
     /// Removes `key`'s value from the store. A computation of `key` in flight will not store
-    /// its result (its waiters still receive it); one already writing its value is waited for,
+    /// its result (its waiters stop waiting and compute afresh); one already writing its value is waited for,
     /// then its value removed. Calls made after `invalidate` returned `Ok` compute afresh.
     ///
     /// # Errors

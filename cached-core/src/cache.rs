@@ -211,7 +211,8 @@ impl<S: Store> Cache<S> {
     }
 
     /// Removes `key`'s value. A computation of `key` in flight right now will not store its
-    /// result (its waiters still receive it), and calls made after `invalidate` returns
+    /// result, its waiters stop waiting for it and compute afresh (one leads, the others wait
+    /// for it), and calls made after `invalidate` returns
     /// compute afresh. Returns the removed value.
     ///
     /// ```
@@ -231,7 +232,7 @@ impl<S: Store> Cache<S> {
 
     /// Removes the values for which `predicate(key, value)` is true, as in "every query on
     /// table `users`". Computations in flight when it is called will not store their values
-    /// (they have no value yet to test); their waiters still receive them, and calls made
+    /// (they have no value yet to test); their waiters compute afresh, and calls made
     /// after `invalidate_if` returns compute afresh. It takes O(entries).
     ///
     /// ```

@@ -2,60 +2,73 @@
 //!
 //! # Contract
 //!
-//! For one cache, at any instant, each key has at most one computation in flight (a *flight*),
-//! and a key is in the in-flight table exactly while its flight is running.
+//! For one cache, at any instant, each key has at most one registered computation (a
+//! *flight*), and a key is in the in-flight table exactly while its flight is registered.
 //!
-//! A caller that misses the store calls [`InFlight::join_or_lead`], which, under the lock of the
-//! key's shard, (1) looks in the store again, (2) joins the key's flight if there is one, or (3)
-//! registers a new flight with the caller as its leader. The leader runs the function *without
-//! any lock held*, then [`Leader::finish`] stores the value and unregisters the flight under the
-//! same shard lock, and only then wakes the waiters, handing each a clone of the outcome: waiters
-//! never re-read the store (a bounded store may already have evicted the value).
+//! A caller that misses the store calls [`InFlight::join_or_lead`], which either joins the
+//! key's flight (after a look at the store: a value stored meanwhile, or due for a refresh, is
+//! returned at once) or registers a new flight with the caller as its leader and then looks at
+//! the store once more (a leader that finished between the caller's first look and its
+//! registration stored its value first: found, and the new flight vacated). The leader runs
+//! the function *without any lock held*, then [`Leader::finish_value`] stores the value,
+//! unregisters the flight, and hands the waiters a copy of the value (they do not re-read the
+//! store, which may already have evicted it); a leader that nobody waited for keeps no copy,
+//! and a caller that joins while it stores waits for the write and then finds the value.
 //!
-//! Because a finishing leader stores the value before it unregisters, and both happen under the
-//! shard lock that a new caller also takes, a caller either sees the value in the store, or sees
-//! the flight, or registers a flight after the value was stored and finds it in step (1): it can
-//! never start a second execution of a computation that succeeded.
+//! Because a finishing leader stores the value before it unregisters, a caller either joins
+//! the flight, or registers after the value was stored and finds it: it never starts a second
+//! execution of a computation that succeeded.
+//!
+//! # No user code under a lock
+//!
+//! A key's `Hash` runs before any lock is taken, its `Eq` after the shard lock is released (on
+//! the flights of the same hash, held by `Arc`); the store is never read or written under a
+//! lock of this module; a value's `Clone` runs with no lock held; the key's `Debug` for the
+//! wait graph is formatted before it is locked. So user code may call any memoized function:
+//! a call that would wait for a flight its own thread leads panics instead (same-key
+//! recursion), and nothing else can block on a lock it holds.
+//!
+//! # Invalidation
+//!
+//! [`InFlight::invalidate`] *revokes* the key's flight and unregisters it, then removes the
+//! stored value. A revoked leader does not store its value; its waiters are released and go
+//! around again (so a leader that never finishes, such as an async leader whose future was
+//! forgotten, holds nobody once its key is invalidated). A leader that is already writing its
+//! value (`Storing`) is waited for before the removal, so its write cannot land after it.
+//! `clear` and `invalidate_if` do the same for every flight at once with an epoch (see
+//! [`InFlight`]). A caller arriving after the invalidation returned finds neither value nor
+//! flight and starts a fresh computation: no repopulation window.
 //!
 //! A value the store reports due for a refresh (`refresh_after`) counts as found for every
-//! caller while a flight of its key runs, and as missing for the caller that finds no flight:
+//! caller while a flight of its key runs, and as missing for the caller that registers one:
 //! that caller leads a refresh, whose value replaces the old one on success; a failed or
 //! panicked refresh stores nothing, so the old value stays until its ttl.
 //!
-//! Invalidation ([`InFlight::invalidate`], [`InFlight::clear`]) unregisters the key's flight and
-//! removes the stored value under the same shard lock. A leader whose flight was unregistered
-//! does not store its value (its waiters still receive it), and a caller arriving after the
-//! invalidation returned finds neither value nor flight and starts a fresh computation: no
-//! repopulation window.
-//!
 //! A leader that panics (or returns a failure its waiters cannot share) *vacates* its flight:
-//! it unregisters it and wakes the waiters, who go around again. The first of them to reach
-//! the table leads the next attempt and the rest join it, so a panic costs one extra execution,
-//! not one per waiter, and no lock is ever poisoned by user code.
+//! it unregisters it and wakes the waiters, who go around again. The first of them to register
+//! leads the next attempt and the rest join it, so a panic costs one extra execution, not one
+//! per waiter, and no lock is ever poisoned by user code.
 //!
-//! A store with async I/O ([`AsyncStore`](crate::AsyncStore)) cannot be written under the
-//! shard lock. Its leader hands its value to the waiters first and keeps the flight registered
-//! while it writes (`Storing`): callers arriving then join and get the value at once, and an
-//! invalidation that finds the flight storing waits for the write to end before it removes the
-//! value, so a write cannot land after the removal (see [`crate::AsyncCache::invalidate`]).
+//! A store with async I/O ([`AsyncStore`](crate::AsyncStore)) is written the same way, with
+//! the write awaited while the flight is `Storing` (see [`crate::AsyncCache::invalidate`]).
 //!
 //! States of a flight (an explicit enum, model-checked in `tests/loom_flight.rs`):
 //!
 //! ```text
-//!             finish(outcome)
-//!  Running ───────────────────▶ Finished(outcome)     waiters return a clone
-//!     │  │                          ▲
-//!     │  │ begin_storing(outcome)   │ stored, or the leader is dropped
-//!     │  └─────────────▶ Storing(outcome) ──┘          waiters return a clone
-//!     │
-//!     │ vacate (panic, unshareable failure, cancellation)
+//!             finish (revoked, or a failure to share)
+//!  Running ───────────────────────────────────▶ Finished(kept)  waiters take the kept copy,
+//!     │  │                                         ▲             or find the value stored
+//!     │  │ begin_storing (not revoked)             │ written, or the leader is dropped
+//!     │  └──────────────────────▶ Storing(kept) ───┘             waiters take the kept copy,
+//!     │                                                          or wait for the write
+//!     │ vacate (panic, unshareable failure, cancellation), or revoked by an invalidation
 //!     ▼
-//!  Vacated                                            waiters go around again
+//!  Vacated                                                       waiters go around again
 //! ```
 //!
-//! Lock order: shard lock, then the store's internal locks, then a flight's state lock. No lock
-//! is held while the user's function runs, so distinct keys never wait on each other and a
-//! memoized function may call itself recursively on other keys.
+//! Lock order: the clear lock, then a shard lock, then a flight's state lock, then the wait
+//! graph's lock. No lock is held while the user's function runs, so distinct keys never wait
+//! on each other and a memoized function may call itself recursively on other keys.
 
 use crate::store::Store;
 use crate::sync::{current_thread, lock, Arc, AtomicU64, Condvar, Mutex, Padded, ThreadId};
@@ -158,9 +171,10 @@ enum Look<V> {
     Block,
 }
 
-impl<V> State<V> {
+impl<V> Inner<V> {
     fn look(&self) -> Look<V> {
-        match self {
+        match &self.state {
+            State::Running { .. } if self.revoked => Look::Vacated,
             State::Storing(Some(kept)) | State::Finished(Some(kept)) => {
                 Look::Done(Some(std::sync::Arc::clone(kept)))
             }
@@ -208,9 +222,12 @@ impl<K, V: Clone> Flight<K, V> {
         let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
         let mut me = None;
         let mut blocked = None;
+        // The flight as `function(key)`, described (user code: the key's `Debug`) with no lock
+        // held, the first time the caller must block.
+        let mut described = None;
         let mut inner = lock(&self.inner);
         loop {
-            match inner.state.look() {
+            match inner.look() {
                 Look::Done(kept) => {
                     drop(inner);
                     return take(kept);
@@ -227,7 +244,13 @@ impl<K, V: Clone> Flight<K, V> {
             if let State::Running { .. } = &inner.state {
                 // Cycles through async tasks are not tracked: a task has no thread.
                 if let (None, Some(leader)) = (&blocked, self.leader) {
-                    match wait_graph::block_on(me, leader, &computation) {
+                    let Some(text) = described.take() else {
+                        drop(inner);
+                        described = Some(computation());
+                        inner = lock(&self.inner);
+                        continue;
+                    };
+                    match wait_graph::block_on(me, leader, self.address(), text) {
                         Ok(record) => blocked = Some(record),
                         Err(cycle) => return Waited::Deadlock(cycle),
                     }
@@ -288,7 +311,7 @@ impl<K, V: Clone> Flight<K, V> {
     /// and wakes whoever waits for a change: counted waiters of a running flight, and
     /// (uncounted) invalidations that wait for a write to end.
     fn transition<T>(&self, next: impl FnOnce(State<V>, bool) -> (State<V>, T)) -> T {
-        let (threads, tasks, out) = {
+        let (threads, tasks, settled, out) = {
             let mut inner = lock(&self.inner);
             let previous = std::mem::replace(&mut inner.state, State::Vacated);
             let tasks = match &previous {
@@ -296,12 +319,23 @@ impl<K, V: Clone> Flight<K, V> {
                 State::Storing(_) => true,
                 State::Finished(_) | State::Vacated => false,
             };
+            let was_running = matches!(previous, State::Running { .. });
             let (state, out) = next(previous, inner.revoked);
+            let settled = was_running && !matches!(state, State::Running { .. });
             inner.state = state;
-            (inner.blocked > 0, tasks, out)
+            (inner.blocked > 0, tasks, settled, out)
         };
+        if settled && threads {
+            // Its leader no longer computes it: nobody waits for that leader through it.
+            wait_graph::settled(self.address());
+        }
         self.wake(threads, tasks);
         out
+    }
+
+    /// This flight's address: its identity in the wait graph.
+    fn address(&self) -> usize {
+        self as *const Self as usize
     }
 
     /// Wakes the blocked threads, if any, and the waiting tasks, if there may be any.
@@ -347,12 +381,29 @@ impl<K, V: Clone> Flight<K, V> {
     /// caller that gave up waiting on it is): returns `false` then, and the caller waits for the
     /// write with [`wait_written`](Self::wait_written) and asks again.
     fn revoke(&self) -> bool {
-        let mut inner = lock(&self.inner);
+        let inner = lock(&self.inner);
         if matches!(inner.state, State::Storing(_)) || inner.side_writers > 0 {
             return false;
         }
-        inner.revoked = true;
+        self.revoke_locked(inner);
         true
+    }
+
+    /// Marks the flight revoked and, if it is still running, releases its waiters: they go
+    /// around again and compute afresh (one leads, the others wait for it), rather than wait
+    /// for a value that will not be stored, from a leader that may never finish (an async
+    /// leader whose future was forgotten).
+    fn revoke_locked(&self, mut inner: crate::sync::MutexGuard<'_, Inner<V>>) {
+        inner.revoked = true;
+        let (threads, tasks) = match inner.state {
+            State::Running { waiters } => (inner.blocked > 0, waiters > 0),
+            _ => (false, false),
+        };
+        drop(inner);
+        if threads {
+            wait_graph::settled(self.address());
+        }
+        self.wake(threads, tasks);
     }
 
     /// Whether a write of this flight's value (or of a side writer's) is in progress.
@@ -396,7 +447,7 @@ impl<K, V: Clone> Flight<K, V> {
             settled.as_mut().enable();
             let counted = {
                 let mut inner = lock(&self.inner);
-                match inner.state.look() {
+                match inner.look() {
                     Look::Done(kept) => {
                         drop(inner);
                         return take(kept);
@@ -848,8 +899,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         };
         for flight in &unregistered {
             // Writers of the old epoch are done, and the old flights cannot write any more.
-            let mut inner = lock(&flight.inner);
-            inner.revoked = true;
+            flight.revoke_locked(lock(&flight.inner));
         }
     }
 

@@ -59,6 +59,21 @@ fn first_call() -> bool {
     }
 }
 
+/// Runs `$body` with `$map` bound to `$papaya_map` pinned: through the thread's epoch guard, or
+/// through an owned guard (no thread-local) once the thread is being torn down.
+macro_rules! pinned {
+    ($papaya_map:expr, |$map:ident| $body:expr) => {
+        if crate::teardown::thread_alive() {
+            let $map = $papaya_map.pin();
+            $body
+        } else {
+            let $map = $papaya_map.pin_owned();
+            $body
+        }
+    };
+}
+pub(crate) use pinned;
+
 #[cfg(not(memoflight_loom))]
 mod dependencies {
     use std::sync::LazyLock;

@@ -18,6 +18,9 @@ use std::sync::Mutex;
 struct Edge {
     /// The thread leading the computation it waits for.
     leader: ThreadId,
+    /// That computation's flight (its address), so that the edge can be dropped as soon as the
+    /// flight settles, before the waiter wakes: a leader that finished is no longer waited for.
+    flight: usize,
     /// That computation, as `function(key)`.
     computation: String,
 }
@@ -40,16 +43,18 @@ impl Drop for Blocked {
     }
 }
 
-/// Records that `me` is about to block on `computation`, led by `leader`; or, if `leader` is
-/// (transitively) blocked on a computation `me` leads, returns the cycle as text.
+/// Records that `me` is about to block on `computation` (the flight at address `flight`), led
+/// by `leader`; or, if `leader` is (transitively) blocked on a computation `me` leads, returns
+/// the cycle as text. No user code runs under the graph's lock: `computation` was described
+/// (with the key's `Debug`) before.
 pub(crate) fn block_on(
     me: ThreadId,
     leader: ThreadId,
-    computation: impl FnOnce() -> String,
+    flight: usize,
+    computation: String,
 ) -> Result<Blocked, String> {
     let mut guard = WAITING.lock().unwrap_or_else(|p| p.into_inner());
     let graph = guard.get_or_insert_with(HashMap::new);
-    let computation = computation();
     let mut chain = Vec::new();
     let mut next = leader;
     while let Some(edge) = graph.get(&next) {
@@ -76,8 +81,29 @@ pub(crate) fn block_on(
         me,
         Edge {
             leader,
+            flight,
             computation,
         },
     );
     Ok(Blocked { me })
+}
+
+/// Drops the edges of the threads blocked on the flight at address `flight`, which has just
+/// settled (its leader no longer computes it). Called before its waiters wake; each waiter's
+/// own [`Blocked`] then finds nothing left to remove. The texts are dropped after the lock.
+pub(crate) fn settled(flight: usize) {
+    let mut stale = Vec::new();
+    {
+        let mut guard = WAITING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(graph) = guard.as_mut() {
+            graph.retain(|_, edge| {
+                let keep = edge.flight != flight;
+                if !keep {
+                    stale.push(std::mem::take(&mut edge.computation));
+                }
+                keep
+            });
+        }
+    }
+    drop(stale);
 }

@@ -46,6 +46,7 @@
 
 use crate::clock::Clock;
 use crate::store::Store;
+use crate::teardown::pinned;
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
 use std::collections::VecDeque;
@@ -269,9 +270,11 @@ where
 
     /// Removes the map entry `queued` was made for, if it is still that entry.
     fn remove_queued(&self, queues: &mut Queues<K>, queued: &Queued<K>) -> bool {
-        let map = self.map.pin();
-        let removed = map.remove_if(&queued.key, |_, entry| entry.stamp == queued.stamp);
-        if matches!(removed, Ok(Some(_))) {
+        let removed = pinned!(self.map, |map| matches!(
+            map.remove_if(&queued.key, |_, entry| entry.stamp == queued.stamp),
+            Ok(Some(_))
+        ));
+        if removed {
             queues.live -= 1;
             self.evictions.fetch_add(1, Relaxed);
             return true;
@@ -304,21 +307,21 @@ where
             let Some(queued) = popped else {
                 return false;
             };
-            let visits = {
-                let map = self.map.pin();
-                match map.get(&queued.key) {
-                    Some(entry) if entry.stamp == queued.stamp => {
-                        let visits = entry.visits.load(Relaxed);
-                        if visits > 0 {
-                            // Goes around: to the main queue from the small one (forgetting
-                            // its visits), or once more round the main queue with one less.
-                            let left = if from_small { 0 } else { visits - 1 };
-                            entry.visits.store(left, Relaxed);
-                        }
-                        visits
+            let visits = pinned!(self.map, |map| match map.get(&queued.key) {
+                Some(entry) if entry.stamp == queued.stamp => {
+                    let visits = entry.visits.load(Relaxed);
+                    if visits > 0 {
+                        // Goes around: to the main queue from the small one (forgetting
+                        // its visits), or once more round the main queue with one less.
+                        let left = if from_small { 0 } else { visits - 1 };
+                        entry.visits.store(left, Relaxed);
                     }
-                    _ => continue, // stale: replaced or removed since it was queued
+                    Some(visits)
                 }
+                _ => None, // stale: replaced or removed since it was queued
+            });
+            let Some(visits) = visits else {
+                continue;
             };
             if !from_small {
                 queues.hand = queues.hand.wrapping_add(1);
@@ -377,11 +380,12 @@ where
         if queued <= 4 * queues.live + 64 {
             return;
         }
-        let map = self.map.pin();
-        let current = |q: &Queued<K>| map.get(&q.key).is_some_and(|e| e.stamp == q.stamp);
-        queues.small.retain(current);
-        queues.main.retain(current);
-        queues.by_age.retain(|(q, _)| current(q));
+        pinned!(self.map, |map| {
+            let current = |q: &Queued<K>| map.get(&q.key).is_some_and(|e| e.stamp == q.stamp);
+            queues.small.retain(current);
+            queues.main.retain(current);
+            queues.by_age.retain(|(q, _)| current(q));
+        })
     }
 }
 
@@ -410,21 +414,27 @@ where
 
     #[inline]
     fn get_aged<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<(V, bool)> {
-        let map = self.map.pin();
-        let entry = map.get(key)?;
-        let now = if self.timed() { self.clock.now() } else { 0 };
-        if self.expired(entry, now) {
-            return None;
-        }
-        let visits = entry.visits.load(Relaxed);
-        if visits < MAX_VISITS {
-            entry.visits.store(visits + 1, Relaxed);
-        }
-        let due = self.refresh_after.is_some() && now >= entry.refresh_at;
-        Some((entry.value.clone(), due))
+        pinned!(self.map, |map| {
+            let entry = map.get(key)?;
+            let now = if self.timed() { self.clock.now() } else { 0 };
+            if self.expired(entry, now) {
+                return None;
+            }
+            let visits = entry.visits.load(Relaxed);
+            if visits < MAX_VISITS {
+                entry.visits.store(visits + 1, Relaxed);
+            }
+            let due = self.refresh_after.is_some() && now >= entry.refresh_at;
+            Some((entry.value.clone(), due))
+        })
     }
 
     fn insert(&self, key: K, value: V) {
+        // papaya's writes read a thread-local of seize's even through an owned guard: while
+        // the thread is torn down, a value is returned to its caller and not stored.
+        if !crate::teardown::thread_alive() {
+            return;
+        }
         let mut queues = lock(&self.queues);
         let queues = &mut *queues;
         let now = if self.timed() { self.clock.now() } else { 0 };
@@ -433,7 +443,7 @@ where
         }
         let stamp = queues.next_stamp;
         queues.next_stamp += 1;
-        let replaces = self.map.pin().contains_key(&key);
+        let replaces = pinned!(self.map, |map| map.contains_key(&key));
         if !replaces {
             while queues.live >= self.max_size {
                 if !self.evict_one(queues) {
@@ -479,7 +489,9 @@ where
             refresh_at,
             visits: AtomicU8::new(0),
         };
-        self.map.pin().insert(key, entry);
+        pinned!(self.map, |map| {
+            map.insert(key, entry);
+        });
         if !replaces {
             queues.live += 1;
         }
@@ -487,28 +499,38 @@ where
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        let mut queues = lock(&self.queues);
-        let map = self.map.pin();
-        let entry = map.remove(key)?;
-        queues.live -= 1;
-        let now = if self.ttl.is_some() {
-            self.clock.now()
-        } else {
-            0
-        };
-        (!self.expired(entry, now)).then(|| entry.value.clone())
+        pinned!(self.map, |map| {
+            let entry = {
+                let mut queues = lock(&self.queues);
+                let entry = map.remove(key)?;
+                queues.live -= 1;
+                entry
+            };
+            // The value's `Clone` (user code) runs after the queue lock is released.
+            let now = if self.ttl.is_some() {
+                self.clock.now()
+            } else {
+                0
+            };
+            (!self.expired(entry, now)).then(|| entry.value.clone())
+        })
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
+        // The predicate (user code) runs without the queue lock: it may call the cache.
+        let mut removed = 0;
+        pinned!(self.map, |map| map.retain(|key, entry| {
+            let kept = keep(key, &entry.value);
+            removed += usize::from(!kept);
+            kept
+        }));
         let mut queues = lock(&self.queues);
-        let map = self.map.pin();
-        map.retain(|key, entry| keep(key, &entry.value));
-        queues.live = map.len();
+        queues.live -= removed;
     }
 
     fn clear(&self) {
         let mut queues = lock(&self.queues);
-        self.map.pin().clear();
+        pinned!(self.map, |map| map.clear());
         queues.small.clear();
         queues.main.clear();
         queues.by_age.clear();

@@ -23,9 +23,14 @@
 //! # During thread teardown
 //!
 //! papaya's epoch guard lives in a thread-local. A call made from another thread-local's
-//! destructor, after that one is gone, takes an owned guard instead (see `crate::teardown`).
+//! destructor, after that one is gone, reads through an owned guard instead (see
+//! `crate::teardown`); its writes still need seize's thread-local, so such a call returns the
+//! value it computed without storing it. Removals (`invalidate`, `clear`) from such a
+//! destructor are not supported: papaya's removal needs that thread-local too.
 
 use crate::store::Store;
+#[cfg(not(memoflight_loom))]
+use crate::teardown::pinned;
 use equivalent::Equivalent;
 #[cfg(not(memoflight_loom))]
 use papaya::Guard as _;
@@ -57,21 +62,6 @@ type Map<K, V> = papaya::HashMap<K, V, foldhash::fast::RandomState>;
 #[cfg(memoflight_loom)]
 type Map<K, V> = crate::sync::Mutex<hashbrown::HashMap<K, V, foldhash::fast::FixedState>>;
 
-/// Runs `$body` with `$guard` bound to an epoch guard of `$map`: the thread's own, or an owned
-/// one while the thread is torn down.
-#[cfg(not(memoflight_loom))]
-macro_rules! guarded {
-    ($map:expr, |$guard:ident| $body:expr) => {
-        if crate::teardown::thread_alive() {
-            let $guard = &$map.guard();
-            $body
-        } else {
-            let $guard = &$map.owned_guard();
-            $body
-        }
-    };
-}
-
 impl<K: Hash + Eq, V> Unbounded<K, V> {
     /// Creates an empty store.
     ///
@@ -88,6 +78,17 @@ impl<K: Hash + Eq, V> Unbounded<K, V> {
                 .build(),
             #[cfg(memoflight_loom)]
             map: Default::default(),
+        }
+    }
+}
+
+#[cfg(not(memoflight_loom))]
+impl<K: Hash + Eq, V> Unbounded<K, V> {
+    /// Hands the values this thread removed to reclamation now rather than when its batch is
+    /// full (after the bulk removals of `retain` and `clear`).
+    fn flush(&self) {
+        if crate::teardown::thread_alive() {
+            self.map.guard().flush();
         }
     }
 }
@@ -109,31 +110,29 @@ where
 
     #[inline]
     fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        guarded!(self.map, |guard| self.map.get(key, guard).cloned())
+        pinned!(self.map, |map| map.get(key).cloned())
     }
 
     fn insert(&self, key: K, value: V) {
-        guarded!(self.map, |guard| {
-            self.map.insert(key, value, guard);
-        })
+        // papaya's writes read a thread-local of seize's even through an owned guard: while
+        // the thread is torn down, a value is returned to its caller and not stored.
+        if crate::teardown::thread_alive() {
+            self.map.pin().insert(key, value);
+        }
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        guarded!(self.map, |guard| self.map.remove(key, guard).cloned())
+        pinned!(self.map, |map| map.remove(key).cloned())
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
-        guarded!(self.map, |guard| {
-            self.map.retain(|k, v| keep(k, v), guard);
-            guard.flush();
-        })
+        pinned!(self.map, |map| map.retain(|k, v| keep(k, v)));
+        self.flush();
     }
 
     fn clear(&self) {
-        guarded!(self.map, |guard| {
-            self.map.clear(guard);
-            guard.flush();
-        })
+        pinned!(self.map, |map| map.clear());
+        self.flush();
     }
 
     fn len(&self) -> usize {

@@ -1,0 +1,118 @@
+//! Memoized calls from thread-local destructors, while the thread is torn down: a thread
+//! initializes a thread-local of its own *before* its first memoized call, so that its
+//! destructor runs after the thread-locals the cache uses are gone (destructors run in the
+//! reverse order of their registration). The call must work and be counted, on the default
+//! store and on a bounded one, for a hit and for a miss (whose value is returned, not stored:
+//! the store cannot write without those thread-locals).
+//!
+//! A failure here used to abort the process ("cannot access a Thread Local Storage value during
+//! or after destruction"), so each scenario runs in a child process: this test binary, started
+//! again with `TEARDOWN_SCENARIO` set.
+
+use memoflight::{cached, Origin};
+use std::sync::Mutex;
+
+#[cached]
+fn unbounded(n: u64) -> u64 {
+    n * 7
+}
+
+#[cached(max_size = 100)]
+fn bounded(n: u64) -> u64 {
+    n * 11
+}
+
+static SEEN: Mutex<Vec<(u64, Origin)>> = Mutex::new(Vec::new());
+
+/// Calls the function named by `TEARDOWN_SCENARIO` from its destructor: key 1 (computed by the
+/// thread, a hit) and key 2 (never computed, a miss).
+struct CallsOnDrop;
+
+impl Drop for CallsOnDrop {
+    fn drop(&mut self) {
+        let call = match std::env::var("TEARDOWN_SCENARIO").as_deref() {
+            Ok("bounded") => bounded_with_origin,
+            _ => unbounded_with_origin,
+        };
+        let mut seen = SEEN.lock().unwrap();
+        seen.push(call(1));
+        seen.push(call(2));
+    }
+}
+
+thread_local! {
+    static CALLS_ON_DROP: CallsOnDrop = const { CallsOnDrop };
+}
+
+/// The child's part: a thread registers its destructor first, then calls the function.
+fn run_scenario(scenario: &str) {
+    let call = match scenario {
+        "bounded" => bounded_with_origin,
+        _ => unbounded_with_origin,
+    };
+    std::thread::spawn(move || {
+        CALLS_ON_DROP.with(|_| {});
+        assert_eq!(call(1).1, Origin::Computed);
+    })
+    .join()
+    .unwrap();
+    let stats = match scenario {
+        "bounded" => bounded_cache().stats(),
+        _ => unbounded_cache().stats(),
+    };
+    let seen = SEEN.lock().unwrap();
+    println!(
+        "RESULT {seen:?} executions={} hits={} misses={}",
+        stats.executions, stats.hits, stats.misses
+    );
+}
+
+/// Runs `scenario` in a child process and returns what it printed.
+fn in_child(scenario: &str, test: &str) -> String {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env("TEARDOWN_SCENARIO", scenario)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the child died ({:?}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    stdout
+}
+
+fn check(scenario: &str, test: &str) {
+    if let Ok(scenario) = std::env::var("TEARDOWN_SCENARIO") {
+        run_scenario(&scenario);
+        return;
+    }
+    let out = in_child(scenario, test);
+    let (factor, _) = match scenario {
+        "bounded" => (11, ()),
+        _ => (7, ()),
+    };
+    let expected = format!(
+        "RESULT [({factor}, Hit), ({}, Computed)] executions=2 hits=1 misses=2",
+        2 * factor
+    );
+    assert!(out.contains(&expected), "expected `{expected}` in:\n{out}");
+}
+
+#[test]
+fn the_default_store_serves_calls_from_thread_local_destructors() {
+    check(
+        "unbounded",
+        "the_default_store_serves_calls_from_thread_local_destructors",
+    );
+}
+
+#[test]
+fn a_bounded_store_serves_calls_from_thread_local_destructors() {
+    check(
+        "bounded",
+        "a_bounded_store_serves_calls_from_thread_local_destructors",
+    );
+}
