@@ -27,7 +27,16 @@
 //! 5. a miss into a store already holding 1M entries, 1 thread;
 //! 6. a hit, 1 thread, the 1024 hot keys of `common::order`.
 //!
-//! `cargo bench --bench store_mix`; about 5 minutes on 2 cores.
+//! Two more count bytes and clones rather than time (one round each):
+//!
+//! 7. heap bytes live (a counting global allocator) in a store of 100k entries: built; with 32
+//!    threads idle after a hit and an invalidate + reinsert each; after 32 more threads missed
+//!    once each and exited and the store was cleared, and again after 1,000 more calls;
+//! 8. `Clone` calls of the value per insert and per hit, with a value that counts them.
+//!
+//! `cargo bench --bench store_mix`; about 5 minutes on 2 cores. `STORE_MIX_ONLY=7,8 cargo bench
+//! --bench store_mix` runs only the workloads listed.
+#![allow(unsafe_code)] // the counting global allocator of workload 7
 
 mod common;
 
@@ -38,10 +47,11 @@ use memoflight::{Bounded, Cache, Store, Unbounded};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Zipf};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::convert::Infallible;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Barrier, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const VALUE_BYTES: usize = 100;
@@ -54,6 +64,52 @@ const FRESH: u64 = 1 << 48;
 /// The value of key `k`: 100 bytes, freshly allocated (the "computation" of every miss).
 fn value(k: u64) -> String {
     String::from_utf8(vec![b'a' + (k % 26) as u8; VALUE_BYTES]).expect("ASCII")
+}
+
+/// The system allocator, counting the bytes live while [`COUNTING`] is set (workload 7 sets
+/// it; the timed workloads run before, without a shared counter to contend on). Only
+/// differences of [`live`] are reported, all taken while counting.
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+fn count(bytes: isize) {
+    if COUNTING.load(Relaxed) {
+        LIVE.fetch_add(bytes, Relaxed);
+    }
+}
+
+// SAFETY: forwards every call unchanged to the system allocator; only counts bytes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: the caller's contract is passed on as is.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count(layout.size() as isize);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(-(layout.size() as isize));
+        // SAFETY: `ptr` came from `System` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count(new_size as isize - layout.size() as isize);
+        // SAFETY: as for `alloc` and `dealloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Heap bytes live, counted since [`COUNTING`] was set.
+fn live() -> isize {
+    LIVE.load(Relaxed)
 }
 
 /// Room for `n` entries in a bounded store, so that nothing is evicted.
@@ -70,6 +126,8 @@ trait Peer: Sync + Sized {
     fn call(&self, k: u64) -> String;
     /// Removes `k` and drops its value.
     fn invalidate(&self, k: u64);
+    /// Removes every entry, as the store's users would: `clear()` or its equivalent.
+    fn clear(&self);
     /// Entries held.
     fn held(&self) -> usize;
 }
@@ -86,6 +144,9 @@ impl Peer for MemoUnbounded {
     }
     fn invalidate(&self, k: u64) {
         black_box(self.0.invalidate(&k));
+    }
+    fn clear(&self) {
+        self.0.clear();
     }
     fn held(&self) -> usize {
         self.0.len()
@@ -104,6 +165,9 @@ impl Peer for MemoBounded {
     }
     fn invalidate(&self, k: u64) {
         black_box(self.0.invalidate(&k));
+    }
+    fn clear(&self) {
+        self.0.clear();
     }
     fn held(&self) -> usize {
         assert_eq!(self.0.store().evictions(), 0, "sized to evict nothing");
@@ -129,6 +193,9 @@ impl Peer for Dash {
     fn invalidate(&self, k: u64) {
         black_box(self.0.remove(&k));
     }
+    fn clear(&self) {
+        self.0.clear();
+    }
     fn held(&self) -> usize {
         self.0.len()
     }
@@ -153,6 +220,9 @@ impl Peer for Quick {
     fn invalidate(&self, k: u64) {
         black_box(self.0.remove(&k));
     }
+    fn clear(&self) {
+        self.0.clear();
+    }
     fn held(&self) -> usize {
         self.0.len()
     }
@@ -174,6 +244,10 @@ impl Peer for Moka {
     }
     fn invalidate(&self, k: u64) {
         self.0.invalidate(&k);
+    }
+    fn clear(&self) {
+        // moka's `clear`: lazy, applied by later housekeeping.
+        self.0.invalidate_all();
     }
     fn held(&self) -> usize {
         self.0.run_pending_tasks();
@@ -200,6 +274,10 @@ impl Peer for CachedUnbound {
     }
     fn invalidate(&self, k: u64) {
         black_box(self.0.write().cache_remove(&k));
+    }
+    fn clear(&self) {
+        // `cache_clear` keeps the map's capacity (`cache_reset` would free it).
+        self.0.write().cache_clear();
     }
     fn held(&self) -> usize {
         self.0.write().cache_size()
@@ -525,6 +603,262 @@ impl Workload for Hits {
     }
 }
 
+/// 7. Heap bytes of a store of `entries` as `threads` threads come, stay idle, and go.
+struct Threads {
+    entries: u64,
+    threads: u64,
+    /// Calls on the cleared store, from the main thread, over `FEW_KEYS` new keys.
+    calls_after: u64,
+}
+
+/// The new keys of the calls after the clear of workload 7: the first call on each misses.
+const FEW_KEYS: u64 = 100;
+
+/// Bytes live in workload 7, less those live before the store was built.
+struct ThreadsOut {
+    built: isize,
+    idle: isize,
+    cleared: isize,
+    after: isize,
+}
+
+impl Workload for Threads {
+    type Out = ThreadsOut;
+    fn run<S: Peer>(&self) -> ThreadsOut {
+        COUNTING.store(true, Relaxed);
+        let before = live();
+        let store = build::<S>(self.entries, self.entries + self.threads + self.calls_after);
+        let built = live() - before;
+
+        // (b) Each thread: a hit and an invalidate + reinsert of its own key, then idle until
+        // measured.
+        let spacing = self.entries / self.threads;
+        let done = Barrier::new(self.threads as usize + 1);
+        let release = Barrier::new(self.threads as usize + 1);
+        let idle = std::thread::scope(|s| {
+            for t in 0..self.threads {
+                let (store, done, release) = (&store, &done, &release);
+                s.spawn(move || {
+                    let k = t * spacing;
+                    black_box(store.call(k));
+                    store.invalidate(k);
+                    black_box(store.call(k));
+                    done.wait();
+                    release.wait();
+                });
+            }
+            done.wait();
+            let idle = live() - before;
+            release.wait();
+            idle
+        });
+
+        // (c) Each thread misses once (a new key) and exits; then the store is cleared.
+        std::thread::scope(|s| {
+            for t in 0..self.threads {
+                let store = &store;
+                s.spawn(move || black_box(store.call(FRESH + t)));
+            }
+        });
+        store.clear();
+        let cleared = live() - before;
+        for i in 0..self.calls_after {
+            black_box(store.call(FRESH + (1 << 40) + i % FEW_KEYS));
+        }
+        let after = live() - before;
+        drop(store);
+        eprintln!(
+            "    bytes: built {built}, idle {idle}, cleared {cleared}, after {after}, \
+             dropped {}",
+            live() - before
+        );
+        ThreadsOut {
+            built,
+            idle,
+            cleared,
+            after,
+        }
+    }
+}
+
+/// How many times a [`Counted`] has been cloned.
+static CLONES: AtomicU64 = AtomicU64::new(0);
+
+/// The value of workload 8: a 100-byte `String` that counts its clones.
+struct Counted(String);
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        CLONES.fetch_add(1, Relaxed);
+        Counted(self.0.clone())
+    }
+}
+
+fn counted(k: u64) -> Counted {
+    Counted(value(k))
+}
+
+/// A store of [`Counted`] values, used as its users would use it.
+trait Cloning: Sized {
+    /// An empty store; a bounded one holds `capacity` entries.
+    fn empty(capacity: usize) -> Self;
+    /// Caches `counted(k)` for a new `k`: a miss through `get_or_compute` for memoflight (whose
+    /// caller gets the value), a plain insert for the others (whose caller does not).
+    fn insert(&self, k: u64);
+    /// The value cached for `k`, which is there.
+    fn hit(&self, k: u64) -> Counted;
+    /// The value cached for `k`, or `counted(k)` computed, cached and returned: the `call` of
+    /// workloads 1–7.
+    fn call(&self, k: u64) -> Counted;
+}
+
+impl Cloning for Cache<Unbounded<u64, Counted>> {
+    fn empty(_: usize) -> Self {
+        Cache::new("x", Unbounded::new())
+    }
+    fn insert(&self, k: u64) {
+        black_box(self.get_or_compute(k, || counted(k)));
+    }
+    fn hit(&self, k: u64) -> Counted {
+        self.get_or_compute(k, || unreachable!("{k} is cached"))
+    }
+    fn call(&self, k: u64) -> Counted {
+        self.get_or_compute(k, || counted(k))
+    }
+}
+
+impl Cloning for Cache<Bounded<u64, Counted>> {
+    fn empty(capacity: usize) -> Self {
+        Cache::new("x", Bounded::new().max_size(capacity))
+    }
+    fn insert(&self, k: u64) {
+        black_box(self.get_or_compute(k, || counted(k)));
+    }
+    fn hit(&self, k: u64) -> Counted {
+        self.get_or_compute(k, || unreachable!("{k} is cached"))
+    }
+    fn call(&self, k: u64) -> Counted {
+        self.get_or_compute(k, || counted(k))
+    }
+}
+
+impl Cloning for DashMap<u64, Counted> {
+    fn empty(_: usize) -> Self {
+        DashMap::new()
+    }
+    fn insert(&self, k: u64) {
+        black_box(self.insert(k, counted(k)));
+    }
+    fn hit(&self, k: u64) -> Counted {
+        self.get(&k).expect("cached").value().clone()
+    }
+    fn call(&self, k: u64) -> Counted {
+        if let Some(v) = self.get(&k) {
+            return v.value().clone();
+        }
+        let v = counted(k);
+        self.insert(k, v.clone());
+        v
+    }
+}
+
+impl Cloning for quick_cache::sync::Cache<u64, Counted> {
+    fn empty(capacity: usize) -> Self {
+        quick_cache::sync::Cache::new(capacity)
+    }
+    fn insert(&self, k: u64) {
+        self.insert(k, counted(k));
+    }
+    fn hit(&self, k: u64) -> Counted {
+        self.get(&k).expect("cached")
+    }
+    fn call(&self, k: u64) -> Counted {
+        match self.get_or_insert_with(&k, || Ok::<Counted, Infallible>(counted(k))) {
+            Ok(v) => v,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl Cloning for moka::sync::Cache<u64, Counted> {
+    fn empty(capacity: usize) -> Self {
+        moka::sync::Cache::builder()
+            .max_capacity(capacity as u64)
+            .build()
+    }
+    fn insert(&self, k: u64) {
+        self.insert(k, counted(k));
+    }
+    fn hit(&self, k: u64) -> Counted {
+        self.get(&k).expect("cached")
+    }
+    fn call(&self, k: u64) -> Counted {
+        self.get_with(k, || counted(k))
+    }
+}
+
+impl Cloning for cached::sync_sync::RwLock<cached::UnboundCache<u64, Counted>> {
+    fn empty(_: usize) -> Self {
+        cached::sync_sync::RwLock::new(cached::UnboundCache::new())
+    }
+    fn insert(&self, k: u64) {
+        self.write().cache_set(k, counted(k));
+    }
+    fn hit(&self, k: u64) -> Counted {
+        self.write().cache_get(&k).cloned().expect("cached")
+    }
+    fn call(&self, k: u64) -> Counted {
+        if let Some(v) = self.write().cache_get(&k) {
+            return v.clone();
+        }
+        let v = counted(k);
+        self.write().cache_set(k, v.clone());
+        v
+    }
+}
+
+/// 8. Clones per operation.
+///
+/// `ops` inserts of new keys, `ops` hits on them, then `ops` calls on other new keys (misses
+/// that return the value).
+struct Clones {
+    ops: u64,
+}
+
+impl Clones {
+    /// Clones per insert, per hit and per returning miss.
+    fn run<C: Cloning>(&self, name: &str) -> [f64; 3] {
+        let start = Instant::now();
+        let store = C::empty(room(2 * self.ops));
+        let per_op = |keys: std::ops::Range<u64>, op: &dyn Fn(u64)| {
+            let before = CLONES.load(Relaxed);
+            for k in keys {
+                op(k);
+            }
+            (CLONES.load(Relaxed) - before) as f64 / self.ops as f64
+        };
+        let out = [
+            per_op(0..self.ops, &|k| store.insert(k)),
+            per_op(0..self.ops, &|k| drop(black_box(store.hit(k)))),
+            per_op(self.ops..2 * self.ops, &|k| drop(black_box(store.call(k)))),
+        ];
+        eprintln!("  {name}: {:.1} s", start.elapsed().as_secs_f64());
+        out
+    }
+
+    /// Every store, in the order of [`NAMES`].
+    fn each(&self) -> Vec<[f64; 3]> {
+        vec![
+            self.run::<Cache<Unbounded<u64, Counted>>>(NAMES[0]),
+            self.run::<Cache<Bounded<u64, Counted>>>(NAMES[1]),
+            self.run::<DashMap<u64, Counted>>(NAMES[2]),
+            self.run::<quick_cache::sync::Cache<u64, Counted>>(NAMES[3]),
+            self.run::<moka::sync::Cache<u64, Counted>>(NAMES[4]),
+            self.run::<cached::sync_sync::RwLock<cached::UnboundCache<u64, Counted>>>(NAMES[5]),
+        ]
+    }
+}
+
 /// Prints a table: a row label, a column per store, and memoflight `Unbounded` / dashmap.
 fn table(title: &str, first: &str, rows: &[(String, Vec<String>, String)]) {
     println!("\n### {title}\n");
@@ -539,6 +873,9 @@ fn table(title: &str, first: &str, rows: &[(String, Vec<String>, String)]) {
 }
 
 fn ratio(values: &[f64]) -> String {
+    if values[DASH] == 0.0 {
+        return "–".into();
+    }
     format!("{:.2}×", values[MEMO] / values[DASH])
 }
 
@@ -557,6 +894,29 @@ fn row(
 
 fn ns(v: f64) -> String {
     format!("{v:.0} ns")
+}
+
+/// Bytes as MB of 10⁶ bytes.
+fn mb(bytes: f64) -> String {
+    format!("{:.1} MB", bytes / 1e6)
+}
+
+/// Which workloads to run: those listed in `STORE_MIX_ONLY` (`7,8`), or, unset, every one.
+fn selected() -> impl Fn(u32) -> bool {
+    let listed: Option<Vec<u32>> = std::env::var("STORE_MIX_ONLY").ok().map(|list| {
+        list.split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(|w| match w.parse() {
+                Ok(n @ 1..=8) => n,
+                _ => panic!("STORE_MIX_ONLY: {w:?} is not a workload (1 to 8)"),
+            })
+            .collect()
+    });
+    move |workload| match &listed {
+        Some(listed) => listed.contains(&workload),
+        None => true,
+    }
 }
 
 /// `1234567` as `1,234,567`.
@@ -616,6 +976,8 @@ struct Plan {
     misses_inserts: u64,
     big_miss: BigMiss,
     hits: Hits,
+    threads: Threads,
+    clones: Clones,
 }
 
 impl Plan {
@@ -635,6 +997,12 @@ impl Plan {
                 inserts: 50_000,
             },
             hits: Hits { lookups: 2_000_000 },
+            threads: Threads {
+                entries: 100_000,
+                threads: 32,
+                calls_after: 1_000,
+            },
+            clones: Clones { ops: 10_000 },
         }
     }
 
@@ -654,6 +1022,12 @@ impl Plan {
                 inserts: 100,
             },
             hits: Hits { lookups: 10_000 },
+            threads: Threads {
+                entries: 1_000,
+                threads: 32,
+                calls_after: 1_000,
+            },
+            clones: Clones { ops: 100 },
         }
     }
 }
@@ -665,133 +1039,238 @@ fn main() {
     } else {
         Plan::tiny()
     };
+    let only = selected();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("## Store mix: u64 keys, `String` values of {VALUE_BYTES} bytes\n");
     println!(
-        "{}, {cores} cores. Every cell is the median of {ROUNDS} rounds.",
+        "{}, {cores} cores. Every cell of workloads 1–6 is the median of {ROUNDS} rounds; \
+         7 and 8 count bytes and clones, in one round.",
         now_utc()
     );
-    println!(
-        "Per-operation latencies include two clock reads, {:.0} ns together (median).",
-        clock_overhead()
-    );
-
-    eprintln!("1. invalidate");
-    let mut rows = Vec::new();
-    for &(entries, count) in &plan.invalidate_sizes {
-        let out = each(&Invalidate { entries, count });
-        let medians: Vec<f64> = out.iter().map(|o| o.0).collect();
-        let p99s: Vec<f64> = out.iter().map(|o| o.1).collect();
-        rows.push((
-            format!("{} entries", thousands(entries)),
-            out.iter()
-                .map(|&(m, p)| format!("{m:.0} / {p:.0} ns"))
-                .collect(),
-            format!("{} / {}", ratio(&medians), ratio(&p99s)),
-        ));
+    if only(1) || only(2) {
+        println!(
+            "Per-operation latencies include two clock reads, {:.0} ns together (median).",
+            clock_overhead()
+        );
     }
-    table(
-        "1. `invalidate` of one random key (re-inserted untimed): median / p99 ns, lower is better",
-        "store size",
-        &rows,
-    );
 
-    eprintln!("2. service");
-    let s = &plan.service;
-    let out = each(s);
-    let pick = |f: fn(&ServiceOut) -> f64| out.iter().map(f).collect::<Vec<f64>>();
-    table(
-        &format!(
-            "2. Service at {} entries, {} threads × {} requests (invalidate a random key, \
-             then call it: a miss)",
-            thousands(s.entries),
-            s.threads,
-            thousands(s.requests)
-        ),
-        "per request",
-        &[
-            row(
-                "throughput (higher is better)".into(),
-                &pick(|o| o.per_sec),
-                |v| format!("{:.2} M/s", v / 1e6),
-            ),
-            row("p50 latency".into(), &pick(|o| o.p50), ns),
-            row("p99 latency".into(), &pick(|o| o.p99), ns),
-            row(
-                "max latency (median of the rounds' max)".into(),
-                &pick(|o| o.max),
-                ns,
-            ),
-        ],
-    );
-
-    eprintln!("3. mixed");
-    let (keys, threads, ops) = plan.mixed;
-    let mixed = Mixed::new(keys, threads, ops);
-    let out = each(&mixed);
-    table(
-        &format!(
-            "3. Mixed, {threads} threads × {} operations, {} keys of Zipf(0.99): 95.9% calls \
-             on them, 4% on new keys, 0.1% invalidations",
-            thousands(ops as u64),
-            thousands(keys)
-        ),
-        "metric",
-        &[row("Mops/s (higher is better)".into(), &out, |v| {
-            format!("{v:.2}")
-        })],
-    );
-
-    eprintln!("4. misses on distinct keys");
-    let mut rows = Vec::new();
-    for &threads in &plan.misses_threads {
-        let out = each(&Misses {
-            threads,
-            inserts: plan.misses_inserts,
-        });
-        let per_insert: Vec<f64> = out.iter().map(|o| o.0).collect();
-        rows.push((
-            threads.to_string(),
-            out.iter()
-                .map(|&(n, m)| format!("{n:.0} ns ({m:.2} M/s)"))
-                .collect(),
-            ratio(&per_insert),
-        ));
+    if only(1) {
+        eprintln!("1. invalidate");
+        let mut rows = Vec::new();
+        for &(entries, count) in &plan.invalidate_sizes {
+            let out = each(&Invalidate { entries, count });
+            let medians: Vec<f64> = out.iter().map(|o| o.0).collect();
+            let p99s: Vec<f64> = out.iter().map(|o| o.1).collect();
+            rows.push((
+                format!("{} entries", thousands(entries)),
+                out.iter()
+                    .map(|&(m, p)| format!("{m:.0} / {p:.0} ns"))
+                    .collect(),
+                format!("{} / {}", ratio(&medians), ratio(&p99s)),
+            ));
+        }
+        table(
+            "1. `invalidate` of one random key (re-inserted untimed): median / p99 ns, lower is better",
+            "store size",
+            &rows,
+        );
     }
-    table(
-        &format!(
-            "4. Misses on distinct keys, {} inserts into an empty store: ns per insert \
-             (wall × threads / inserts; lower is better), and inserts per second in all",
-            thousands(plan.misses_inserts)
-        ),
-        "threads",
-        &rows,
-    );
 
-    eprintln!("5. miss into a full store");
-    let b = &plan.big_miss;
-    let out = each(b);
-    table(
-        &format!(
-            "5. Miss into a store of {} entries, 1 thread, {} inserts per round: ns per insert",
-            thousands(b.entries),
-            thousands(b.inserts)
-        ),
-        "metric",
-        &[row("ns per insert (lower is better)".into(), &out, ns)],
-    );
+    if only(2) {
+        eprintln!("2. service");
+        let s = &plan.service;
+        let out = each(s);
+        let pick = |f: fn(&ServiceOut) -> f64| out.iter().map(f).collect::<Vec<f64>>();
+        table(
+            &format!(
+                "2. Service at {} entries, {} threads × {} requests (invalidate a random key, \
+                 then call it: a miss)",
+                thousands(s.entries),
+                s.threads,
+                thousands(s.requests)
+            ),
+            "per request",
+            &[
+                row(
+                    "throughput (higher is better)".into(),
+                    &pick(|o| o.per_sec),
+                    |v| format!("{:.2} M/s", v / 1e6),
+                ),
+                row("p50 latency".into(), &pick(|o| o.p50), ns),
+                row("p99 latency".into(), &pick(|o| o.p99), ns),
+                row(
+                    "max latency (median of the rounds' max)".into(),
+                    &pick(|o| o.max),
+                    ns,
+                ),
+            ],
+        );
+    }
 
-    eprintln!("6. hits");
-    let out = each(&plan.hits);
-    table(
-        &format!(
-            "6. Hit, 1 thread, {HOT_KEYS} hot keys, {} lookups per round (a clone of the \
-             value each)",
-            thousands(plan.hits.lookups)
-        ),
-        "metric",
-        &[row("ns per hit (lower is better)".into(), &out, ns)],
-    );
+    if only(3) {
+        eprintln!("3. mixed");
+        let (keys, threads, ops) = plan.mixed;
+        let mixed = Mixed::new(keys, threads, ops);
+        let out = each(&mixed);
+        table(
+            &format!(
+                "3. Mixed, {threads} threads × {} operations, {} keys of Zipf(0.99): 95.9% calls \
+                 on them, 4% on new keys, 0.1% invalidations",
+                thousands(ops as u64),
+                thousands(keys)
+            ),
+            "metric",
+            &[row("Mops/s (higher is better)".into(), &out, |v| {
+                format!("{v:.2}")
+            })],
+        );
+    }
+
+    if only(4) {
+        eprintln!("4. misses on distinct keys");
+        let mut rows = Vec::new();
+        for &threads in &plan.misses_threads {
+            let out = each(&Misses {
+                threads,
+                inserts: plan.misses_inserts,
+            });
+            let per_insert: Vec<f64> = out.iter().map(|o| o.0).collect();
+            rows.push((
+                threads.to_string(),
+                out.iter()
+                    .map(|&(n, m)| format!("{n:.0} ns ({m:.2} M/s)"))
+                    .collect(),
+                ratio(&per_insert),
+            ));
+        }
+        table(
+            &format!(
+                "4. Misses on distinct keys, {} inserts into an empty store: ns per insert \
+                 (wall × threads / inserts; lower is better), and inserts per second in all",
+                thousands(plan.misses_inserts)
+            ),
+            "threads",
+            &rows,
+        );
+    }
+
+    if only(5) {
+        eprintln!("5. miss into a full store");
+        let b = &plan.big_miss;
+        let out = each(b);
+        table(
+            &format!(
+                "5. Miss into a store of {} entries, 1 thread, {} inserts per round: ns per insert",
+                thousands(b.entries),
+                thousands(b.inserts)
+            ),
+            "metric",
+            &[row("ns per insert (lower is better)".into(), &out, ns)],
+        );
+    }
+
+    if only(6) {
+        eprintln!("6. hits");
+        let out = each(&plan.hits);
+        table(
+            &format!(
+                "6. Hit, 1 thread, {HOT_KEYS} hot keys, {} lookups per round (a clone of the \
+                 value each)",
+                thousands(plan.hits.lookups)
+            ),
+            "metric",
+            &[row("ns per hit (lower is better)".into(), &out, ns)],
+        );
+    }
+
+    // Last of all: the counting allocator, once on, stays on.
+    if only(7) {
+        eprintln!("7. memory with idle and exited threads");
+        let w = &plan.threads;
+        let out = each(w);
+        let pick =
+            |f: fn(&ThreadsOut) -> isize| -> Vec<f64> { out.iter().map(|o| f(o) as f64).collect() };
+        let (built, idle) = (pick(|o| o.built), pick(|o| o.idle));
+        table(
+            &format!(
+                "7. Heap bytes live in a store of {} entries as threads come and go (MB of \
+                 10⁶ bytes, lower is better)",
+                thousands(w.entries)
+            ),
+            "after",
+            &[
+                row("(a) building".into(), &built, mb),
+                (
+                    format!(
+                        "(b) {} threads each did a hit and an invalidate + reinsert of its \
+                         own key, now idle (ratio to (a))",
+                        w.threads
+                    ),
+                    idle.iter()
+                        .zip(&built)
+                        .map(|(i, b)| format!("{} ({:.2}×)", mb(*i), i / b))
+                        .collect(),
+                    ratio(&idle),
+                ),
+                row(
+                    format!(
+                        "(c) those released, {} more threads missed once each and exited, \
+                         then `clear()` (moka: `invalidate_all()`; cached: `cache_clear()`)",
+                        w.threads
+                    ),
+                    &pick(|o| o.cleared),
+                    mb,
+                ),
+                row(
+                    format!(
+                        "(c) then {} calls from the main thread on {FEW_KEYS} new keys \
+                         ({FEW_KEYS} misses, the rest hits; their entries included)",
+                        thousands(w.calls_after)
+                    ),
+                    &pick(|o| o.after),
+                    mb,
+                ),
+            ],
+        );
+    }
+
+    if only(8) {
+        eprintln!("8. clones per operation");
+        let c = &plan.clones;
+        let out = c.each();
+        let pick = |i: usize| -> Vec<f64> { out.iter().map(|o| o[i]).collect() };
+        let clones = |v: f64| format!("{v:.2}");
+        table(
+            &format!(
+                "8. `Clone` calls of the value per operation, {} operations each (a 100-byte \
+                 `String` that counts its clones; lower is better)",
+                thousands(c.ops)
+            ),
+            "operation",
+            &[
+                row(
+                    "insert of a new key (memoflight: a miss through `get_or_compute`, value \
+                     returned; others: plain `insert` / `cache_set`, nothing returned)"
+                        .into(),
+                    &pick(0),
+                    clones,
+                ),
+                row(
+                    "hit (memoflight: `get_or_compute`; others: `get` / `get(..).cloned()`)".into(),
+                    &pick(1),
+                    clones,
+                ),
+                row(
+                    "miss that returns the value, as in workloads 1–7 (dashmap, cached: \
+                     `get`, then `insert(k, v.clone())`; quick_cache: `get_or_insert_with`; \
+                     moka: `get_with`)"
+                        .into(),
+                    &pick(2),
+                    clones,
+                ),
+            ],
+        );
+    }
 
     eprintln!("\nstore_mix: {:.1} s", start.elapsed().as_secs_f64());
 }

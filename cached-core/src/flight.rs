@@ -457,7 +457,7 @@ impl<K, V: Clone> Flight<K, V> {
                 }
                 match &mut inner.state {
                     State::Running { waiters, .. } => {
-                        if crate::future::polling_leader_of(self) {
+                        if crate::polling::is_polled(self) {
                             return Waited::OwnThreadLeads;
                         }
                         *waiters += 1;

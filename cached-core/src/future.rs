@@ -27,44 +27,7 @@ use crate::output::{CacheAll, Mode, Sharing};
 use crate::stats::Counters;
 use crate::store::Store;
 use crate::trace;
-use std::cell::RefCell;
 use std::future::Future;
-
-thread_local! {
-    /// The flights whose leaders are polling their computation on this thread, innermost last.
-    static POLLING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-fn address<K, V>(flight: &Flight<K, V>) -> usize {
-    flight as *const Flight<K, V> as usize
-}
-
-/// Whether `flight`'s computation is being polled on this thread, around the caller.
-pub(crate) fn polling_leader_of<K, V>(flight: &Flight<K, V>) -> bool {
-    let me = address(flight);
-    POLLING.with(|polling| polling.borrow().contains(&me))
-}
-
-/// Marks a flight as being polled until dropped.
-struct Polling(usize);
-
-impl Polling {
-    fn enter(id: usize) -> Self {
-        POLLING.with(|polling| polling.borrow_mut().push(id));
-        Polling(id)
-    }
-}
-
-impl Drop for Polling {
-    fn drop(&mut self) {
-        POLLING.with(|polling| {
-            let mut polling = polling.borrow_mut();
-            if let Some(at) = polling.iter().rposition(|id| *id == self.0) {
-                polling.remove(at);
-            }
-        });
-    }
-}
 
 /// Counts what ends a computation early when dropped: a panic if unwinding, else a
 /// cancellation (its future was dropped). Forgotten when the computation completes.
@@ -223,10 +186,10 @@ impl<S: Store> Cache<S> {
         trace::computing(subject);
         let clock = trace::Clock::start();
         let abandoned = CountAbandoned(&self.counters, subject);
-        let id = address(flight);
+        let id = crate::polling::address(flight);
         let mut computation = std::pin::pin!(compute());
         let result = std::future::poll_fn(|cx| {
-            let _polling = Polling::enter(id);
+            let _polling = crate::polling::Polling::enter(id);
             computation.as_mut().poll(cx)
         })
         .await;

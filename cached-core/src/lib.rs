@@ -16,6 +16,8 @@ mod flight;
 mod future;
 mod key;
 mod output;
+#[cfg(feature = "async")]
+mod polling;
 mod stats;
 mod store;
 mod sync;
