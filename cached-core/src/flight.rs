@@ -184,11 +184,22 @@ impl<V> Inner<V> {
     }
 }
 
-/// Clones a kept outcome out of its `Arc`, after the flight's lock is released.
-fn take<V: Clone>(kept: Kept<V>) -> Waited<V> {
-    match kept {
-        Some(outcome) => Waited::Finished(Outcome::clone(&outcome)),
-        None => Waited::Vacated,
+/// How a waiter's wait ends if the flight it found need not be waited for: with the kept
+/// outcome (its value cloned after the lock is released) or with a retry; otherwise the lock
+/// back, to block.
+fn done_waiting<V: Clone>(
+    inner: crate::sync::MutexGuard<'_, Inner<V>>,
+) -> Result<Waited<V>, crate::sync::MutexGuard<'_, Inner<V>>> {
+    match inner.look() {
+        Look::Done(kept) => {
+            drop(inner);
+            Ok(match kept {
+                Some(outcome) => Waited::Finished(Outcome::clone(&outcome)),
+                None => Waited::Vacated,
+            })
+        }
+        Look::Vacated => Ok(Waited::Vacated),
+        Look::Block => Err(inner),
     }
 }
 
@@ -227,14 +238,10 @@ impl<K, V: Clone> Flight<K, V> {
         let mut described = None;
         let mut inner = lock(&self.inner);
         loop {
-            match inner.look() {
-                Look::Done(kept) => {
-                    drop(inner);
-                    return take(kept);
-                }
-                Look::Vacated => return Waited::Vacated,
-                Look::Block => {}
-            }
+            inner = match done_waiting(inner) {
+                Ok(waited) => return waited,
+                Err(inner) => inner,
+            };
             // Blocking on a flight this thread leads (from user code its leader runs: the
             // function, or a `Clone`, `Hash` or `Eq` while it stores) would never end.
             let me = *me.get_or_insert_with(current_thread);
@@ -446,15 +453,10 @@ impl<K, V: Clone> Flight<K, V> {
             let mut settled = std::pin::pin!(self.settled.notified());
             settled.as_mut().enable();
             let counted = {
-                let mut inner = lock(&self.inner);
-                match inner.look() {
-                    Look::Done(kept) => {
-                        drop(inner);
-                        return take(kept);
-                    }
-                    Look::Vacated => return Waited::Vacated,
-                    Look::Block => {}
-                }
+                let mut inner = match done_waiting(lock(&self.inner)) {
+                    Ok(waited) => return waited,
+                    Err(inner) => inner,
+                };
                 match &mut inner.state {
                     State::Running { waiters, .. } => {
                         if crate::polling::is_polled(self) {
