@@ -388,25 +388,28 @@ impl<K, V: Clone> Flight<K, V> {
     /// caller that gave up waiting on it is): returns `false` then, and the caller waits for the
     /// write with [`wait_written`](Self::wait_written) and asks again.
     fn revoke(&self) -> bool {
-        let inner = lock(&self.inner);
+        let mut inner = lock(&self.inner);
         if matches!(inner.state, State::Storing(_)) || inner.side_writers > 0 {
             return false;
         }
-        self.revoke_locked(inner);
+        inner.revoked = true;
         true
     }
 
-    /// Marks the flight revoked and, if it is still running, releases its waiters: they go
-    /// around again and compute afresh (one leads, the others wait for it), rather than wait
-    /// for a value that will not be stored, from a leader that may never finish (an async
-    /// leader whose future was forgotten).
-    fn revoke_locked(&self, mut inner: crate::sync::MutexGuard<'_, Inner<V>>) {
-        inner.revoked = true;
-        let (threads, tasks) = match inner.state {
-            State::Running { waiters } => (inner.blocked > 0, waiters > 0),
-            _ => (false, false),
+    /// Releases the waiters of a revoked flight that is still running: they go around again
+    /// and compute afresh (one leads, the others wait for it), rather than wait for a value
+    /// that will not be stored, from a leader that may never finish (an async leader whose
+    /// future was forgotten). Called once the invalidation has removed the stored value, so
+    /// that what they compute is not removed by it.
+    fn release(&self) {
+        let (threads, tasks) = {
+            let mut inner = lock(&self.inner);
+            inner.revoked = true;
+            match inner.state {
+                State::Running { waiters } => (inner.blocked > 0, waiters > 0),
+                _ => (false, false),
+            }
         };
-        drop(inner);
         if threads {
             wait_graph::settled(self.address());
         }
@@ -593,10 +596,7 @@ impl Epochs {
             if (word >> Self::EPOCH) as u32 != epoch {
                 return None;
             }
-            match self
-                .0
-                .compare_exchange_weak(word, word + unit, SeqCst, SeqCst)
-            {
+            match self.0.compare_exchange(word, word + unit, SeqCst, SeqCst) {
                 Ok(_) => return Some(Announced { epochs: self, unit }),
                 Err(now) => word = now,
             }
@@ -768,14 +768,20 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         Q: ?Sized + Hash + Equivalent<K>,
         S: Store<Key = K, Value = V>,
     {
-        if let Some(flight) = self.find(key) {
+        let flight = self.find(key);
+        if let Some(flight) = &flight {
+            // Unregistered first: the waiters released below go around and must not find it.
+            self.unregister(flight);
             while !flight.revoke() {
                 writing::refuse_self_wait(self);
                 flight.wait_written();
             }
-            self.unregister(&flight);
         }
-        store.remove(key)
+        let removed = store.remove(key);
+        if let Some(flight) = flight {
+            flight.release();
+        }
+        removed
     }
 
     /// Invalidation over an async store: unregisters the key's flight if it is running (its
@@ -788,11 +794,16 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         Q: ?Sized + Hash + Equivalent<K>,
     {
         let flight = self.find(key)?;
-        if !flight.revoke() {
-            return Some(flight);
-        }
+        // Unregistered first: the waiters that the revocation releases go around and must not
+        // find it again. One that is writing is returned to be waited for.
         self.unregister(&flight);
-        None
+        match flight.revoke() {
+            true => {
+                flight.release();
+                None
+            }
+            false => Some(flight),
+        }
     }
 
     /// [`unregister_unless_storing`](Self::unregister_unless_storing) for every key at once:
@@ -801,10 +812,10 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     pub(crate) fn unregister_all_unless_storing(&self) -> Vec<Arc<Flight<K, V>>> {
         let mut storing = Vec::new();
         for flight in self.all() {
-            if flight.revoke() {
-                self.unregister(&flight);
-            } else {
-                storing.push(flight);
+            self.unregister(&flight);
+            match flight.revoke() {
+                true => flight.release(),
+                false => storing.push(flight),
             }
         }
         storing
@@ -870,8 +881,9 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     where
         S: Store<Key = K, Value = V>,
     {
-        self.revoke_all();
+        let revoked = self.revoke_all();
         store.clear();
+        revoked.iter().for_each(|flight| flight.release());
     }
 
     /// Unregisters every flight (a flight has no value yet to test, so none may store) and
@@ -880,14 +892,15 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     where
         S: Store<Key = K, Value = V>,
     {
-        self.revoke_all();
+        let revoked = self.revoke_all();
         store.retain(keep);
+        revoked.iter().for_each(|flight| flight.release());
     }
 
     /// Starts a new epoch, waits for the writers of the old one, and unregisters every flight
     /// registered before (see the type's docs). No user code runs here but the `Drop` of the
     /// unregistered flights' keys, after every lock is released.
-    fn revoke_all(&self) {
+    fn revoke_all(&self) -> Vec<Arc<Flight<K, V>>> {
         writing::refuse_self_wait(self);
         let unregistered = {
             let _clearing = lock(&self.clearing);
@@ -901,8 +914,9 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         };
         for flight in &unregistered {
             // Writers of the old epoch are done, and the old flights cannot write any more.
-            flight.revoke_locked(lock(&flight.inner));
+            lock(&flight.inner).revoked = true;
         }
+        unregistered
     }
 
     /// The number of flights registered now.
@@ -917,8 +931,13 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
 mod writing {
     use std::cell::Cell;
 
-    thread_local! {
+    #[cfg(not(memoflight_loom))]
+    std::thread_local! {
         static WRITING: Cell<usize> = const { Cell::new(0) };
+    }
+    #[cfg(memoflight_loom)]
+    loom::thread_local! {
+        static WRITING: Cell<usize> = Cell::new(0);
     }
 
     /// This thread writes into the cache of `table` until dropped.
@@ -926,21 +945,20 @@ mod writing {
 
     impl Writing {
         pub(super) fn enter<T>(table: &T) -> Self {
-            let previous = WRITING.get();
-            WRITING.set(table as *const T as usize);
+            let previous = WRITING.with(|writing| writing.replace(table as *const T as usize));
             Writing(previous)
         }
     }
 
     impl Drop for Writing {
         fn drop(&mut self) {
-            WRITING.set(self.0);
+            WRITING.with(|writing| writing.set(self.0));
         }
     }
 
     /// Panics if this thread is writing into the cache of `table`.
     pub(super) fn refuse_self_wait<T>(table: &T) {
-        if WRITING.get() == table as *const T as usize {
+        if WRITING.with(Cell::get) == table as *const T as usize {
             panic!(
                 "memoflight: a cache was invalidated or cleared from user code (a key's `Hash` \
                  or `Eq`, a value's `Clone` or `Drop`) run while this thread writes a value into \

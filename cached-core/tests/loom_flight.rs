@@ -66,6 +66,67 @@ fn vacated_flight_is_taken_over() {
     });
 }
 
+/// A leader that cannot finish until the end (as good as a forgotten async leader) and a
+/// second caller of the same key, with the key invalidated once a computation has started:
+/// the second caller never waits for the stuck leader past the invalidation, so it always
+/// returns a value of its own computation (or of a computation that was not stuck); nothing
+/// is left in flight.
+#[test]
+fn invalidation_releases_the_waiters_of_a_stuck_leader() {
+    loom::model(|| {
+        let cache = Arc::new(Memo::new("f", Unbounded::new()));
+        let started = Arc::new(Signal::default());
+        let release = Arc::new(Signal::default());
+        let stuck = {
+            let (cache, started, release) = (cache.clone(), started.clone(), release.clone());
+            thread::spawn(move || {
+                cache.get_or_compute(1, || {
+                    started.raise();
+                    release.wait();
+                    10
+                })
+            })
+        };
+        let second = {
+            let (cache, started) = (cache.clone(), started.clone());
+            thread::spawn(move || {
+                cache.get_or_compute(1, || {
+                    started.raise();
+                    20
+                })
+            })
+        };
+        started.wait();
+        cache.invalidate(&1);
+        // Returns without the stuck leader, which does not finish before `release`.
+        assert_eq!(second.join().unwrap(), 20);
+        release.raise();
+        let first = stuck.join().unwrap();
+        assert!(first == 10 || first == 20);
+        assert_eq!(cache.stats().in_flight, 0);
+    });
+}
+
+/// A flag one thread waits for (loom's `Notify` may wake spuriously: the flag decides).
+#[derive(Default)]
+struct Signal {
+    raised: loom::sync::atomic::AtomicBool,
+    notify: loom::sync::Notify,
+}
+
+impl Signal {
+    fn raise(&self) {
+        self.raised.store(true, SeqCst);
+        self.notify.notify();
+    }
+
+    fn wait(&self) {
+        while !self.raised.load(SeqCst) {
+            self.notify.wait();
+        }
+    }
+}
+
 /// Invalidation racing a computation: once `invalidate` returned, the store never holds a value
 /// computed from the data as it was before (no repopulation window).
 #[test]
