@@ -2,8 +2,8 @@
 //! The `#[cached]` attribute of [memoflight](https://docs.rs/memoflight). Use it through the
 //! `memoflight` crate: the generated code refers to `::memoflight::__private`.
 //!
-//! The attribute is three typed phases: [`args`] parses the options, [`item`] parses the
-//! function, [`validate`] checks them together and yields a plan, and [`expand`] turns the
+//! The attribute is three typed phases: `args` parses the options, `item` parses the
+//! function, `validate` checks them together and yields a plan, and `expand` turns the
 //! plan into code. Errors from every phase are reported together, next to the untouched
 //! function so that call sites do not cascade into more errors.
 
