@@ -521,7 +521,7 @@ fn main() -> Result<()> {
         println!("charts: run with `cargo bench --bench charts` after the benches");
         return Ok(());
     }
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/charts");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("charts");
     std::fs::create_dir_all(&out)?;
 
     let mut medians = Medians::new();

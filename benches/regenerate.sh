@@ -21,17 +21,17 @@ step() {
 
 : >"$out/regenerate.log"
 
-# Build everything first, so the timings below are the benches alone. peers_async needs the
-# `async` feature, and a different feature set builds separately.
+# Build everything first, so the timings below are the benches alone. The benches are the
+# workspace member `memoflight-benches` (benches/Cargo.toml), a default member: plain
+# `cargo bench` from the root builds them.
 cargo bench --no-run
-cargo bench --no-run --features async --bench peers_async
 step "build"
 
 for bench in hit_path memory hit_ratio peers peers_string peers_concurrency store_mix; do
     cargo bench --bench "$bench" 2>&1 | tee "$out/$bench.txt"
     step "$bench"
 done
-cargo bench --features async --bench peers_async 2>&1 | tee "$out/peers_async.txt"
+cargo bench --bench peers_async 2>&1 | tee "$out/peers_async.txt"
 step "peers_async"
 
 cargo bench --bench charts 2>&1 | tee "$out/charts.txt"
