@@ -267,3 +267,25 @@ fn threads_that_missed_once_and_exited_keep_nothing_alive_after_clear() {
         LIVE.load(SeqCst) == 0
     });
 }
+
+#[cached(max_size = 1_000)]
+fn bounded_predicated(n: u64) -> u64 {
+    n * 2
+}
+
+/// The bounded store runs the predicate without its queue lock, which every insert takes.
+#[test]
+fn a_bounded_invalidate_if_predicate_may_call_the_function() {
+    let result = run_bounded(|| {
+        for n in 0..20 {
+            bounded_predicated(n);
+        }
+        bounded_predicated_cache()
+            .invalidate_if(|n, value| bounded_predicated(*n + 1000) == value + 2000 && n % 2 == 0);
+    });
+    result.expect("a predicate that calls the function panicked");
+    for n in 0..20 {
+        let stored = bounded_predicated_cache().get(&n);
+        assert_eq!(stored.is_some(), n % 2 == 1, "key {n}: {stored:?}");
+    }
+}
