@@ -1,11 +1,10 @@
 //! [`AsyncCache`]: the cache of an `async fn` whose values live in an [`AsyncStore`], and the
 //! handle `#[cached(async_store = ..)]` generates.
 //!
-//! It runs the single-flight protocol of [`crate::flight`] with one change forced by the I/O:
-//! the store cannot be read or written under a shard lock. So a leader registers its flight
-//! first and then takes its second look at the store, and once it has a value it keeps the
-//! flight registered (`Storing`) while it writes, handing the value to its waiters before the
-//! write starts. Everything else (the in-flight table, waiting, hand-off after a panic or a
+//! It runs the single-flight protocol of [`crate::flight`] with the store's reads and writes
+//! awaited: a leader registers its flight first and then takes its look at the store, and once
+//! it has a value it keeps the flight registered (`Storing`) while it writes, handing the value
+//! to its waiters before the write starts. Everything else (the in-flight table, waiting, hand-off after a panic or a
 //! cancellation, counters) is the in-memory [`Cache`]'s, kept here over a store that holds
 //! nothing.
 
