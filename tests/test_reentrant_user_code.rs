@@ -125,21 +125,28 @@ fn predicated(n: u64) -> u64 {
     n * 2
 }
 
-#[test]
-fn an_invalidate_if_predicate_may_call_the_function() {
-    let result = run_bounded(|| {
+/// Fills `cache` through `call`, then removes the even keys with a predicate that calls the
+/// function for keys that are stored and keys that are not.
+fn predicate_calls_the_function<S>(cache: &'static memoflight::Cache<S>, call: fn(u64) -> u64)
+where
+    S: memoflight::Store<Key = u64, Value = u64> + 'static,
+{
+    let result = run_bounded(move || {
         for n in 0..20 {
-            predicated(n);
+            call(n);
         }
-        // The predicate calls the function for keys that are stored and keys that are not.
-        predicated_cache()
-            .invalidate_if(|n, value| predicated(*n + 1000) == value + 2000 && n % 2 == 0);
+        cache.invalidate_if(|n, value| call(*n + 1000) == value + 2000 && n % 2 == 0);
     });
     result.expect("a predicate that calls the function panicked");
     for n in 0..20 {
-        let stored = predicated_cache().get(&n);
+        let stored = cache.get(&n);
         assert_eq!(stored.is_some(), n % 2 == 1, "key {n}: {stored:?}");
     }
+}
+
+#[test]
+fn an_invalidate_if_predicate_may_call_the_function() {
+    predicate_calls_the_function(predicated_cache(), predicated);
 }
 
 /// A key whose `Hash` panics on the chosen call.
@@ -276,16 +283,5 @@ fn bounded_predicated(n: u64) -> u64 {
 /// The bounded store runs the predicate without its queue lock, which every insert takes.
 #[test]
 fn a_bounded_invalidate_if_predicate_may_call_the_function() {
-    let result = run_bounded(|| {
-        for n in 0..20 {
-            bounded_predicated(n);
-        }
-        bounded_predicated_cache()
-            .invalidate_if(|n, value| bounded_predicated(*n + 1000) == value + 2000 && n % 2 == 0);
-    });
-    result.expect("a predicate that calls the function panicked");
-    for n in 0..20 {
-        let stored = bounded_predicated_cache().get(&n);
-        assert_eq!(stored.is_some(), n % 2 == 1, "key {n}: {stored:?}");
-    }
+    predicate_calls_the_function(bounded_predicated_cache(), bounded_predicated);
 }
