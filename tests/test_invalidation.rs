@@ -2,6 +2,8 @@
 //! its key is invalidated never stores its value, and a call that starts after `invalidate`
 //! returned never sees a value computed from the data as it was before.
 
+mod common;
+
 use memoflight::cached;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
@@ -216,4 +218,85 @@ fn invalidation_releases_the_waiters_of_the_computation_it_revokes() {
         "the revoked value was not stored"
     );
     assert_eq!(held_cache().stats().executions, 2);
+}
+
+/// A key whose `Hash` (user code, run by the store) holds the thread named "leader" once its
+/// computation is done, that is inside its write, and the thread named "first" once that write
+/// is done, that is inside its own removal.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct Gated(u64);
+
+static GATED_COMPUTED: AtomicBool = AtomicBool::new(false);
+static GATED_WRITE_HELD: AtomicBool = AtomicBool::new(false);
+static GATED_LEADER_GO: AtomicBool = AtomicBool::new(false);
+static GATED_WRITTEN: AtomicBool = AtomicBool::new(false);
+static GATED_FIRST_GO: AtomicBool = AtomicBool::new(false);
+
+impl std::hash::Hash for Gated {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let name = std::thread::current().name().map(str::to_owned);
+        let hold = |gate: &AtomicBool| {
+            while !gate.load(SeqCst) {
+                std::thread::yield_now();
+            }
+        };
+        match name.as_deref() {
+            Some("leader") if GATED_COMPUTED.load(SeqCst) => {
+                GATED_WRITE_HELD.store(true, SeqCst);
+                hold(&GATED_LEADER_GO);
+            }
+            Some("first") if GATED_WRITTEN.load(SeqCst) => hold(&GATED_FIRST_GO),
+            _ => {}
+        }
+        self.0.hash(state);
+    }
+}
+
+static GATED_VERSION: AtomicU64 = AtomicU64::new(0);
+
+#[cached]
+fn gated(key: Gated) -> u64 {
+    let version = GATED_VERSION.load(SeqCst);
+    GATED_COMPUTED.store(true, SeqCst);
+    key.0 * 100 + version
+}
+
+/// Two invalidations of a key whose leader is writing a value computed before both began:
+/// each waits for that write and removes the value after it, so neither returns while the old
+/// value can still land. (Before, the first one took the writing flight out of the table
+/// while it waited, the second found no flight, returned at once, and the old value was
+/// stored after it returned.)
+#[test]
+fn every_concurrent_invalidation_waits_for_a_write_in_progress() {
+    let named = |name: &str, f: fn()| {
+        std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(f)
+            .unwrap()
+    };
+    let leader = named("leader", || assert_eq!(gated(Gated(1)), 100));
+    common::wait_until("the leader's write", || GATED_WRITE_HELD.load(SeqCst));
+    // The data changes; both invalidations begin while the old value is being written.
+    GATED_VERSION.store(1, SeqCst);
+    let first = named("first", || {
+        gated_cache().invalidate(&Gated(1));
+    });
+    // Scheduling only: the assertions below hold whatever these pauses let happen first.
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let second = named("second", || {
+        gated_cache().invalidate(&Gated(1));
+    });
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    GATED_WRITTEN.store(true, SeqCst); // from now on, "first" is held inside its removal
+    GATED_LEADER_GO.store(true, SeqCst);
+    leader.join().unwrap();
+    second.join().unwrap();
+    assert_eq!(
+        gated_cache().get(&Gated(1)),
+        None,
+        "a value computed before the second invalidation began is stored after it returned"
+    );
+    assert_eq!(gated(Gated(1)), 101, "a call after both computes afresh");
+    GATED_FIRST_GO.store(true, SeqCst);
+    first.join().unwrap();
 }

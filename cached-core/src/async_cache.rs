@@ -10,7 +10,7 @@
 
 use crate::async_store::AsyncStore;
 use crate::cache::{AfterWait, Cache, Origin};
-use crate::flight::{Leader, Outcome, Role};
+use crate::flight::{Leader, Outcome, Revocation, Role};
 use crate::output::{CacheAll, Mode, Sharing};
 use crate::stats::Stats;
 use crate::store::Store;
@@ -223,16 +223,23 @@ impl<S: AsyncStore> AsyncCache<S> {
         trace::invalidated(self.name());
         let flights = &self.engine.flights;
         // A value computed before this call and being written now must be written before it
-        // is removed, or the write could land after the removal.
-        while let Some(storing) = flights.unregister_unless_storing(key) {
-            storing.wait_stored().await;
-        }
+        // is removed, or the write could land after the removal. The writing flight stays
+        // registered meanwhile, so that a concurrent invalidation waits for it too.
+        let _revoked = loop {
+            match flights.revoke(key) {
+                Revocation::Absent => break None,
+                Revocation::Revoked(revoked) => break Some(revoked),
+                Revocation::Writing(flight) => flight.wait_stored().await,
+            }
+        };
         let removed = self.store.remove(key).await;
-        // A flight registered during the removal may have read the old value: unregistered, so
-        // that no caller arriving after this returns can join it. (One that is storing holds a
-        // value computed after this call began.)
-        let _ = flights.unregister_unless_storing(key);
+        // A flight registered during the removal may have read the old value: revoked, so that
+        // no caller arriving after this returns can join it. One writing now holds a value
+        // computed after it registered, after this call began: it is left alone.
+        let _ = flights.revoke(key);
         removed
+        // The revoked flights' waiters are released (they compute afresh) when this returns, or
+        // if this future is dropped.
     }
 
     /// Removes every value from the store; computations in flight will not store theirs (see
@@ -247,17 +254,19 @@ impl<S: AsyncStore> AsyncCache<S> {
     pub async fn clear(&self) -> Result<(), S::Error> {
         trace::cleared(self.name());
         let flights = &self.engine.flights;
+        let mut revoked = Vec::new();
         loop {
-            let storing = flights.unregister_all_unless_storing();
-            if storing.is_empty() {
+            let writing = flights.revoke_each(&mut revoked);
+            if writing.is_empty() {
                 break;
             }
-            for flight in storing {
+            for flight in writing {
                 flight.wait_stored().await;
             }
         }
         let cleared = self.store.clear().await;
-        let _ = flights.unregister_all_unless_storing();
+        // As for `invalidate`: flights registered during the clear may have read old values.
+        let _ = flights.revoke_each(&mut revoked);
         cleared
     }
 

@@ -34,7 +34,9 @@
 //! stored value. A revoked leader does not store its value; its waiters are released and go
 //! around again (so a leader that never finishes, such as an async leader whose future was
 //! forgotten, holds nobody once its key is invalidated). A leader that is already writing its
-//! value (`Storing`) is waited for before the removal, so its write cannot land after it.
+//! value (`Storing`) is waited for before the removal, so its write cannot land after it; it
+//! stays registered while it writes, so that every invalidation running at the same time
+//! finds it and waits for it too.
 //! `clear` and `invalidate_if` do the same for every flight at once with an epoch (see
 //! [`InFlight`]). A caller arriving after the invalidation returned finds neither value nor
 //! flight and starts a fresh computation: no repopulation window.
@@ -628,6 +630,30 @@ impl Drop for Announced<'_> {
     }
 }
 
+/// What [`InFlight::revoke`] did to a key's flight.
+pub(crate) enum Revocation<K, V: Clone> {
+    /// No flight of the key was registered.
+    Absent,
+    /// The flight was revoked and unregistered; its waiters are released when this is dropped,
+    /// which the invalidation does after removing the stored value.
+    Revoked(Released<K, V>),
+    /// The flight is writing its value and stays registered: wait for the write, then revoke
+    /// again.
+    Writing(Arc<Flight<K, V>>),
+}
+
+/// A revoked flight whose waiters are released (they go around again) when this is dropped:
+/// after the invalidation removed the value, or when it is abandoned (a panic, an async
+/// invalidation whose future was dropped), so that they are never left waiting for a leader
+/// that will not store.
+pub(crate) struct Released<K, V: Clone>(Arc<Flight<K, V>>);
+
+impl<K, V: Clone> Drop for Released<K, V> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
 /// Flights with the same hash as a key: almost always none or one.
 type Candidates<K, V> = Vec<Arc<Flight<K, V>>>;
 
@@ -768,57 +794,65 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         Q: ?Sized + Hash + Equivalent<K>,
         S: Store<Key = K, Value = V>,
     {
-        let flight = self.find(key);
-        if let Some(flight) = &flight {
-            // Unregistered first: the waiters released below go around and must not find it.
-            self.unregister(flight);
-            while !flight.revoke() {
-                writing::refuse_self_wait(self);
-                flight.wait_written();
+        let _revoked = loop {
+            match self.revoke(key) {
+                Revocation::Absent => break None,
+                Revocation::Revoked(revoked) => break Some(revoked),
+                Revocation::Writing(flight) => {
+                    writing::refuse_self_wait(self);
+                    flight.wait_written();
+                }
             }
-        }
-        let removed = store.remove(key);
-        if let Some(flight) = flight {
-            flight.release();
-        }
-        removed
+        };
+        store.remove(key)
+        // `_revoked` releases the flight's waiters now that the value is gone.
     }
 
-    /// Invalidation over an async store: unregisters the key's flight if it is running (its
-    /// leader will then not store), and returns it instead if it is writing its value
-    /// (`Storing`): the caller waits for the write to end ([`Flight::wait_stored`]) and calls
-    /// again, before it removes the value.
-    #[cfg(feature = "async")]
-    pub(crate) fn unregister_unless_storing<Q>(&self, key: &Q) -> Option<Arc<Flight<K, V>>>
+    /// Revokes and unregisters the key's flight, unless it is writing a value: that one stays
+    /// registered (so that any other invalidation finds it and waits for it too) and is
+    /// returned to be waited for.
+    ///
+    /// The check and the unregistration happen under the shard lock (then the flight's lock,
+    /// the documented order): a writing flight is never unregistered by an invalidation, and a
+    /// caller that finds the flight in the table afterwards finds it unrevoked.
+    pub(crate) fn revoke<Q>(&self, key: &Q) -> Revocation<K, V>
     where
         Q: ?Sized + Hash + Equivalent<K>,
     {
-        let flight = self.find(key)?;
-        // Unregistered first: the waiters that the revocation releases go around and must not
-        // find it again. One that is writing is returned to be waited for.
-        self.unregister(&flight);
-        match flight.revoke() {
-            true => {
-                flight.release();
-                None
-            }
-            false => Some(flight),
+        match self.find(key) {
+            None => Revocation::Absent,
+            Some(flight) => self.revoke_flight(flight),
         }
     }
 
-    /// [`unregister_unless_storing`](Self::unregister_unless_storing) for every key at once:
-    /// returns the flights that are writing their values.
+    fn revoke_flight(&self, flight: Arc<Flight<K, V>>) -> Revocation<K, V> {
+        let removed = {
+            let mut table = lock(self.shard(flight.hash));
+            if !flight.revoke() {
+                return Revocation::Writing(flight);
+            }
+            match table.find_entry(flight.hash, |f| Arc::ptr_eq(f, &flight)) {
+                Ok(entry) => Some(entry.remove().0),
+                Err(_) => None,
+            }
+        };
+        drop(removed);
+        Revocation::Revoked(Released(flight))
+    }
+
+    /// [`revoke`](Self::revoke) for every flight registered now: the revoked ones are added to
+    /// `revoked`, the ones writing their values (left registered) returned to be waited for.
     #[cfg(feature = "async")]
-    pub(crate) fn unregister_all_unless_storing(&self) -> Vec<Arc<Flight<K, V>>> {
-        let mut storing = Vec::new();
+    pub(crate) fn revoke_each(&self, revoked: &mut Vec<Released<K, V>>) -> Vec<Arc<Flight<K, V>>> {
+        let mut writing = Vec::new();
         for flight in self.all() {
-            self.unregister(&flight);
-            match flight.revoke() {
-                true => flight.release(),
-                false => storing.push(flight),
+            match self.revoke_flight(flight) {
+                Revocation::Revoked(flight) => revoked.push(flight),
+                Revocation::Writing(flight) => writing.push(flight),
+                Revocation::Absent => {}
             }
         }
-        storing
+        writing
     }
 
     /// Every registered flight, cloned out of the shards one at a time.
