@@ -285,3 +285,42 @@ fn bounded_predicated(n: u64) -> u64 {
 fn a_bounded_invalidate_if_predicate_may_call_the_function() {
     predicate_calls_the_function(bounded_predicated_cache(), bounded_predicated);
 }
+
+static FRESH_KEYS: AtomicU64 = AtomicU64::new(1_000);
+
+/// A key whose `Hash` calls the function on a key never seen before (a miss, whose insert
+/// takes the bounded store's shard lock), for keys below 10.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct HashCalls(u64);
+
+impl Hash for HashCalls {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        if self.0 < 10 {
+            let fresh = FRESH_KEYS.fetch_add(1, SeqCst);
+            assert_eq!(hashes_call(HashCalls(fresh)), fresh + 1);
+        }
+        self.0.hash(state);
+    }
+}
+
+#[cached(max_size = 4)]
+fn hashes_call(key: HashCalls) -> u64 {
+    key.0 + 1
+}
+
+/// A bounded store hashes, clones and compares keys before it takes its lock and removes its
+/// victims after releasing it, so a key's `Hash` may call the function, which inserts and
+/// evicts in the same store. (It hung: the insert hashed the key under the queue lock.)
+#[test]
+fn a_keys_hash_may_call_a_bounded_function_that_inserts_and_evicts() {
+    let results = run_bounded(|| {
+        (0..10)
+            .map(|n| hashes_call(HashCalls(n)))
+            .collect::<Vec<_>>()
+    })
+    .expect("no panic");
+    assert_eq!(results, (1..=10).collect::<Vec<_>>());
+    let stats = hashes_call_cache().stats();
+    assert!(stats.entries <= 4, "{stats:?}");
+    assert!(stats.evictions > 0, "the nested calls evicted: {stats:?}");
+}

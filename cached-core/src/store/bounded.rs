@@ -3,11 +3,13 @@
 //! # Design (numbers in `benches/README.md`)
 //!
 //! Entries live in a lock-free concurrent map (papaya): a hit is a read of that map, no lock,
-//! and at most one relaxed store into the entry (its visit count, written only while it is
-//! below its cap), so hot keys are read, not written, on every core.
+//! and at most one relaxed store into the entry's bookkeeping (its visit count, written only
+//! while it is below its cap), so hot keys are read, not written, on every core.
 //!
-//! Eviction is S3-FIFO (Yang et al., SOSP 2023), whose queues live under one mutex that only
-//! writers (inserts, removals) take. A new key enters a small FIFO (a hundredth of the
+//! Eviction is S3-FIFO (Yang et al., SOSP 2023). Keys are split by hash into shards (one per
+//! 4,096 entries of capacity, at most four per core), each with its share of the capacity and
+//! its own queues under its own mutex, which only inserts take: inserts of different shards
+//! never wait on each other. A new key enters its shard's small FIFO (a hundredth of the
 //! capacity); when it reaches the small queue's head, it moves to the main FIFO if it was read
 //! since it came in, and is evicted otherwise, 32 bits of its hash kept in a *ghost* FIFO. The
 //! main queue is a CLOCK: an entry at its head that was read goes around again with one visit
@@ -35,29 +37,43 @@
 //! requests, the hit ratio at capacity 10,000 drops from 64.6% to 60.5% (quick_cache: 61.9%,
 //! moka: 55.5%).
 //!
-//! Queue entries carry the stamp of the map entry they were made for: an entry replaced or
-//! removed since leaves a stale queue entry, skipped when it reaches a head and compacted away
-//! when stale entries outnumber live ones.
+//! # No user code under a lock, and O(1) work under it
+//!
+//! A queue entry holds a clone of its key and a shared [`Meta`] with the map entry: its visit
+//! count and a `gone` flag, set once by whoever takes the entry out of the count (a removal, a
+//! replacement, an eviction, an expiry). The queues therefore never look a key up in the map
+//! under their lock: a key's `Hash`, `Eq` and `Clone` run before the lock is taken, the
+//! victims chosen under it are removed from the map after it is released, and every key or
+//! value dropped by an operation (a queue entry, a victim) is dropped after it too. The map's
+//! epoch guard is held across the whole operation, so that values retired meanwhile are freed
+//! only when it ends, outside the lock. Removals, `invalidate_if` and `clear` take no queue
+//! lock for their map work at all.
+//!
+//! Under the lock, each insert does O(1) work: its push, the evictions it needs (each popped
+//! entry is looked at once per turn), at most [`RECLAIM_PER_WRITE`] expired entries, and a few
+//! steps of an in-order sweep that drops stale queue entries (of keys replaced or removed since
+//! they were queued) once they outnumber live ones two to one: no O(n) pause.
 //!
 //! Expiry: with a `ttl`, every entry expires that long after it was written. A hit compares the
 //! clock with the entry's deadline and treats an expired entry as absent. Entries are reclaimed
-//! in write order (which, with one `ttl` for all, is deadline order) by the writer that next
-//! takes the queue lock: no background thread, O(1) amortized per write.
+//! in write order (which, with one `ttl` for all, is deadline order) by later inserts into
+//! their shard, a few per insert, and by [`len`](Store::len): no background thread.
 
 use crate::clock::Clock;
 use crate::store::Store;
+use crate::sync::Padded;
 use crate::teardown::pinned;
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-/// Locks the queues, ignoring poison: only keys' `Hash`/`Eq`/`Clone` run under this lock, and
-/// a panic in one can at worst leave a stale queue entry, which is skipped. The std mutex, not
-/// `crate::sync`'s: this store is not part of the loom model (its map is not loom-aware).
+/// Locks a shard's queues, ignoring poison: no user code runs under this lock, so it cannot
+/// panic while held but for an allocation failure. The std mutex, not `crate::sync`'s: this
+/// store is not part of the loom model (its map is not loom-aware).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -66,28 +82,39 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// extra rounds.
 const MAX_VISITS: u8 = 3;
 
-/// The small queue holds `max_size / SMALL_DIVISOR` entries (at least one).
+/// The small queue holds `capacity / SMALL_DIVISOR` entries (at least one).
 const SMALL_DIVISOR: usize = 100;
 
 /// How many ghosts are kept at most, in multiples of the capacity.
 const GHOSTS_PER_ENTRY: usize = 2;
 
 /// A ghost lets its key into the main queue if it is younger than this share of a turn of the
-/// main queue's hand (`max_size / GHOST_TURN_DIVISOR` entries looked at by the hand).
+/// main queue's hand (`capacity / GHOST_TURN_DIVISOR` entries looked at by the hand).
 const GHOST_TURN_DIVISOR: usize = 10;
+
+/// A shard per this many entries of capacity (at least one shard, at most four per core):
+/// small stores keep one S3-FIFO over all their keys.
+const CAPACITY_PER_SHARD: usize = 4096;
+
+/// Expired entries an insert reclaims at most, under its shard's lock.
+const RECLAIM_PER_WRITE: usize = 4;
+
+/// Queue entries an insert's sweep looks at, per queue, while stale ones outnumber live ones.
+const SWEEP_PER_WRITE: usize = 4;
 
 /// A concurrent store bounded in size, in age, or both: `#[cached(max_size = .., ttl = ..)]`.
 ///
-/// - `max_size(n)`: never more than `n` entries. Eviction is S3-FIFO, which keeps the
-///   frequently read keys and lets one-time keys (a scan) pass through; its hit ratio beats LRU
-///   (see `benches/README.md`).
+/// - `max_size(n)`: at most `n` entries once every insert has returned (an insert adds its entry,
+///   then evicts). Eviction is S3-FIFO, which keeps the frequently read keys and lets one-time
+///   keys (a scan) pass through; its hit ratio beats LRU (see `benches/README.md`).
 /// - `ttl(d)`: an entry is never returned once `d` has passed since it was written; expired
 ///   entries are reclaimed by later writes, without a background thread.
 /// - `refresh_after(d)`: an entry older than `d` is recomputed by one caller while the others
 ///   keep getting it (see [`refresh_after`](Bounded::refresh_after)).
 ///
-/// Hits take no lock. Writes take one mutex (the eviction queues), held for O(1) amortized.
-/// Evictions and expirations are counted in [`Stats::evictions`](crate::Stats::evictions).
+/// Hits take no lock. An insert takes the mutex of its key's shard (stores of more than 4,096
+/// entries have several) for O(1) work, with no user code under it. Evictions and expirations
+/// are counted in [`Stats::evictions`](crate::Stats::evictions).
 ///
 /// ```
 /// use memoflight::{Bounded, Store};
@@ -102,7 +129,8 @@ const GHOST_TURN_DIVISOR: usize = 10;
 /// ```
 pub struct Bounded<K, V> {
     map: papaya::HashMap<K, Entry<V>, RandomState>,
-    queues: Mutex<Queues<K>>,
+    /// Built on first use, once the capacity is known; by hash.
+    shards: std::sync::OnceLock<Box<[Shard<K>]>>,
     hasher: RandomState,
     max_size: usize,
     /// Nanoseconds; `None` when entries never expire.
@@ -115,26 +143,60 @@ pub struct Bounded<K, V> {
 
 struct Entry<V> {
     value: V,
-    /// Tells this entry from an earlier or later one of the same key, for queue entries.
-    stamp: u64,
+    meta: Arc<Meta>,
     /// Clock time at which the entry expires (`u64::MAX`: never).
     expires: u64,
     /// Clock time from which reads report it due for a refresh (`u64::MAX`: never).
     refresh_at: u64,
+}
+
+/// What a map entry and its queue entries share, so that the queues never look a key up.
+struct Meta {
     /// Reads since it entered (or went around) its queue, capped at [`MAX_VISITS`].
     visits: AtomicU8,
+    /// Set, once, by whoever takes this entry out of its shard's count: its removal, its
+    /// replacement, or its choice as an eviction or expiry victim. Queue entries of a gone
+    /// entry are stale.
+    gone: AtomicBool,
+    /// The index of its shard.
+    shard: u32,
+    /// The part of the key's hash a ghost keeps. Two keys that share one can let each other
+    /// into the main queue, which costs at most a little hit ratio, never correctness.
+    fingerprint: u32,
 }
 
-/// A queue entry: the key of the map entry with this stamp.
+impl Meta {
+    /// Claims the entry's removal from its shard's count: true for exactly one caller.
+    fn claim(&self) -> bool {
+        !self.gone.swap(true, Relaxed)
+    }
+
+    fn is_gone(&self) -> bool {
+        self.gone.load(Relaxed)
+    }
+}
+
+/// A queue entry: the key of the map entry with this `meta`.
 struct Queued<K> {
     key: K,
-    stamp: u64,
+    meta: Arc<Meta>,
 }
 
-/// The writers' side: eviction queues and the expiry order.
+struct Shard<K> {
+    queues: Padded<Mutex<Queues<K>>>,
+    /// Its share of `max_size`.
+    capacity: isize,
+    /// Entries of this shard in the map: counted under the lock by their insert once it made
+    /// room (so never above `capacity`), uncounted by the caller whose [`Meta::claim`]
+    /// succeeds. Briefly negative if an entry is removed between its insertion into the map
+    /// and its count.
+    live: Padded<AtomicIsize>,
+}
+
+/// A shard's queues: eviction and expiry order.
 struct Queues<K> {
-    small: VecDeque<Queued<K>>,
-    main: VecDeque<Queued<K>>,
+    small: Fifo<Queued<K>>,
+    main: Fifo<Queued<K>>,
     /// Fingerprints (32 bits of the hash) of keys recently evicted from `small`, oldest first,
     /// each with the `hand` at its eviction.
     ghost: VecDeque<(u32, u32)>,
@@ -144,10 +206,90 @@ struct Queues<K> {
     /// is measured in these, so it stands still while one-time keys stream through `small`.
     hand: u32,
     /// With a ttl: every entry in write order, with its deadline.
-    by_age: VecDeque<(Queued<K>, u64)>,
-    next_stamp: u64,
-    /// Entries in the map.
-    live: usize,
+    by_age: Fifo<(Queued<K>, u64)>,
+}
+
+impl<K> Default for Queues<K> {
+    fn default() -> Self {
+        Queues {
+            small: Fifo::default(),
+            main: Fifo::default(),
+            ghost: VecDeque::new(),
+            ghosts: hashbrown::HashMap::with_hasher(RandomState::default()),
+            hand: 0,
+            by_age: Fifo::default(),
+        }
+    }
+}
+
+/// A FIFO from which stale entries are swept a few at a time, in order, with O(1) work per
+/// step: the queue is `done` followed by `rest`; a step moves `rest`'s head to `done`'s tail
+/// (or out, if stale), and a sweep that emptied `rest` starts over on the whole queue.
+struct Fifo<T> {
+    done: VecDeque<T>,
+    rest: VecDeque<T>,
+}
+
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Fifo {
+            done: VecDeque::new(),
+            rest: VecDeque::new(),
+        }
+    }
+}
+
+impl<T> Fifo<T> {
+    fn push_back(&mut self, item: T) {
+        self.rest.push_back(item);
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        self.done.pop_front().or_else(|| self.rest.pop_front())
+    }
+
+    fn front(&self) -> Option<&T> {
+        self.done.front().or_else(|| self.rest.front())
+    }
+
+    fn len(&self) -> usize {
+        self.done.len() + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Looks at up to `steps` entries, moving the stale ones to `garbage`.
+    fn sweep(&mut self, steps: usize, stale: impl Fn(&T) -> bool, garbage: &mut Vec<T>) {
+        for _ in 0..steps {
+            match self.rest.pop_front() {
+                Some(item) if stale(&item) => garbage.push(item),
+                Some(item) => self.done.push_back(item),
+                None => {
+                    std::mem::swap(&mut self.done, &mut self.rest);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What an insert takes out of the queues under the lock, to finish after releasing it: the
+/// victims to remove from the map, and the queue entries to drop (their keys' `Drop` is user
+/// code).
+struct Leftovers<K> {
+    victims: Vec<Queued<K>>,
+    garbage: Vec<Queued<K>>,
+}
+
+impl<K> Default for Leftovers<K> {
+    fn default() -> Self {
+        Leftovers {
+            victims: Vec::new(),
+            garbage: Vec::new(),
+        }
+    }
 }
 
 impl<K, V> Bounded<K, V>
@@ -168,16 +310,7 @@ where
             map: papaya::HashMap::builder()
                 .hasher(RandomState::default())
                 .build(),
-            queues: Mutex::new(Queues {
-                small: VecDeque::new(),
-                main: VecDeque::new(),
-                ghost: VecDeque::new(),
-                ghosts: hashbrown::HashMap::with_hasher(RandomState::default()),
-                hand: 0,
-                by_age: VecDeque::new(),
-                next_stamp: 0,
-                live: 0,
-            }),
+            shards: std::sync::OnceLock::new(),
             hasher: RandomState::default(),
             max_size: usize::MAX,
             ttl: None,
@@ -268,35 +401,84 @@ where
         self.ttl.is_some() && now >= entry.expires
     }
 
-    /// Removes the map entry `queued` was made for, if it is still that entry.
-    fn remove_queued(&self, queues: &mut Queues<K>, queued: &Queued<K>) -> bool {
-        let removed = pinned!(self.map, |map| matches!(
-            map.remove_if(&queued.key, |_, entry| entry.stamp == queued.stamp),
-            Ok(Some(_))
-        ));
-        if removed {
-            queues.live -= 1;
-            self.evictions.fetch_add(1, Relaxed);
-            return true;
-        }
-        false
+    /// The shards, built on first use: one per [`CAPACITY_PER_SHARD`] entries of capacity
+    /// (a power of two, at most four per core), the capacity split among them.
+    fn shards(&self) -> &[Shard<K>] {
+        self.shards.get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+            let wanted = (self.max_size / CAPACITY_PER_SHARD).clamp(1, 4 * cores);
+            // A power of two no larger than wanted, so that no shard falls below the minimum.
+            let count = 1usize << wanted.ilog2();
+            (0..count)
+                .map(|i| Shard {
+                    queues: Padded(Mutex::new(Queues::default())),
+                    live: Padded(AtomicIsize::new(0)),
+                    capacity: match self.max_size {
+                        usize::MAX => isize::MAX,
+                        n => isize::try_from(n / count + usize::from(i < n % count))
+                            .unwrap_or(isize::MAX),
+                    },
+                })
+                .collect()
+        })
     }
 
-    /// Reclaims the entries whose deadline has passed.
-    fn reclaim_expired(&self, queues: &mut Queues<K>, now: u64) {
-        while let Some((_, deadline)) = queues.by_age.front() {
-            if *deadline > now {
-                break;
-            }
-            if let Some((queued, _)) = queues.by_age.pop_front() {
-                self.remove_queued(queues, &queued);
-            }
+    /// The shard of a key hash: its top bits.
+    fn shard_of(&self, hash: u64) -> u32 {
+        let count = self.shards().len() as u64;
+        (((hash >> 32) * count) >> 32) as u32
+    }
+
+    /// Takes `meta`'s entry out of its shard's count, unless someone else did.
+    fn uncount(&self, meta: &Meta) {
+        if meta.claim() {
+            self.shards()[meta.shard as usize]
+                .live
+                .fetch_sub(1, Relaxed);
         }
     }
 
-    /// Evicts one entry (S3-FIFO); returns false if there was nothing to evict.
-    fn evict_one(&self, queues: &mut Queues<K>) -> bool {
-        let small_target = (self.max_size / SMALL_DIVISOR).max(1);
+    /// Claims `queued`'s entry as a victim (eviction or expiry): counted out now, removed from
+    /// the map after the lock is released. False if it was gone already.
+    fn claim_victim(&self, shard: &Shard<K>, queued: &Queued<K>) -> bool {
+        if !queued.meta.claim() {
+            return false;
+        }
+        shard.live.fetch_sub(1, Relaxed);
+        self.evictions.fetch_add(1, Relaxed);
+        true
+    }
+
+    /// Claims up to `limit` entries whose deadline has passed; says whether it stopped at the
+    /// limit (more may have expired).
+    fn reclaim_expired(
+        &self,
+        shard: &Shard<K>,
+        queues: &mut Queues<K>,
+        now: u64,
+        limit: usize,
+        out: &mut Leftovers<K>,
+    ) -> bool {
+        for _ in 0..limit {
+            match queues.by_age.front() {
+                Some((_, deadline)) if *deadline <= now => {}
+                _ => return false,
+            }
+            let Some((queued, _)) = queues.by_age.pop_front() else {
+                return false;
+            };
+            if self.claim_victim(shard, &queued) {
+                out.victims.push(queued);
+            } else {
+                out.garbage.push(queued);
+            }
+        }
+        true
+    }
+
+    /// Claims one victim (S3-FIFO); returns false if there was nothing to evict.
+    fn evict_one(&self, shard: &Shard<K>, queues: &mut Queues<K>, out: &mut Leftovers<K>) -> bool {
+        let small_target = (shard.capacity.unsigned_abs() / SMALL_DIVISOR).max(1);
         loop {
             let from_small = queues.small.len() >= small_target || queues.main.is_empty();
             let popped = if from_small {
@@ -307,86 +489,76 @@ where
             let Some(queued) = popped else {
                 return false;
             };
-            let visits = pinned!(self.map, |map| match map.get(&queued.key) {
-                Some(entry) if entry.stamp == queued.stamp => {
-                    let visits = entry.visits.load(Relaxed);
-                    if visits > 0 {
-                        // Goes around: to the main queue from the small one (forgetting
-                        // its visits), or once more round the main queue with one less.
-                        let left = if from_small { 0 } else { visits - 1 };
-                        entry.visits.store(left, Relaxed);
-                    }
-                    Some(visits)
-                }
-                _ => None, // stale: replaced or removed since it was queued
-            });
-            let Some(visits) = visits else {
+            if queued.meta.is_gone() {
+                out.garbage.push(queued); // stale: replaced or removed since it was queued
                 continue;
-            };
+            }
             if !from_small {
                 queues.hand = queues.hand.wrapping_add(1);
             }
+            let visits = queued.meta.visits.load(Relaxed);
             if visits > 0 {
+                // Goes around: to the main queue from the small one (forgetting its visits),
+                // or once more round the main queue with one less.
+                let left = if from_small { 0 } else { visits - 1 };
+                queued.meta.visits.store(left, Relaxed);
                 queues.main.push_back(queued);
                 continue;
             }
             if from_small {
-                let fingerprint = self.fingerprint(&queued.key);
-                self.remember_ghost(queues, fingerprint);
+                remember_ghost(shard, queues, queued.meta.fingerprint);
             }
-            if self.remove_queued(queues, &queued) {
+            if self.claim_victim(shard, &queued) {
+                out.victims.push(queued);
                 return true;
             }
+            out.garbage.push(queued);
         }
     }
 
-    /// The part of `key`'s hash a ghost keeps. Two keys that share one can let each other into
-    /// the main queue, which costs at most a little hit ratio, never correctness.
-    fn fingerprint(&self, key: &K) -> u32 {
-        (self.hasher.hash_one(key) >> 32) as u32
-    }
-
-    /// How old (in `hand` steps) a ghost may be and still let its key into the main queue.
-    fn ghost_window(&self) -> u32 {
-        u32::try_from(self.max_size / GHOST_TURN_DIVISOR)
-            .unwrap_or(u32::MAX)
-            .max(1)
-    }
-
-    /// Remembers a key evicted from the small queue, and forgets the ghosts that are past the
-    /// window or beyond the FIFO's length.
-    fn remember_ghost(&self, queues: &mut Queues<K>, fingerprint: u32) {
-        let hand = queues.hand;
-        queues.ghost.push_back((fingerprint, hand));
-        queues.ghosts.insert(fingerprint, hand);
-        let max_ghosts = self.max_size.saturating_mul(GHOSTS_PER_ENTRY);
-        let window = self.ghost_window();
-        while let Some(&(oldest, at)) = queues.ghost.front() {
-            if queues.ghost.len() <= max_ghosts && hand.wrapping_sub(at) < window {
-                break;
-            }
-            queues.ghost.pop_front();
-            // Unless the same fingerprint was remembered again since.
-            if queues.ghosts.get(&oldest) == Some(&at) {
-                queues.ghosts.remove(&oldest);
-            }
+    /// Removes the claimed victims from the map (each only if it is still the entry that was
+    /// claimed), with no lock held: their keys' `Hash` and `Eq` are user code.
+    fn remove_victims<G: papaya::Guard>(
+        &self,
+        map: &papaya::HashMapRef<'_, K, Entry<V>, RandomState, G>,
+        victims: &[Queued<K>],
+    ) {
+        for victim in victims {
+            let _ = map.remove_if(&victim.key, |_, entry| {
+                Arc::ptr_eq(&entry.meta, &victim.meta)
+            });
         }
     }
+}
 
-    /// Drops stale queue entries once they outnumber live ones, so that replacing and removing
-    /// keys without evicting cannot grow the queues without bound.
-    fn compact(&self, queues: &mut Queues<K>) {
-        let queued = queues.small.len() + queues.main.len() + queues.by_age.len();
-        if queued <= 4 * queues.live + 64 {
-            return;
+/// Remembers a key evicted from the small queue, and forgets the ghosts that are past the
+/// window or beyond the FIFO's length.
+fn remember_ghost<K>(shard: &Shard<K>, queues: &mut Queues<K>, fingerprint: u32) {
+    let hand = queues.hand;
+    queues.ghost.push_back((fingerprint, hand));
+    queues.ghosts.insert(fingerprint, hand);
+    let max_ghosts = shard
+        .capacity
+        .unsigned_abs()
+        .saturating_mul(GHOSTS_PER_ENTRY);
+    let window = ghost_window(shard);
+    while let Some(&(oldest, at)) = queues.ghost.front() {
+        if queues.ghost.len() <= max_ghosts && hand.wrapping_sub(at) < window {
+            break;
         }
-        pinned!(self.map, |map| {
-            let current = |q: &Queued<K>| map.get(&q.key).is_some_and(|e| e.stamp == q.stamp);
-            queues.small.retain(current);
-            queues.main.retain(current);
-            queues.by_age.retain(|(q, _)| current(q));
-        })
+        queues.ghost.pop_front();
+        // Unless the same fingerprint was remembered again since.
+        if queues.ghosts.get(&oldest) == Some(&at) {
+            queues.ghosts.remove(&oldest);
+        }
     }
+}
+
+/// How old (in `hand` steps) a ghost may be and still let its key into the main queue.
+fn ghost_window<K>(shard: &Shard<K>) -> u32 {
+    u32::try_from(shard.capacity.unsigned_abs() / GHOST_TURN_DIVISOR)
+        .unwrap_or(u32::MAX)
+        .max(1)
 }
 
 impl<K, V> Default for Bounded<K, V>
@@ -420,9 +592,9 @@ where
             if self.expired(entry, now) {
                 return None;
             }
-            let visits = entry.visits.load(Relaxed);
+            let visits = entry.meta.visits.load(Relaxed);
             if visits < MAX_VISITS {
-                entry.visits.store(visits + 1, Relaxed);
+                entry.meta.visits.store(visits + 1, Relaxed);
             }
             let due = self.refresh_after.is_some() && now >= entry.refresh_at;
             Some((entry.value.clone(), due))
@@ -435,78 +607,87 @@ where
         if !crate::teardown::thread_alive() {
             return;
         }
-        let mut queues = lock(&self.queues);
-        let queues = &mut *queues;
+        // User code first, with no lock held: the key's `Hash` and its clones for the queues.
+        let hash = self.hasher.hash_one(&key);
+        let index = self.shard_of(hash);
+        let shard = &self.shards()[index as usize];
+        let meta = Arc::new(Meta {
+            visits: AtomicU8::new(0),
+            gone: AtomicBool::new(false),
+            shard: index,
+            fingerprint: hash as u32,
+        });
+        let for_queue = self.sized().then(|| key.clone());
+        let for_age = self.ttl.is_some().then(|| key.clone());
         let now = if self.timed() { self.clock.now() } else { 0 };
-        if self.ttl.is_some() {
-            self.reclaim_expired(queues, now);
-        }
-        let stamp = queues.next_stamp;
-        queues.next_stamp += 1;
-        let replaces = pinned!(self.map, |map| map.contains_key(&key));
-        if !replaces {
-            while queues.live >= self.max_size {
-                if !self.evict_one(queues) {
-                    break;
-                }
-            }
-        }
-        if self.sized() {
-            let fingerprint = self.fingerprint(&key);
-            let queued = Queued {
-                key: key.clone(),
-                stamp,
-            };
-            let returning = queues
-                .ghosts
-                .remove(&fingerprint)
-                .is_some_and(|at| queues.hand.wrapping_sub(at) < self.ghost_window());
-            if returning {
-                queues.main.push_back(queued);
-            } else {
-                queues.small.push_back(queued);
-            }
-        }
-        let expires = match self.ttl {
-            Some(ttl) => {
-                let deadline = now.saturating_add(ttl);
-                let queued = Queued {
-                    key: key.clone(),
-                    stamp,
-                };
-                queues.by_age.push_back((queued, deadline));
-                deadline
-            }
-            None => u64::MAX,
-        };
+        let expires = self.ttl.map_or(u64::MAX, |ttl| now.saturating_add(ttl));
         let refresh_at = self
             .refresh_after
             .map_or(u64::MAX, |age| now.saturating_add(age));
         let entry = Entry {
             value,
-            stamp,
+            meta: Arc::clone(&meta),
             expires,
             refresh_at,
-            visits: AtomicU8::new(0),
         };
-        pinned!(self.map, |map| {
-            map.insert(key, entry);
-        });
-        if !replaces {
-            queues.live += 1;
+        // One guard over the whole insert: what it retires is freed when it ends, after the
+        // lock is released.
+        let map = self.map.pin();
+        if let Some(old) = map.insert(key, entry) {
+            self.uncount(&old.meta);
         }
-        self.compact(queues);
+        let mut out = Leftovers::default();
+        {
+            let mut queues = lock(&shard.queues);
+            let queues = &mut *queues;
+            if self.ttl.is_some() {
+                self.reclaim_expired(shard, queues, now, RECLAIM_PER_WRITE, &mut out);
+            }
+            // Room first, then the count: the shard's count never exceeds its capacity, and
+            // the new entry, queued after, is not a candidate.
+            while shard.live.load(Relaxed) >= shard.capacity {
+                if !self.evict_one(shard, queues, &mut out) {
+                    break;
+                }
+            }
+            shard.live.fetch_add(1, Relaxed);
+            if let Some(key) = for_queue {
+                let queued = Queued {
+                    key,
+                    meta: Arc::clone(&meta),
+                };
+                let returning = queues
+                    .ghosts
+                    .remove(&meta.fingerprint)
+                    .is_some_and(|at| queues.hand.wrapping_sub(at) < ghost_window(shard));
+                if returning {
+                    queues.main.push_back(queued);
+                } else {
+                    queues.small.push_back(queued);
+                }
+            }
+            if let Some(key) = for_age {
+                queues.by_age.push_back((Queued { key, meta }, expires));
+            }
+            let queued = queues.small.len() + queues.main.len() + queues.by_age.len();
+            if queued as isize > 2 * shard.live.load(Relaxed) + 64 {
+                let stale = |q: &Queued<K>| q.meta.is_gone();
+                queues.small.sweep(SWEEP_PER_WRITE, stale, &mut out.garbage);
+                queues.main.sweep(SWEEP_PER_WRITE, stale, &mut out.garbage);
+                let mut aged = Vec::new();
+                queues
+                    .by_age
+                    .sweep(SWEEP_PER_WRITE, |(q, _)| stale(q), &mut aged);
+                out.garbage.extend(aged.into_iter().map(|(q, _)| q));
+            }
+        }
+        self.remove_victims(&map, &out.victims);
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
         pinned!(self.map, |map| {
-            let entry = {
-                let mut queues = lock(&self.queues);
-                let entry = map.remove(key)?;
-                queues.live -= 1;
-                entry
-            };
-            // The value's `Clone` (user code) runs after the queue lock is released.
+            let entry = map.remove(key)?;
+            self.uncount(&entry.meta);
             let now = if self.ttl.is_some() {
                 self.clock.now()
             } else {
@@ -517,32 +698,60 @@ where
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
-        // The predicate (user code) runs without the queue lock: it may call the cache.
-        let mut removed = 0;
+        // The predicate (user code) runs with no lock of this store held: it may call the cache.
         pinned!(self.map, |map| map.retain(|key, entry| {
             let kept = keep(key, &entry.value);
-            removed += usize::from(!kept);
+            if !kept {
+                self.uncount(&entry.meta);
+            }
             kept
         }));
-        let mut queues = lock(&self.queues);
-        queues.live -= removed;
     }
 
     fn clear(&self) {
-        let mut queues = lock(&self.queues);
-        pinned!(self.map, |map| map.clear());
-        queues.small.clear();
-        queues.main.clear();
-        queues.by_age.clear();
-        queues.live = 0;
+        pinned!(self.map, |map| map.retain(|_, entry| {
+            self.uncount(&entry.meta);
+            false
+        }));
+        // The queues hold only stale entries now: dropped after each lock is released.
+        for shard in self.shards() {
+            let taken = {
+                let mut queues = lock(&shard.queues);
+                (
+                    std::mem::take(&mut queues.small),
+                    std::mem::take(&mut queues.main),
+                    std::mem::take(&mut queues.by_age),
+                )
+            };
+            drop(taken);
+        }
     }
 
     fn len(&self) -> usize {
-        let mut queues = lock(&self.queues);
-        if self.ttl.is_some() {
-            self.reclaim_expired(&mut queues, self.clock.now());
+        if self.ttl.is_some() && crate::teardown::thread_alive() {
+            // Expired entries are reclaimed a few at a time, each batch under the lock.
+            let now = self.clock.now();
+            let map = self.map.pin();
+            for shard in self.shards() {
+                loop {
+                    let mut out = Leftovers::default();
+                    let more = {
+                        let mut queues = lock(&shard.queues);
+                        self.reclaim_expired(shard, &mut queues, now, 64, &mut out)
+                    };
+                    self.remove_victims(&map, &out.victims);
+                    if !more {
+                        break;
+                    }
+                }
+            }
         }
-        queues.live
+        let live: isize = self
+            .shards()
+            .iter()
+            .map(|shard| shard.live.load(Relaxed))
+            .sum();
+        live.max(0).unsigned_abs()
     }
 
     fn evictions(&self) -> u64 {
