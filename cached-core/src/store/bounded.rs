@@ -104,8 +104,9 @@ const SWEEP_PER_WRITE: usize = 4;
 
 /// A concurrent store bounded in size, in age, or both: `#[cached(max_size = .., ttl = ..)]`.
 ///
-/// - `max_size(n)`: at most `n` entries once every insert has returned (an insert adds its entry,
-///   then evicts). Eviction is S3-FIFO, which keeps the frequently read keys and lets one-time
+/// - `max_size(n)`: [`len`](Store::len) never exceeds `n` (an insert makes room before it
+///   counts its entry; a victim may still be read by a concurrent hit until it is removed from
+///   the map, right after the insert releases its lock). Eviction is S3-FIFO, which keeps the frequently read keys and lets one-time
 ///   keys (a scan) pass through; its hit ratio beats LRU (see `benches/README.md`).
 /// - `ttl(d)`: an entry is never returned once `d` has passed since it was written; expired
 ///   entries are reclaimed by later writes, without a background thread.
