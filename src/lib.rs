@@ -297,9 +297,7 @@
 
 #[cfg(feature = "async")]
 pub use memoflight_core::{AsyncCache, AsyncStore};
-pub use memoflight_core::{
-    Borrowed, Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded,
-};
+pub use memoflight_core::{Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded};
 
 /// Memoizes a function: see the [crate documentation](crate) for the guarantees and options.
 ///

@@ -8,6 +8,7 @@ mod common;
 
 use common::{current_thread, multi_thread, HANG};
 
+use memoflight::__private::CacheAll;
 use memoflight::{cached, AsyncCache, AsyncStore, Origin};
 use std::collections::HashMap;
 use std::future::Future;
@@ -484,13 +485,13 @@ fn a_leader_cancelled_while_writing_leaves_nothing_in_flight() {
         });
         until(|| remote.at_gate.load(SeqCst) == 1).await;
         // A caller arriving during the write gets the value at once.
-        let (value, origin) = cache
-            .__compute::<u64, memoflight::__private::CacheAll, _>(
-                4,
-                || async { unreachable!() },
-                None,
-            )
-            .await;
+        let (value, origin) = memoflight::__private::compute_in_async_store::<u64, CacheAll, _, _>(
+            &cache,
+            4,
+            || async { unreachable!() },
+            None,
+        )
+        .await;
         assert_eq!((value, origin), (40, Origin::Waited));
         leader.abort();
         assert!(leader.await.unwrap_err().is_cancelled());

@@ -4,7 +4,8 @@
 // The counting allocator below is the one place the tests need `unsafe`.
 #![allow(unsafe_code)]
 
-use memoflight::{cached, Borrowed, Equivalent, Store, Unbounded};
+use memoflight::__private::Borrowed;
+use memoflight::{cached, Equivalent, Store, Unbounded};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -145,7 +146,7 @@ fn custom_keys() {
     assert_eq!(user_name(&DB, 7, "eu"), "user-7@eu");
     assert_eq!(DB.queries.load(SeqCst), 1);
     assert_eq!(
-        user_name_cache().invalidate(&Borrowed((&7_u64, "eu"))),
+        user_name_cache().invalidate(&(7_u64, "eu".to_string())),
         Some("user-7@eu".into())
     );
 

@@ -1,24 +1,22 @@
 //! [`AsyncCache`]: the cache of an `async fn` whose values live in an [`AsyncStore`], and the
 //! handle `#[cached(async_store = ..)]` generates.
 //!
-//! It runs the single-flight protocol of [`crate::flight`] with the store's reads and writes
-//! awaited: a leader registers its flight first and then takes its look at the store, and once
-//! it has a value it keeps the flight registered (`Storing`) while it writes, handing the value
-//! to its waiters before the write starts. Everything else (the in-flight table, waiting, hand-off after a panic or a
-//! cancellation, counters) is the in-memory [`Cache`]'s, kept here over a store that holds
-//! nothing.
+//! Its driver of the caller protocol ([`crate::protocol`]) awaits the store's reads and
+//! writes: a leader registers its flight first and then takes its look at the store
+//! ([`Join::Unlooked`](crate::protocol::Join)), and once it has a value it keeps the flight
+//! registered (`Storing`) while it writes, handing the value to its waiters before the write
+//! starts. Waiting and running are the async driver's of `future.rs`.
 
 use crate::async_store::AsyncStore;
-use crate::cache::{AfterWait, Cache, Origin};
-use crate::flight::{Leader, Outcome, Revocation, Role};
+use crate::engine::Engine;
+use crate::flight::{Outcome, Revocation};
+use crate::future::{run, wait};
+use crate::origin::Origin;
 use crate::output::{CacheAll, Mode, Sharing};
+use crate::protocol::{Call, Join, Step};
 use crate::stats::Stats;
-use crate::store::Store;
 use crate::trace;
-use equivalent::Equivalent;
 use std::future::Future;
-use std::hash::Hash;
-use std::marker::PhantomData;
 
 /// The cache of an `async fn` whose values live in an [`AsyncStore`] (a Redis server, a
 /// database): `#[cached(async_store = ..)]` creates one and generates `f_cache()`, which returns
@@ -41,7 +39,7 @@ use std::marker::PhantomData;
 ///
 /// # Panics and cancellation
 ///
-/// As for [`Cache::get_or_compute_async`]: a panic propagates to the task whose computation
+/// As for [`Cache::get_or_compute_async`](crate::Cache::get_or_compute_async): a panic propagates to the task whose computation
 /// panicked; a leader whose future is dropped vacates its flight; in both cases one waiter takes
 /// over and the rest wait for it. A future that awaits its own key panics at once instead of
 /// waiting for itself. A leader dropped while it writes its value (its waiters already have
@@ -77,8 +75,7 @@ use std::marker::PhantomData;
 /// });
 /// ```
 pub struct AsyncCache<S: AsyncStore> {
-    /// The in-flight table, counters and hand-off logic, over a store that keeps nothing.
-    engine: Cache<Nothing<S::Key, S::Value>>,
+    engine: Engine<S::Key, S::Value>,
     store: S,
 }
 
@@ -104,13 +101,13 @@ impl<S: AsyncStore> AsyncCache<S> {
     /// ```
     pub fn new(name: &'static str, store: S) -> Self {
         AsyncCache {
-            engine: Cache::new(name, Nothing(PhantomData)),
+            engine: Engine::new(name),
             store,
         }
     }
 
     /// Sets how long a caller waits for another caller's computation of the same key before
-    /// it computes on its own, as [`Cache::with_wait_timeout`] (needs the `tokio` feature for
+    /// it computes on its own, as [`Cache::with_wait_timeout`](crate::Cache::with_wait_timeout) (needs the `tokio` feature for
     /// its timer; without it callers wait as long as the computation takes). The result of a
     /// computation run alone is returned to its caller and not written to the store.
     ///
@@ -132,14 +129,13 @@ impl<S: AsyncStore> AsyncCache<S> {
     /// # let _ = cache;
     /// ```
     pub fn with_wait_timeout(mut self, timeout: std::time::Duration) -> Self {
-        self.engine = self.engine.with_wait_timeout(timeout);
+        self.engine.wait_timeout = Some(timeout);
         self
     }
 
-    #[doc(hidden)]
     /// Sets how keys are shown in panic messages (generated code passes their `Debug` form).
-    pub fn describe_keys_with(mut self, describe: fn(&S::Key) -> Option<String>) -> Self {
-        self.engine = self.engine.describe_keys_with(describe);
+    pub(crate) fn describe_keys_with(mut self, describe: fn(&S::Key) -> Option<String>) -> Self {
+        self.engine.set_describe_key(describe);
         self
     }
 
@@ -147,7 +143,7 @@ impl<S: AsyncStore> AsyncCache<S> {
     ///
     /// See [`new`](AsyncCache::new) for an example.
     pub fn name(&self) -> &'static str {
-        self.engine.name()
+        self.engine.name
     }
 
     /// The store holding the finished values.
@@ -183,7 +179,7 @@ impl<S: AsyncStore> AsyncCache<S> {
     where
         F: Future<Output = S::Value>,
     {
-        self.__compute::<S::Value, CacheAll, F>(key, compute, None)
+        self.compute::<S::Value, CacheAll, F>(key, compute, None)
             .await
             .0
     }
@@ -220,7 +216,7 @@ impl<S: AsyncStore> AsyncCache<S> {
     /// });
     /// ```
     pub async fn invalidate(&self, key: &S::Key) -> Result<(), S::Error> {
-        trace::invalidated(self.name());
+        trace::invalidated(self.engine.name);
         let flights = &self.engine.flights;
         // A value computed before this call and being written now must be written before it
         // is removed, or the write could land after the removal. The writing flight stays
@@ -252,7 +248,7 @@ impl<S: AsyncStore> AsyncCache<S> {
     /// See [`invalidate`](AsyncCache::invalidate) for an example of a cache; `clear` is called
     /// the same way, without a key.
     pub async fn clear(&self) -> Result<(), S::Error> {
-        trace::cleared(self.name());
+        trace::cleared(self.engine.name);
         let flights = &self.engine.flights;
         let mut revoked = Vec::new();
         loop {
@@ -308,10 +304,9 @@ impl<S: AsyncStore> AsyncCache<S> {
         ))
     }
 
-    /// The whole call, from the first look at the store to the value. For generated code: a
-    /// store read is I/O, so there is no separate inline hit path.
-    #[doc(hidden)]
-    pub async fn __compute<R, M, F>(
+    /// The whole call, from the first look at the store to the value (a store read is I/O, so
+    /// there is no separate inline hit path): this store's driver of the caller protocol.
+    pub(crate) async fn compute<R, M, F>(
         &self,
         key: S::Key,
         compute: impl FnOnce() -> F,
@@ -321,41 +316,48 @@ impl<S: AsyncStore> AsyncCache<S> {
         M: Mode<R, Value = S::Value>,
         F: Future<Output = R>,
     {
-        let engine = &self.engine;
-        let subject = trace::Subject::new(engine.name(), || engine.key_text(&key));
-        if let Some(value) = self.look(&key, &subject).await {
-            engine.counters.hit();
-            return (M::rebuild(value), Origin::Hit);
+        let mut call = Call::<_, _, R, M>::new(&self.engine, key, sharing, Join::Unlooked);
+        if let Some(value) = self.look(call.key(), call.subject()).await {
+            return call.hit(value);
         }
-        let mut counted = false;
-        let mut key = key;
+        let mut step = call.join();
         loop {
-            let lookup_key = key.clone();
-            match engine.flights.join_or_lead_unlooked(key) {
-                Role::Found(value) => return (M::rebuild(value), Origin::Hit),
-                Role::Lead(leader) => {
-                    return self
-                        .lead::<R, M, F>(leader, lookup_key, compute, sharing, &subject, counted)
-                        .await;
-                }
-                Role::Wait(flight, returned) => {
-                    self.count_once(&mut counted, false, &subject);
-                    let waited = engine.wait_counted(&flight, &subject).await;
-                    match engine.after_wait::<R, M>(waited, &sharing, returned) {
-                        AfterWait::Done(result) => return (result, Origin::Waited),
-                        AfterWait::Retry(returned) => key = returned,
-                        AfterWait::Alone(_) => {
-                            // Returned, not stored: the flight it gave up on stores its own.
-                            let result = match M::split(engine.run_alone(compute, &subject).await) {
-                                Ok(value) => M::rebuild(value),
-                                Err(result) => {
-                                    engine.counters.error();
-                                    result
+            step = match step {
+                Step::Done(result, origin) => return (result, origin),
+                Step::Lead(leader) => {
+                    // A second look, now that the flight is registered: it finds a value stored
+                    // by a leader that finished between the first look and the registration.
+                    let found = self.look(leader.key(), call.subject()).await;
+                    let mut leader = match call.looked(leader, found) {
+                        Ok(leader) => leader,
+                        Err(done) => return done,
+                    };
+                    let result = run(&call, Some(leader.flight()), compute).await;
+                    let result = match M::split(result) {
+                        Ok(value) => {
+                            // Waiters get the value now; the flight stays registered while it
+                            // is written, unless an invalidation revoked it meanwhile.
+                            if leader.begin_storing(Outcome::Value(value.clone())) {
+                                let key = leader.key().clone();
+                                if let Err(error) = self.store.insert(key, value.clone()).await {
+                                    self.failed("insert", &error, call.subject());
                                 }
-                            };
-                            return (result, Origin::Computed);
+                                leader.stored();
+                            }
+                            M::rebuild(value)
                         }
-                    }
+                        Err(result) => call.fail(leader, result),
+                    };
+                    return (result, Origin::Computed);
+                }
+                Step::Wait(flight) => {
+                    let waited = wait(&call, &flight, self.engine.wait_timeout).await;
+                    call.waited(flight, waited)
+                }
+                Step::Alone(_) => {
+                    // Returned, not stored: the flight it gave up on stores its own.
+                    let result = run(&call, None, compute).await;
+                    return call.alone(result, |_, _| {});
                 }
             }
         }
@@ -375,87 +377,5 @@ impl<S: AsyncStore> AsyncCache<S> {
     fn failed(&self, operation: &str, error: &S::Error, subject: &trace::Subject) {
         self.engine.counters.store_error();
         trace::store_failed(subject, operation, error);
-    }
-
-    /// Counts a call once, as a hit or a miss, however many rounds it takes.
-    fn count_once(&self, counted: &mut bool, hit: bool, subject: &trace::Subject) {
-        if std::mem::replace(counted, true) {
-            return;
-        }
-        if hit {
-            self.engine.counters.hit();
-        } else {
-            self.engine.counters.miss();
-            trace::miss(subject);
-        }
-    }
-
-    /// The leader's part: a second look at the store, now that the flight is registered (it
-    /// finds a value stored by a leader that finished between the first look and the
-    /// registration); otherwise the computation, and the write of its value.
-    async fn lead<R, M, F>(
-        &self,
-        mut leader: Leader<'_, S::Key, S::Value>,
-        key: S::Key,
-        compute: impl FnOnce() -> F,
-        sharing: Option<Sharing<R>>,
-        subject: &trace::Subject,
-        mut counted: bool,
-    ) -> (R, Origin)
-    where
-        M: Mode<R, Value = S::Value>,
-        F: Future<Output = R>,
-    {
-        let engine = &self.engine;
-        if let Some(value) = self.look(&key, subject).await {
-            self.count_once(&mut counted, true, subject);
-            leader.finish_unstored(Outcome::Value(value.clone()));
-            return (M::rebuild(value), Origin::Hit);
-        }
-        self.count_once(&mut counted, false, subject);
-        let result = engine
-            .run_as_leader(leader.flight(), compute, subject)
-            .await;
-        let result = match M::split(result) {
-            Ok(value) => {
-                // Waiters get the value now; the flight stays registered while it is written,
-                // unless an invalidation unregistered it meanwhile.
-                if leader.begin_storing(Outcome::Value(value.clone())) {
-                    if let Err(error) = self.store.insert(key, value.clone()).await {
-                        self.failed("insert", &error, subject);
-                    }
-                    leader.stored();
-                }
-                M::rebuild(value)
-            }
-            Err(result) => engine.settle::<R, M>(leader, result, sharing, subject),
-        };
-        (result, Origin::Computed)
-    }
-}
-
-/// The store of an [`AsyncCache`]'s inner engine: it keeps nothing, so that the engine's
-/// in-flight table never finds a value under its lock; values live in the async store.
-struct Nothing<K, V>(PhantomData<fn() -> (K, V)>);
-
-impl<K, V> Store for Nothing<K, V>
-where
-    K: Hash + Eq + Send + Sync,
-    V: Clone + Send + Sync,
-{
-    type Key = K;
-    type Value = V;
-
-    fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, _: &Q) -> Option<V> {
-        None
-    }
-    fn insert(&self, _: K, _: V) {}
-    fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, _: &Q) -> Option<V> {
-        None
-    }
-    fn retain(&self, _: &mut dyn FnMut(&K, &V) -> bool) {}
-    fn clear(&self) {}
-    fn len(&self) -> usize {
-        0
     }
 }

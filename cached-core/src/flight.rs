@@ -692,39 +692,15 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
             .find(|flight| key.equivalent(&flight.key))
     }
 
-    /// Finds the stored value, joins the key's flight, or registers a new one led by the caller.
-    pub(crate) fn join_or_lead<S>(&self, key: K, store: &S) -> Role<'_, K, V>
-    where
-        S: Store<Key = K, Value = V>,
-    {
-        self.join_or_lead_as(key, |key| store.get_aged(key), Some(current_thread()))
-    }
-
-    /// [`join_or_lead`](Self::join_or_lead) for an async task, which has no thread of its own.
-    #[cfg(feature = "async")]
-    pub(crate) fn join_or_lead_async<S>(&self, key: K, store: &S) -> Role<'_, K, V>
-    where
-        S: Store<Key = K, Value = V>,
-    {
-        self.join_or_lead_as(key, |key| store.get_aged(key), None)
-    }
-
-    /// Joins the key's flight or registers a new one led by the calling task, without a look
-    /// at the store: an async store's read is I/O, so its leader looks after registering (see
-    /// [`crate::AsyncCache`]).
-    #[cfg(feature = "async")]
-    pub(crate) fn join_or_lead_unlooked(&self, key: K) -> Role<'_, K, V> {
-        self.join_or_lead_as(key, |_| None, None)
-    }
-
-    /// `look` reads the store (no lock held): the value and whether it is due.
+    /// Joins the key's flight, or registers a new one led by `leader` (a thread, or `None` for
+    /// an async task). `look` reads the store (no lock held): the value and whether it is due.
     ///
     /// A joiner looks after finding the flight (a value due for a refresh that another caller
     /// is computing is served at once; a value stored by a leader that has not unregistered
     /// yet is found), a leader after registering its flight (a value stored by a leader that
     /// finished between the caller's first look and the registration is found, and the new
     /// flight vacated).
-    fn join_or_lead_as(
+    pub(crate) fn join_or_lead(
         &self,
         key: K,
         look: impl Fn(&K) -> Option<(V, bool)>,
@@ -1015,6 +991,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Leader<'_, K, V> {
     #[cfg(feature = "async")]
     pub(crate) fn flight(&self) -> &Flight<K, V> {
         &self.flight
+    }
+
+    /// The key this leader computes.
+    #[cfg(feature = "async")]
+    pub(crate) fn key(&self) -> &K {
+        &self.flight.key
     }
 
     /// Stores `value` unless the flight was revoked meanwhile, hands it to the waiters,

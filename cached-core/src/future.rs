@@ -1,5 +1,7 @@
-//! The async path (feature `async`): the same single-flight protocol as [`crate::flight`], with
-//! callers that await instead of blocking.
+//! The async driver of the caller protocol ([`crate::protocol`]), feature `async`: how an
+//! async caller waits (awaiting a notification, with a timer for `wait_timeout`) and runs its
+//! computation (a future, polled as the flight's leader). [`Cache::get_or_compute_async`] and
+//! [`AsyncCache`](crate::AsyncCache) both use it.
 //!
 //! # Cancellation
 //!
@@ -21,29 +23,16 @@
 //! executor. Only `wait_timeout` needs a timer, and is honoured for async callers with the
 //! `tokio` feature.
 
-use crate::cache::{AfterWait, Cache, Origin};
-use crate::flight::{Flight, Leader, Role, Waited};
+use crate::cache::Cache;
+use crate::flight::{Flight, Waited};
+use crate::origin::Origin;
 use crate::output::{CacheAll, Mode, Sharing};
-use crate::stats::Counters;
+use crate::protocol::{Call, Join, Step};
 use crate::store::Store;
 use crate::trace;
 use std::future::Future;
-
-/// Counts what ends a computation early when dropped: a panic if unwinding, else a
-/// cancellation (its future was dropped). Forgotten when the computation completes.
-struct CountAbandoned<'a>(&'a Counters, &'a trace::Subject);
-
-impl Drop for CountAbandoned<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.panic();
-            trace::handed_off(self.1, "panicked");
-        } else {
-            self.0.cancellation();
-            trace::handed_off(self.1, "was cancelled");
-        }
-    }
-}
+use std::hash::Hash;
+use std::time::Duration;
 
 impl<S: Store> Cache<S> {
     /// The async [`get_or_compute`](Cache::get_or_compute): returns the value cached for
@@ -76,141 +65,108 @@ impl<S: Store> Cache<S> {
         compute: impl FnOnce() -> F,
     ) -> S::Value
     where
-        S::Key: Clone,
         F: Future<Output = S::Value>,
     {
-        if let Some(value) = self.__lookup(&key) {
+        if let Some(value) = self.lookup(&key) {
             return value;
         }
-        self.__compute_async::<S::Value, CacheAll, F>(key, compute, None)
+        self.compute_async::<S::Value, CacheAll, F>(key, compute, None)
             .await
             .0
     }
 
-    /// The async miss path: join the key's computation or lead it. For generated code, after
-    /// [`__lookup`](Cache::__lookup) missed.
-    #[doc(hidden)]
-    pub async fn __compute_async<R, M, F>(
+    /// The miss path of an async caller, after [`lookup`](Cache::lookup) missed.
+    pub(crate) async fn compute_async<R, M, F>(
         &self,
         key: S::Key,
         compute: impl FnOnce() -> F,
         sharing: Option<Sharing<R>>,
     ) -> (R, Origin)
     where
-        S::Key: Clone,
         M: Mode<R, Value = S::Value>,
         F: Future<Output = R>,
     {
-        let subject = trace::Subject::new(self.name, || self.key_text(&key));
-        let mut key = key;
-        let mut counted = false;
+        let look = |key: &S::Key| self.store.get_aged(key);
+        let mut call = Call::<_, _, R, M>::new(&self.engine, key, sharing, Join::Task(&look));
+        let mut step = call.join();
         loop {
-            let role = self.flights.join_or_lead_async(key, &self.store);
-            self.count(&role, &mut counted, &subject);
-            match role {
-                Role::Found(value) => return (M::rebuild(value), Origin::Hit),
-                Role::Lead(leader) => {
-                    let result = self
-                        .lead_async::<R, M, F>(leader, compute, sharing, &subject)
-                        .await;
-                    return (result, Origin::Computed);
+            step = match step {
+                Step::Done(result, origin) => return (result, origin),
+                Step::Lead(leader) => {
+                    let result = run(&call, Some(leader.flight()), compute).await;
+                    return call.settle(leader, result, &self.store);
                 }
-                Role::Wait(flight, returned) => {
-                    let waited = self.wait_counted(&flight, &subject).await;
-                    match self.after_wait::<R, M>(waited, &sharing, returned) {
-                        AfterWait::Done(result) => return (result, Origin::Waited),
-                        AfterWait::Retry(returned) => key = returned,
-                        AfterWait::Alone(returned) => {
-                            let result = self.run_alone(compute, &subject).await;
-                            let result = self.keep_alone::<R, M>(&flight, returned, result);
-                            return (result, Origin::Computed);
-                        }
-                    }
+                Step::Wait(flight) => {
+                    let waited = wait(&call, &flight, self.engine.wait_timeout).await;
+                    call.waited(flight, waited)
+                }
+                Step::Alone(flight) => {
+                    let result = run(&call, None, compute).await;
+                    return call.alone(result, |key, value| {
+                        let flights = &self.engine.flights;
+                        flights.store_if_current(&flight, key, value.clone(), &self.store);
+                    });
                 }
             }
         }
     }
+}
 
-    /// A caller's wait for another caller's `flight`: counted, timed for the trace.
-    pub(crate) async fn wait_counted(
-        &self,
-        flight: &Flight<S::Key, S::Value>,
-        subject: &trace::Subject,
-    ) -> Waited<S::Value> {
-        self.counters.wait();
-        let clock = trace::Clock::start();
-        let waited = self.wait_async(flight).await;
-        trace::waited(subject, &clock);
-        waited
-    }
-
-    /// Waits for `flight`, up to the cache's `wait_timeout` when a timer is available.
-    async fn wait_async(&self, flight: &Flight<S::Key, S::Value>) -> Waited<S::Value> {
-        #[cfg(feature = "tokio")]
-        if let Some(timeout) = self.wait_timeout {
-            return tokio::time::timeout(timeout, flight.wait_async())
-                .await
-                .unwrap_or(Waited::TimedOut);
-        }
+/// Waits for `flight` without blocking the thread, for `timeout` at most (with the `tokio`
+/// feature; without it, as long as the computation takes).
+pub(crate) async fn wait<K, V, R, M>(
+    call: &Call<'_, K, V, R, M>,
+    flight: &Flight<K, V>,
+    timeout: Option<Duration>,
+) -> Waited<V>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    M: Mode<R, Value = V>,
+{
+    let clock = trace::Clock::start();
+    #[cfg(feature = "tokio")]
+    let waited = match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, flight.wait_async())
+            .await
+            .unwrap_or(Waited::TimedOut),
+        None => flight.wait_async().await,
+    };
+    #[cfg(not(feature = "tokio"))]
+    let waited = {
+        let _ = timeout;
         flight.wait_async().await
-    }
+    };
+    trace::waited(call.subject(), &clock);
+    waited
+}
 
-    async fn lead_async<R, M, F>(
-        &self,
-        leader: Leader<'_, S::Key, S::Value>,
-        compute: impl FnOnce() -> F,
-        sharing: Option<Sharing<R>>,
-        subject: &trace::Subject,
-    ) -> R
-    where
-        S::Key: Clone,
-        M: Mode<R, Value = S::Value>,
-        F: Future<Output = R>,
-    {
-        let result = self.run_as_leader(leader.flight(), compute, subject).await;
-        self.settle::<R, M>(leader, result, sharing, subject)
-    }
-
-    /// Runs a leader's computation of `flight`: counted, traced, and polled with the flight
-    /// marked as being polled on this thread, which is how a same-task re-entrance is caught.
-    pub(crate) async fn run_as_leader<R, F>(
-        &self,
-        flight: &Flight<S::Key, S::Value>,
-        compute: impl FnOnce() -> F,
-        subject: &trace::Subject,
-    ) -> R
-    where
-        F: Future<Output = R>,
-    {
-        self.counters.execution();
-        trace::computing(subject);
-        let clock = trace::Clock::start();
-        let abandoned = CountAbandoned(&self.counters, subject);
-        let id = crate::polling::address(flight);
-        let mut computation = std::pin::pin!(compute());
-        let result = std::future::poll_fn(|cx| {
-            let _polling = crate::polling::Polling::enter(id);
-            computation.as_mut().poll(cx)
-        })
-        .await;
-        std::mem::forget(abandoned);
-        trace::computed(subject, &clock);
-        result
-    }
-
-    /// Runs the computation outside single-flight, for a caller whose wait timed out.
-    pub(crate) async fn run_alone<R, F>(
-        &self,
-        compute: impl FnOnce() -> F,
-        subject: &trace::Subject,
-    ) -> R
-    where
-        F: Future<Output = R>,
-    {
-        self.counters.execution();
-        let abandoned = CountAbandoned(&self.counters, subject);
-        let result = compute().await;
-        std::mem::forget(abandoned);
-        result
-    }
+/// Runs the computation: as the leader of `flight` (pushed on the polling stack while it is
+/// polled, so that a future awaiting its own key is caught), or alone (`None`).
+pub(crate) async fn run<K, V, R, M, F>(
+    call: &Call<'_, K, V, R, M>,
+    flight: Option<&Flight<K, V>>,
+    compute: impl FnOnce() -> F,
+) -> R
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    M: Mode<R, Value = V>,
+    F: Future<Output = R>,
+{
+    let computing = call.computing(flight.is_some());
+    let result = match flight {
+        Some(flight) => {
+            let id = crate::polling::address(flight);
+            let mut computation = std::pin::pin!(compute());
+            std::future::poll_fn(|cx| {
+                let _polling = crate::polling::Polling::enter(id);
+                computation.as_mut().poll(cx)
+            })
+            .await
+        }
+        None => compute().await,
+    };
+    computing.ran();
+    result
 }

@@ -15,7 +15,8 @@ use std::hash::{Hash, Hasher};
 /// requires `a.borrow()` to hash like `a`) and is [`Equivalent`] to it field by field.
 ///
 /// ```
-/// use memoflight::{Borrowed, Equivalent};
+/// use memoflight::Equivalent;
+/// use memoflight::__private::Borrowed;
 ///
 /// let owned = (String::from("ada"), 1815_u64);
 /// assert!(Borrowed(("ada", &1815_u64)).equivalent(&owned));

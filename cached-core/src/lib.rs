@@ -11,13 +11,17 @@ mod async_cache;
 mod async_store;
 mod cache;
 mod clock;
+mod engine;
 mod flight;
 #[cfg(feature = "async")]
 mod future;
 mod key;
+mod macro_support;
+mod origin;
 mod output;
 #[cfg(feature = "async")]
 mod polling;
+mod protocol;
 mod stats;
 mod store;
 mod sync;
@@ -29,21 +33,16 @@ mod wait_graph;
 pub use async_cache::AsyncCache;
 #[cfg(feature = "async")]
 pub use async_store::AsyncStore;
-pub use cache::{Cache, Origin};
+pub use cache::Cache;
 pub use clock::Clock;
 pub use equivalent::Equivalent;
-pub use key::Borrowed;
+pub use origin::Origin;
 pub use stats::Stats;
 pub use store::{Bounded, Store, Unbounded};
 
-/// What generated code needs and users do not; re-exported as `memoflight::__private`.
+/// What generated code needs and users do not (see `macro_support.rs`); re-exported as
+/// `memoflight::__private`.
 #[doc(hidden)]
 pub mod __macro_support {
-    #[cfg(feature = "async")]
-    pub use crate::cache::typed_async_store;
-    pub use crate::cache::{key_hint, key_of, typed_store, Slot};
-    pub use crate::output::{
-        CacheAll, CacheOk, CacheSome, DescribeDebug, DescribeOpaque, KeepFailure, KeyOf, Mode,
-        ShareFailure, Sharing, SharingOf,
-    };
+    pub use crate::macro_support::*;
 }

@@ -157,6 +157,14 @@ impl<K> DescribeOpaque for &KeyOf<'_, K> {
     }
 }
 
+impl<R> Clone for Sharing<R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<R> Copy for Sharing<R> {}
+
 #[cfg(test)]
 // The `&` is the point of autoref specialization, not a needless borrow.
 #[allow(clippy::needless_borrow)]

@@ -159,7 +159,6 @@ impl Counters {
         self.panics.fetch_add(1, Relaxed);
     }
 
-    #[cfg(feature = "async")]
     pub(crate) fn cancellation(&self) {
         self.cancellations.fetch_add(1, Relaxed);
     }

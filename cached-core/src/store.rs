@@ -76,8 +76,8 @@ use std::hash::Hash;
     note = "a store whose operations are async (an `AsyncStore`) goes in `async_store = ..`"
 )]
 pub trait Store: Send + Sync {
-    /// The owned key.
-    type Key: Hash + Eq + Send + Sync;
+    /// The owned key (cloned by the cache: a computation in flight keeps its key).
+    type Key: Hash + Eq + Clone + Send + Sync;
     /// The cached value, cloned out on every hit (wrap large values in an `Arc`).
     type Value: Clone + Send + Sync;
 

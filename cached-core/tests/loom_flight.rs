@@ -9,7 +9,7 @@
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
 use loom::thread;
-use memoflight_core::__macro_support::{CacheOk, KeepFailure as _, SharingOf};
+use memoflight_core::__macro_support::{CacheOk, Compute as _, KeepFailure as _, SharingOf};
 use memoflight_core::{Cache, Unbounded};
 
 type Memo = Cache<Unbounded<u8, u32>>;
@@ -53,7 +53,7 @@ fn vacated_flight_is_taken_over() {
                     _ => Ok(9),
                 };
                 let sharing = (&SharingOf::<Result<u32, ()>>::new()).sharing();
-                cache.__compute::<_, CacheOk>(1, compute, sharing).0
+                cache.compute::<_, CacheOk>(1, compute, sharing).0
             }
         };
         let other = thread::spawn(call.clone());

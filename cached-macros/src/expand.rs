@@ -5,7 +5,7 @@
 //! static __MEMO_CACHE_f: ..;               the cache, created on first use
 //! fn f(a: A, b: &B) -> R                   calls f_with_origin and drops the origin
 //!                                          (for an `async fn`, all three functions are async)
-//! fn f_with_origin(a, b) -> (R, Origin)    hit path inline, miss path in Cache::__compute
+//! fn f_with_origin(a, b) -> (R, Origin)    hit path inline, miss path in __private::compute
 //! fn f_no_cache(a: A, b: &B) -> R { body } the original function, bypassing the cache
 //! fn f_cache() -> &'static Cache<..>       the handle: stats, invalidate, clear, len
 //! ```
@@ -21,7 +21,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{FnArg, Ident, Pat, PatIdent, Type};
 
-/// The largest key made of borrowed argument parts: `memoflight::Borrowed` is implemented for
+/// The largest key made of borrowed argument parts: `__private::Borrowed` is implemented for
 /// tuples of up to 8 parts (`cached-core/src/key.rs`); change both together.
 const MAX_BORROWED_PARTS: usize = 8;
 
@@ -186,9 +186,15 @@ fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
 /// `Cache::new(name, store)` (`AsyncCache::new` for an async store) with keys described by
 /// their `Debug` form when they have one.
 fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream, io: bool) -> TokenStream {
-    let cache = match io {
-        true => quote!(::memoflight::AsyncCache),
-        false => quote!(::memoflight::Cache),
+    let (cache, describing) = match io {
+        true => (
+            quote!(::memoflight::AsyncCache),
+            quote!(::memoflight::__private::describing_async_keys),
+        ),
+        false => (
+            quote!(::memoflight::Cache),
+            quote!(::memoflight::__private::describing_keys),
+        ),
     };
     let name = function.sig.ident.to_string();
     let wait_timeout = plan
@@ -196,9 +202,7 @@ fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream, io: bool) -> T
         .as_ref()
         .map(|timeout| quote!(.with_wait_timeout(#timeout)));
     quote! {
-        #cache::new(#name, #store)
-        #wait_timeout
-        .describe_keys_with(|__memo_key| {
+        #describing(#cache::new(#name, #store) #wait_timeout, |__memo_key| {
             #[allow(unused_imports)]
             use ::memoflight::__private::{DescribeDebug as _, DescribeOpaque as _};
             (&::memoflight::__private::KeyOf(__memo_key)).describe()
@@ -206,7 +210,7 @@ fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream, io: bool) -> T
     }
 }
 
-/// The memoized function: same signature, hit path inline, miss path in `Cache::__compute`.
+/// The memoized function: same signature, hit path inline, miss path in `__private::compute`.
 fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -> TokenStream {
     let attrs = &function.attrs;
     let vis = &function.vis;
@@ -257,7 +261,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             quote!(),
         ),
         None => (
-            quote!(#reach_cache let __memo_hit = __memo_cache.__lookup(#view);),
+            quote!(#reach_cache let __memo_hit = __memo_cache.lookup(#view);),
             quote!(),
         ),
     };
@@ -285,10 +289,23 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         .iter()
         .filter(|attr| attr.path().is_ident("cfg"));
     // An `async fn` awaits its origin twin and the async miss path; the hit path is the same.
+    let args = quote! {
+        #owned,
+        move || #no_cache_path(#receiver #(#call_args),*),
+        (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
+    };
     let (dot_await, compute) = match (function.sig.asyncness, &plan.async_store) {
-        (Some(_), Some(_)) => (quote!(.await), quote!(__compute::<#ret, #mode, _>)),
-        (Some(_), None) => (quote!(.await), quote!(__compute_async::<#ret, #mode, _>)),
-        (None, _) => (quote!(), quote!(__compute::<#ret, #mode>)),
+        (Some(_), Some(_)) => (
+            quote!(.await),
+            quote!(::memoflight::__private::compute_in_async_store::<#ret, #mode, _, _>(
+                __memo_cache, #args
+            )),
+        ),
+        (Some(_), None) => (
+            quote!(.await),
+            quote!(__memo_cache.compute_async::<#ret, #mode, _>(#args)),
+        ),
+        (None, _) => (quote!(), quote!(__memo_cache.compute::<#ret, #mode>(#args))),
     };
     quote! {
         #(#attrs)*
@@ -302,18 +319,14 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         #[inline]
         #vis #origin_sig {
             #[allow(unused_imports)]
-            use ::memoflight::__private::{KeepFailure as _, ShareFailure as _};
+            use ::memoflight::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
             #prelude
             #lookup
             if let ::core::option::Option::Some(__memo_value) = __memo_hit {
                 #return_hit
             }
             #after_a_miss
-            __memo_cache.#compute(
-                #owned,
-                move || #no_cache_path(#receiver #(#call_args),*),
-                (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
-            ) #dot_await
+            #compute #dot_await
         }
     }
 }
@@ -360,16 +373,16 @@ fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl
         #vis #sig {
             ::std::boxed::Box::pin(async move {
                 #[allow(unused_imports)]
-                use ::memoflight::__private::{KeepFailure as _, ShareFailure as _};
+                use ::memoflight::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
                 #[allow(non_upper_case_globals, clippy::type_complexity)]
                 #static_item
                 let __memo_cache = &*#cache_static;
                 #prelude
-                if let ::core::option::Option::Some(__memo_value) = __memo_cache.__lookup(#view) {
+                if let ::core::option::Option::Some(__memo_value) = __memo_cache.lookup(#view) {
                     return <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value);
                 }
                 __memo_cache
-                    .__compute_async::<#ret, #mode, _>(
+                    .compute_async::<#ret, #mode, _>(
                         #owned,
                         move || #body,
                         (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
@@ -528,7 +541,7 @@ fn borrowed_view(parts: &[KeyPart]) -> TokenStream {
     match parts {
         [] => quote!(&()),
         [_] => quote!(#(#refs)*),
-        _ => quote!(&::memoflight::Borrowed((#(#refs,)*))),
+        _ => quote!(&::memoflight::__private::Borrowed((#(#refs,)*))),
     }
 }
 

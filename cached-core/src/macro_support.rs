@@ -1,0 +1,199 @@
+//! The one door of generated code: everything `#[cached]` expands to reaches the runtime
+//! through this module, re-exported as `memoflight::__private` (free functions and types, no
+//! hidden methods on public types). Not part of the public API: it may change in any release,
+//! which is why the three crates pin each other's exact version.
+
+use crate::cache::Cache;
+use crate::origin::Origin;
+use crate::store::Store;
+use equivalent::Equivalent;
+use std::hash::Hash;
+
+pub use crate::key::Borrowed;
+pub use crate::output::{
+    CacheAll, CacheOk, CacheSome, DescribeDebug, DescribeOpaque, KeepFailure, KeyOf, ShareFailure,
+    SharingOf,
+};
+pub use crate::output::{Mode, Sharing};
+
+/// The hit path, inlined into the memoized function: a store read that counts a hit. A trait
+/// (imported by generated code as `_`) rather than a free function, so that a key type that is
+/// not `Hash + Eq + Clone` is reported once, where the cache's type is formed, and not again
+/// at every call that uses it.
+pub trait Lookup<Q: ?Sized> {
+    /// The cached value.
+    type Value;
+    /// The stored value for `key`, counted as a hit; `None` on a miss (or when the value is due
+    /// for a refresh: the miss path serves it or refreshes it).
+    fn lookup(&self, key: &Q) -> Option<Self::Value>;
+}
+
+impl<S, Q> Lookup<Q> for Cache<S>
+where
+    S: Store,
+    Q: ?Sized + Hash + Equivalent<S::Key>,
+{
+    type Value = S::Value;
+
+    #[inline]
+    fn lookup(&self, key: &Q) -> Option<S::Value> {
+        Cache::lookup(self, key)
+    }
+}
+
+/// The miss path, after [`Lookup::lookup`] missed: a trait for the same reason as `Lookup`.
+pub trait Compute {
+    /// The cache's owned key.
+    type Key;
+    /// The cached value.
+    type Value;
+
+    /// The miss path of a blocking function.
+    fn compute<R, M>(
+        &self,
+        key: Self::Key,
+        compute: impl FnOnce() -> R,
+        sharing: Option<Sharing<R>>,
+    ) -> (R, Origin)
+    where
+        M: Mode<R, Value = Self::Value>;
+
+    /// The miss path of an `async fn` over an in-memory store.
+    #[cfg(feature = "async")]
+    fn compute_async<R, M, F>(
+        &self,
+        key: Self::Key,
+        compute: impl FnOnce() -> F,
+        sharing: Option<Sharing<R>>,
+    ) -> impl std::future::Future<Output = (R, Origin)>
+    where
+        M: Mode<R, Value = Self::Value>,
+        F: std::future::Future<Output = R>;
+}
+
+impl<S: Store> Compute for Cache<S> {
+    type Key = S::Key;
+    type Value = S::Value;
+
+    fn compute<R, M>(
+        &self,
+        key: S::Key,
+        compute: impl FnOnce() -> R,
+        sharing: Option<Sharing<R>>,
+    ) -> (R, Origin)
+    where
+        M: Mode<R, Value = S::Value>,
+    {
+        Cache::compute::<R, M>(self, key, compute, sharing)
+    }
+
+    #[cfg(feature = "async")]
+    fn compute_async<R, M, F>(
+        &self,
+        key: S::Key,
+        compute: impl FnOnce() -> F,
+        sharing: Option<Sharing<R>>,
+    ) -> impl std::future::Future<Output = (R, Origin)>
+    where
+        M: Mode<R, Value = S::Value>,
+        F: std::future::Future<Output = R>,
+    {
+        Cache::compute_async::<R, M, F>(self, key, compute, sharing)
+    }
+}
+
+/// The whole call of an `async fn` over an [`AsyncStore`](crate::AsyncStore): its store read
+/// is I/O, so there is no separate inline hit path.
+#[cfg(feature = "async")]
+pub async fn compute_in_async_store<R, M, F, S>(
+    cache: &crate::AsyncCache<S>,
+    key: S::Key,
+    compute: impl FnOnce() -> F,
+    sharing: Option<Sharing<R>>,
+) -> (R, Origin)
+where
+    S: crate::AsyncStore,
+    M: Mode<R, Value = S::Value>,
+    F: std::future::Future<Output = R>,
+{
+    cache.compute::<R, M, F>(key, compute, sharing).await
+}
+
+/// Sets how a cache shows its keys in panic messages and traces (their `Debug` form, when
+/// they have one).
+pub fn describing_keys<S: Store>(
+    cache: Cache<S>,
+    describe: fn(&S::Key) -> Option<String>,
+) -> Cache<S> {
+    cache.describe_keys_with(describe)
+}
+
+/// [`describing_keys`] for an [`AsyncCache`](crate::AsyncCache).
+#[cfg(feature = "async")]
+pub fn describing_async_keys<S: crate::AsyncStore>(
+    cache: crate::AsyncCache<S>,
+    describe: fn(&S::Key) -> Option<String>,
+) -> crate::AsyncCache<S> {
+    cache.describe_keys_with(describe)
+}
+
+/// The `static` a memoized function keeps its cache in, created on first use.
+pub struct Slot(std::sync::OnceLock<Box<dyn std::any::Any + Send + Sync>>);
+
+impl Slot {
+    /// An empty slot, for a `static`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Slot(std::sync::OnceLock::new())
+    }
+
+    /// The cache in this slot, created by `init` on first use: a [`Cache`], or an
+    /// `AsyncCache`.
+    ///
+    /// # Panics
+    ///
+    /// If the slot already holds a cache of another type: each `#[cached]` function has a slot
+    /// of its own and always asks it for the same type, so this cannot happen in generated code.
+    #[inline]
+    pub fn get_or_init<C: std::any::Any + Send + Sync>(
+        &'static self,
+        init: impl FnOnce() -> C,
+    ) -> &'static C {
+        let any = self.0.get_or_init(|| Box::new(init()));
+        match any.downcast_ref() {
+            Some(cache) => cache,
+            None => unreachable!("memoflight: a cache slot was asked for two different types"),
+        }
+    }
+}
+
+/// Constrains a store expression to the key and value types of its cache, so that
+/// `Unbounded::new()` needs no annotations in generated code.
+#[inline]
+pub fn typed_store<K, V, S: Store<Key = K, Value = V>>(
+    _key: std::marker::PhantomData<K>,
+    store: S,
+) -> S {
+    store
+}
+
+/// [`typed_store`] for an async store.
+#[cfg(feature = "async")]
+#[inline]
+pub fn typed_async_store<K, V, S: crate::AsyncStore<Key = K, Value = V>>(
+    _key: std::marker::PhantomData<K>,
+    store: S,
+) -> S {
+    store
+}
+
+/// The key type of a key value, as a `PhantomData`.
+#[inline]
+pub fn key_hint<K>(_key: &K) -> std::marker::PhantomData<K> {
+    std::marker::PhantomData
+}
+
+/// The key type a `convert` closure yields, as a `PhantomData`; the closure never runs.
+pub fn key_of<A, K>(_convert: impl FnOnce(A) -> K) -> std::marker::PhantomData<K> {
+    std::marker::PhantomData
+}
