@@ -299,19 +299,32 @@
 pub use memoflight_core::{AsyncCache, AsyncStore};
 pub use memoflight_core::{Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded};
 
-/// Memoizes a function: see the [crate documentation](crate) for the guarantees and options.
-///
-/// ```
-/// #[memoflight::cached]
-/// fn double(n: u32) -> u32 {
-///     n * 2
-/// }
-///
-/// assert_eq!(double(4), 8);
-/// assert_eq!(double_no_cache(4), 8); // bypasses the cache
-/// assert_eq!(double_cache().len(), 1);
-/// ```
-pub use memoflight_macros::cached;
+/// Re-exports, as `cached`, the attribute that matches this crate's features: the macro crate
+/// has no features of its own (they would be unified across a build), the facade decides.
+macro_rules! cached_attribute {
+    ($attribute:ident) => {
+        /// Memoizes a function: see the [crate documentation](crate) for the guarantees and options.
+        ///
+        /// ```
+        /// #[memoflight::cached]
+        /// fn double(n: u32) -> u32 {
+        ///     n * 2
+        /// }
+        ///
+        /// assert_eq!(double(4), 8);
+        /// assert_eq!(double_no_cache(4), 8); // bypasses the cache
+        /// assert_eq!(double_cache().len(), 1);
+        /// ```
+        pub use memoflight_macros::$attribute as cached;
+    };
+}
+
+#[cfg(feature = "tokio")]
+cached_attribute!(cached);
+#[cfg(all(feature = "async", not(feature = "tokio")))]
+cached_attribute!(cached_without_tokio);
+#[cfg(not(feature = "async"))]
+cached_attribute!(cached_without_async);
 
 /// What generated code uses. Not part of the public API: it may change in any release.
 #[doc(hidden)]

@@ -324,3 +324,59 @@ fn a_keys_hash_may_call_a_bounded_function_that_inserts_and_evicts() {
     assert!(stats.entries <= 4, "{stats:?}");
     assert!(stats.evictions > 0, "the nested calls evicted: {stats:?}");
 }
+
+static UNBOUNDED_FRESH_KEYS: AtomicU64 = AtomicU64::new(1_000);
+
+/// A key whose `Hash` calls its unbounded function (below 10).
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct GrowingHash(u64);
+
+std::thread_local! {
+    static IN_GROWING_HASH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Hash for GrowingHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Calls the function on a new key (the table grows) and invalidates the next small key
+        // (which may be the entry being copied), unless already inside such a `Hash`.
+        if self.0 < 10 && !IN_GROWING_HASH.replace(true) {
+            let fresh = UNBOUNDED_FRESH_KEYS.fetch_add(1, SeqCst);
+            assert_eq!(grows(GrowingHash(fresh)), fresh + 1);
+            grows_cache().invalidate(&GrowingHash((self.0 + 1) % 10));
+            IN_GROWING_HASH.set(false);
+        }
+        self.0.hash(state);
+    }
+}
+
+#[cached]
+fn grows(key: GrowingHash) -> u64 {
+    key.0 + 1
+}
+
+/// The stores hash a key once, before entering their map, and keep the hash: the map's copy
+/// into a grown table never runs the key's `Hash`. (It did: a `Hash` that called the function
+/// during the copy waited, inside the copy, for the copy to finish.)
+#[test]
+fn a_keys_hash_may_call_the_function_while_its_table_is_copied() {
+    let calls = run_bounded(|| {
+        let mut calls = 0;
+        for _ in 0..300 {
+            for n in 0..10 {
+                assert_eq!(grows(GrowingHash(n)), n + 1);
+                calls += 1;
+            }
+            for n in 0..10 {
+                grows_cache().invalidate(&GrowingHash(n));
+            }
+        }
+        calls
+    })
+    .expect("no panic");
+    assert_eq!(calls, 3_000);
+    assert!(
+        grows_cache().len() > 10_000,
+        "the table grew: {}",
+        grows_cache().len()
+    );
+}

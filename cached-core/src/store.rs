@@ -1,6 +1,7 @@
 //! The store trait: where finished values live. One file per store under `store/`.
 
 mod bounded;
+mod hashed;
 mod unbounded;
 
 pub use bounded::Bounded;

@@ -2,6 +2,7 @@
 //! slots. Values are written as Rust (`key = (u64, String)`) or, as in `cached` 0.4x, as a
 //! string holding Rust (`key = "String"`).
 
+use crate::errors::Errors;
 use proc_macro2::Span;
 use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Ident, LitBool, LitStr, Token, Type};
@@ -53,58 +54,72 @@ pub(crate) struct Args {
 }
 
 impl Args {
-    /// Parses the attribute's arguments, collecting every error instead of stopping at the first;
-    /// returns what was understood together with the errors, so that validation can add its own.
-    pub(crate) fn parse(input: ParseStream) -> syn::Result<(Self, Option<syn::Error>)> {
+    /// Parses the attribute's arguments, adding every error to `errors` instead of stopping at
+    /// the first (a bad token skips to the next comma): what was understood is returned, so
+    /// that validation can add its own errors.
+    pub(crate) fn parse(input: ParseStream, errors: &mut Errors) -> Self {
         let mut args = Args::default();
-        let mut errors: Option<syn::Error> = None;
-        let mut report = |error: syn::Error| match &mut errors {
-            Some(errors) => errors.combine(error),
-            None => errors = Some(error),
-        };
         while !input.is_empty() {
-            let name: Ident = input.call(syn::ext::IdentExt::parse_any)?;
-            let option = name.to_string();
-            let result = match option.as_str() {
-                "async_store" => parse_value(input, "an expression that makes an async store")
-                    .map(|v| set(&mut args.async_store, name, v)),
-                "cache_err" => parse_flag(input).map(|v| set(&mut args.cache_err, name, v)),
-                "cache_none" => parse_flag(input).map(|v| set(&mut args.cache_none, name, v)),
-                "convert" => parse_value(input, "an expression over the arguments")
-                    .map(|v| set(&mut args.convert, name, v)),
-                "key" => parse_value(input, "a type, e.g. `key = (u64, String)`")
-                    .map(|v| set(&mut args.key, name, v)),
-                "max_size" => parse_value(input, "a number of entries, e.g. `max_size = 1000`")
-                    .map(|v| set(&mut args.max_size, name, v)),
-                "ttl" => parse_duration(input).map(|v| set(&mut args.ttl, name, v)),
-                "refresh_after" => {
-                    parse_duration(input).map(|v| set(&mut args.refresh_after, name, v))
+            match input.call(syn::ext::IdentExt::parse_any) {
+                Ok(name) => {
+                    if let Err(error) = args.parse_option(name, input).and_then(|set| set) {
+                        errors.push(error);
+                    }
                 }
-                "store" => parse_value(input, "an expression that makes a store")
-                    .map(|v| set(&mut args.store, name, v)),
-                "wait_timeout" => {
-                    parse_duration(input).map(|v| set(&mut args.wait_timeout, name, v))
-                }
-                _ => {
+                Err(_) => {
+                    errors.push(syn::Error::new(
+                        input.span(),
+                        format!("expected an option, one of: {}", OPTIONS.join(", ")),
+                    ));
                     skip_value(input);
-                    Err(syn::Error::new(
-                        name.span(),
-                        format!(
-                            "unknown option `{option}`; the options are: {}",
-                            OPTIONS.join(", ")
-                        ),
-                    ))
                 }
-            };
-            if let Err(error) = result.and_then(|duplicate| duplicate) {
-                report(error);
             }
             if input.is_empty() {
                 break;
             }
-            input.parse::<Token![,]>()?;
+            if input.parse::<Token![,]>().is_err() {
+                errors.push(syn::Error::new(
+                    input.span(),
+                    "expected `,` between options",
+                ));
+                skip_value(input);
+                let _ = input.parse::<Token![,]>();
+            }
         }
-        Ok((args, errors))
+        args
+    }
+
+    /// Parses the value of option `name` into its slot: the outer error is a value that does
+    /// not parse, the inner one an option given twice.
+    fn parse_option(&mut self, name: Ident, input: ParseStream) -> syn::Result<syn::Result<()>> {
+        let option = name.to_string();
+        match option.as_str() {
+            "async_store" => parse_value(input, "an expression that makes an async store")
+                .map(|v| set(&mut self.async_store, name, v)),
+            "cache_err" => parse_flag(input).map(|v| set(&mut self.cache_err, name, v)),
+            "cache_none" => parse_flag(input).map(|v| set(&mut self.cache_none, name, v)),
+            "convert" => parse_value(input, "an expression over the arguments")
+                .map(|v| set(&mut self.convert, name, v)),
+            "key" => parse_value(input, "a type, e.g. `key = (u64, String)`")
+                .map(|v| set(&mut self.key, name, v)),
+            "max_size" => parse_value(input, "a number of entries, e.g. `max_size = 1000`")
+                .map(|v| set(&mut self.max_size, name, v)),
+            "ttl" => parse_duration(input).map(|v| set(&mut self.ttl, name, v)),
+            "refresh_after" => parse_duration(input).map(|v| set(&mut self.refresh_after, name, v)),
+            "store" => parse_value(input, "an expression that makes a store")
+                .map(|v| set(&mut self.store, name, v)),
+            "wait_timeout" => parse_duration(input).map(|v| set(&mut self.wait_timeout, name, v)),
+            _ => {
+                skip_value(input);
+                Err(syn::Error::new(
+                    name.span(),
+                    format!(
+                        "unknown option `{option}`; the options are: {}",
+                        OPTIONS.join(", ")
+                    ),
+                ))
+            }
+        }
     }
 }
 
@@ -137,7 +152,9 @@ fn parse_flag(input: ParseStream) -> syn::Result<bool> {
 /// `= <Rust>` or `= "<Rust>"`; `expected` describes the value for the error message.
 fn parse_value<T: Parse>(input: ParseStream, expected: &str) -> syn::Result<T> {
     if !input.peek(Token![=]) {
-        return Err(syn::Error::new(input.span(), "expected `=` and a value"));
+        let error = syn::Error::new(input.span(), "expected `=` and a value");
+        skip_value(input);
+        return Err(error);
     }
     input.parse::<Token![=]>()?;
     parse_rust(input, expected)
@@ -162,7 +179,9 @@ fn parse_rust<T: Parse>(input: ParseStream, expected: &str) -> syn::Result<T> {
 /// `= <Duration expression>`.
 fn parse_duration(input: ParseStream) -> syn::Result<Expr> {
     if !input.peek(Token![=]) {
-        return Err(syn::Error::new(input.span(), "expected `=` and a duration"));
+        let error = syn::Error::new(input.span(), "expected `=` and a duration");
+        skip_value(input);
+        return Err(error);
     }
     input.parse::<Token![=]>()?;
     if input.peek(LitStr) && !input.peek2(Token![.]) {

@@ -15,7 +15,7 @@
 //! user type are spanned on that type so that rustc's errors point at the user's code.
 
 use crate::item::MemoFn;
-use crate::validate::{Bounds, Key, KeyPart, Mode, Plan};
+use crate::validate::{Bounds, Key, KeyPart, Mode, Plan, StoreKind};
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
@@ -89,10 +89,13 @@ impl CacheDecl {
             Key::Convert { ty, .. } => ty.as_ref().map(|ty| quote!(#ty)),
         };
         let value = &plan.value;
-        let store_ty = match (&plan.store, &key_ty, &plan.bounds) {
-            _ if plan.async_store.is_some() => None,
-            (None, Some(key_ty), None) => Some(quote!(::memoflight::Unbounded<#key_ty, #value>)),
-            (None, Some(key_ty), Some(_)) => Some(quote!(::memoflight::Bounded<#key_ty, #value>)),
+        let store_ty = match (&plan.store, &key_ty) {
+            (StoreKind::Unbounded, Some(key_ty)) => {
+                Some(quote!(::memoflight::Unbounded<#key_ty, #value>))
+            }
+            (StoreKind::Bounded(_), Some(key_ty)) => {
+                Some(quote!(::memoflight::Bounded<#key_ty, #value>))
+            }
             _ => None,
         };
         let cache_static = &names.cache_static;
@@ -101,7 +104,7 @@ impl CacheDecl {
                 // Spanned on the return type: a value that is not `Clone + Send + Sync` is
                 // reported there.
                 let span = value.span();
-                let init = init_cache(function, plan, built_in_store(plan, span), false);
+                let init = init_cache(function, plan, built_in_store(plan, span));
                 quote_spanned! {span=>
                     static #cache_static: ::std::sync::LazyLock<::memoflight::Cache<#store_ty>> =
                         ::std::sync::LazyLock::new(|| #init);
@@ -133,29 +136,19 @@ impl CacheDecl {
             return quote!(&*#cache_static);
         }
         let value = &plan.value;
-        let init = match (&plan.async_store, &plan.store) {
-            (Some(store), _) => {
-                let store = quote_spanned!(store.span()=> #store);
-                init_cache(
-                    function,
-                    plan,
-                    quote!(::memoflight::__private::typed_async_store::<_, #value, _>(#hint, #store)),
-                    true,
-                )
+        let store = match &plan.store {
+            StoreKind::Async(store) | StoreKind::Custom(store) => {
+                quote_spanned!(store.span()=> #store)
             }
-            (None, store) => {
-                let store = match store {
-                    Some(store) => quote_spanned!(store.span()=> #store),
-                    None => built_in_store(plan, Span::call_site()),
-                };
-                init_cache(
-                    function,
-                    plan,
-                    quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
-                    false,
-                )
-            }
+            StoreKind::Unbounded | StoreKind::Bounded(_) => built_in_store(plan, Span::call_site()),
         };
+        let typed = match plan.store.is_async() {
+            true => {
+                quote!(::memoflight::__private::typed_async_store::<_, #value, _>(#hint, #store))
+            }
+            false => quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
+        };
+        let init = init_cache(function, plan, typed);
         quote!(#cache_static.get_or_init(|| #init))
     }
 }
@@ -164,14 +157,14 @@ impl CacheDecl {
 /// `refresh_after` options, each spanned on its expression so that a value of the wrong type is
 /// reported there.
 fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
-    let Some(bounds) = &plan.bounds else {
+    let StoreKind::Bounded(bounds) = &plan.store else {
         return quote_spanned!(span=> ::memoflight::Unbounded::new());
     };
     let Bounds {
         max_size,
         ttl,
         refresh_after,
-    } = bounds;
+    } = &**bounds;
     let max_size = max_size
         .iter()
         .map(|n| quote_spanned!(n.span()=> .max_size(#n)));
@@ -185,8 +178,8 @@ fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
 
 /// `Cache::new(name, store)` (`AsyncCache::new` for an async store) with keys described by
 /// their `Debug` form when they have one.
-fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream, io: bool) -> TokenStream {
-    let (cache, describing) = match io {
+fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream) -> TokenStream {
+    let (cache, describing) = match plan.store.is_async() {
         true => (
             quote!(::memoflight::AsyncCache),
             quote!(::memoflight::__private::describing_async_keys),
@@ -254,13 +247,13 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     };
     // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
     let reach_cache = quote!(let __memo_cache = #reach;);
-    let (lookup, after_a_miss) = match plan.async_store {
+    let (lookup, after_a_miss) = match plan.store.is_async() {
         // An async store is read by the miss path (its read is I/O): no inline hit path.
-        Some(_) => (
+        true => (
             quote!(#reach_cache let __memo_hit = ::core::option::Option::None;),
             quote!(),
         ),
-        None => (
+        false => (
             quote!(#reach_cache let __memo_hit = __memo_cache.lookup(#view);),
             quote!(),
         ),
@@ -294,14 +287,14 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         move || #no_cache_path(#receiver #(#call_args),*),
         (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
     };
-    let (dot_await, compute) = match (function.sig.asyncness, &plan.async_store) {
-        (Some(_), Some(_)) => (
+    let (dot_await, compute) = match (function.sig.asyncness, plan.store.is_async()) {
+        (Some(_), true) => (
             quote!(.await),
             quote!(::memoflight::__private::compute_in_async_store::<#ret, #mode, _, _>(
                 __memo_cache, #args
             )),
         ),
-        (Some(_), None) => (
+        (Some(_), false) => (
             quote!(.await),
             quote!(__memo_cache.compute_async::<#ret, #mode, _>(#args)),
         ),
@@ -394,12 +387,31 @@ fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl
     }
 }
 
+/// The attributes the uncached twin takes from the user's function: those about its body
+/// (lints fire there) and its use. Every other attribute stays on the memoized function alone:
+/// an attribute macro (`#[tracing::instrument]`) must not run twice, nor a symbol attribute
+/// (`#[no_mangle]`, `#[export_name]`) name two functions.
+const TWIN_ATTRIBUTES: &[&str] = &[
+    "cfg",
+    "allow",
+    "expect",
+    "warn",
+    "deny",
+    "forbid",
+    "deprecated",
+    "must_use",
+    "inline",
+    "cold",
+    "track_caller",
+];
+
 /// The original function under `<name>_no_cache`.
 fn no_cache_fn(function: &MemoFn, names: &Names) -> TokenStream {
-    let attrs = function
-        .attrs
-        .iter()
-        .filter(|attr| !attr.path().is_ident("doc"));
+    let attrs = function.attrs.iter().filter(|attr| {
+        TWIN_ATTRIBUTES
+            .iter()
+            .any(|name| attr.path().is_ident(name))
+    });
     let vis = &function.vis;
     let mut sig = function.sig.clone();
     sig.ident = names.no_cache.clone();
@@ -420,9 +432,9 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
     let vis = &function.vis;
     let handle = &names.handle;
     let value = &plan.value;
-    let cache_ty = match plan.async_store {
-        Some(_) => "AsyncCache",
-        None => "Cache",
+    let cache_ty = match plan.store.is_async() {
+        true => "AsyncCache",
+        false => "Cache",
     };
     let doc = format!(
         "The cache of [`{0}`]: [`stats`](::memoflight::{1}::stats), \
@@ -430,9 +442,9 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
          [`len`](::memoflight::{1}::len). Bypass it with [`{0}_no_cache`].",
         function.sig.ident, cache_ty
     );
-    let store_trait = match plan.async_store {
-        Some(_) => quote!(::memoflight::AsyncStore),
-        None => quote!(::memoflight::Store),
+    let store_trait = match plan.store.is_async() {
+        true => quote!(::memoflight::AsyncStore),
+        false => quote!(::memoflight::Store),
     };
     let (store_ty, hint) = match (&cache.store_ty, &cache.key_ty, &plan.key) {
         (Some(store_ty), _, _) => (store_ty.clone(), quote!()),
@@ -470,9 +482,9 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
         }
         false => cache.reach(function, plan, names, hint),
     };
-    let returns = match plan.async_store {
-        Some(_) => quote_spanned!(value.span()=> &'static ::memoflight::AsyncCache<#store_ty>),
-        None => quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>),
+    let returns = match plan.store.is_async() {
+        true => quote_spanned!(value.span()=> &'static ::memoflight::AsyncCache<#store_ty>),
+        false => quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>),
     };
     quote! {
         #[doc = #doc]

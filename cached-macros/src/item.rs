@@ -29,10 +29,27 @@ pub(crate) struct Arg {
 }
 
 impl Parse for MemoFn {
+    /// Parses the signature; the body is kept as its brace-delimited tokens, not parsed, so
+    /// that a syntax error inside it is reported by rustc where it is (the body is emitted as
+    /// written) and does not hide the errors of the options.
     fn parse(input: ParseStream) -> syn::Result<Self> {
-        let function: syn::ItemFn = input.parse()?;
-        let args = function
-            .sig
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let sig: Signature = input.parse()?;
+        let body = match input.parse::<proc_macro2::TokenTree>() {
+            Ok(proc_macro2::TokenTree::Group(group))
+                if group.delimiter() == proc_macro2::Delimiter::Brace =>
+            {
+                group
+            }
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    &sig,
+                    "`#[cached]` applies to a function with a body",
+                ))
+            }
+        };
+        let args = sig
             .inputs
             .iter()
             .enumerate()
@@ -49,17 +66,16 @@ impl Parse for MemoFn {
                 }),
             })
             .collect();
-        let block = &function.block;
-        let boxed_output = match (&function.sig.asyncness, &function.sig.output) {
+        let boxed_output = match (&sig.asyncness, &sig.output) {
             (None, syn::ReturnType::Type(_, ty)) => boxed_future_output(ty),
             _ => None,
         };
         Ok(MemoFn {
             boxed_output,
-            attrs: function.attrs,
-            vis: function.vis,
-            sig: function.sig.clone(),
-            body: quote::quote!(#block),
+            attrs,
+            vis,
+            sig,
+            body: quote::ToTokens::to_token_stream(&body),
             args,
         })
     }

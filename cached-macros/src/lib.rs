@@ -8,44 +8,74 @@
 //! function so that call sites do not cascade into more errors.
 
 mod args;
+mod errors;
 mod expand;
 mod item;
 mod validate;
 
+use errors::Errors;
 use proc_macro::TokenStream;
+use validate::Features;
 
-/// Memoizes a function; see the `memoflight` crate for the options and guarantees.
+/// Memoizes a function; see the `memoflight` crate for the options and guarantees. This is the
+/// attribute of a `memoflight` built with its `tokio` feature (and so `async`); the facade
+/// re-exports the one that matches its features as `memoflight::cached`.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    entry(args.into(), item.into()).into()
+    let features = Features {
+        r#async: true,
+        tokio: true,
+    };
+    entry(args.into(), item.into(), features).into()
 }
 
+/// `#[cached]` of a `memoflight` built with `async` but not `tokio`: `wait_timeout` on an
+/// `async fn` is refused (it needs a timer).
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn cached_without_tokio(args: TokenStream, item: TokenStream) -> TokenStream {
+    let features = Features {
+        r#async: true,
+        tokio: false,
+    };
+    entry(args.into(), item.into(), features).into()
+}
+
+/// `#[cached]` of a `memoflight` built without `async`: an `async fn` is refused.
+#[doc(hidden)]
+#[proc_macro_attribute]
+pub fn cached_without_async(args: TokenStream, item: TokenStream) -> TokenStream {
+    let features = Features {
+        r#async: false,
+        tokio: false,
+    };
+    entry(args.into(), item.into(), features).into()
+}
+
+/// Parses the options and the function, validates them together and expands the plan; on any
+/// error, emits the function untouched with every error found, so that call sites do not
+/// cascade into more errors.
 fn entry(
     args: proc_macro2::TokenStream,
     item: proc_macro2::TokenStream,
+    features: Features,
 ) -> proc_macro2::TokenStream {
-    let function = match syn::parse2::<item::MemoFn>(item.clone()) {
-        Ok(function) => function,
-        Err(error) => {
-            let error = error.to_compile_error();
-            return quote::quote!(#item #error);
-        }
-    };
-    let plan = syn::parse::Parser::parse2(args::Args::parse, args).and_then(|(args, errors)| {
-        let plan = validate::validate(args, &function);
-        match (errors, plan) {
-            (None, plan) => plan,
-            (Some(mut errors), Err(more)) => {
-                errors.combine(more);
-                Err(errors)
-            }
-            (Some(errors), Ok(_)) => Err(errors),
-        }
-    });
-    match plan {
-        Ok(plan) => expand::expand(&function, &plan),
-        Err(errors) => {
-            let errors = errors.to_compile_error();
+    let mut errors = Errors::default();
+    let options = syn::parse::Parser::parse2(
+        |input: syn::parse::ParseStream| Ok(args::Args::parse(input, &mut errors)),
+        args,
+    )
+    .unwrap_or_default();
+    let function = syn::parse2::<item::MemoFn>(item.clone())
+        .map_err(|error| errors.push(error))
+        .ok();
+    let plan = function
+        .as_ref()
+        .and_then(|function| validate::validate(options, function, features, &mut errors));
+    match (function, plan) {
+        (Some(function), Some(plan)) if errors.is_empty() => expand::expand(&function, &plan),
+        _ => {
+            let errors = errors.to_compile_errors();
             quote::quote!(#item #errors)
         }
     }

@@ -3,6 +3,7 @@
 //! [`crate::expand`].
 
 use crate::args::{span_of, Args, Given};
+use crate::errors::Errors;
 use crate::item::{Arg, MemoFn};
 use syn::visit::Visit;
 use syn::{Expr, GenericArgument, GenericParam, Ident, PathArguments, ReturnType, Type};
@@ -15,17 +16,33 @@ pub(crate) struct Plan {
     pub(crate) ret: Type,
     /// The type the store holds.
     pub(crate) value: Type,
-    /// The store expression, when not the default unbounded store.
-    pub(crate) store: Option<Expr>,
-    /// `async_store = ..`: the values live in this async store, behind an `AsyncCache`.
-    pub(crate) async_store: Option<Expr>,
+    /// Where the values live.
+    pub(crate) store: StoreKind,
     /// `wait_timeout`, as a `Duration` expression.
     pub(crate) wait_timeout: Option<Expr>,
-    /// `max_size`, `ttl`, `refresh_after`: when any is given, the store is a `Bounded` one.
-    pub(crate) bounds: Option<Bounds>,
     /// A method (it has a `self` receiver): its cache lives inside its handle function and is
     /// reached through `Self::`.
     pub(crate) method: bool,
+}
+
+/// Where a cache keeps its values.
+pub(crate) enum StoreKind {
+    /// The default `Unbounded` store.
+    Unbounded,
+    /// The built-in `Bounded` store (`max_size`, `ttl`, `refresh_after`).
+    Bounded(Box<Bounds>),
+    /// `store = ..`: a store the user makes.
+    Custom(Expr),
+    /// `async_store = ..`: an async store (I/O), behind an `AsyncCache`. Its read is awaited
+    /// by the miss path: there is no inline hit path.
+    Async(Expr),
+}
+
+impl StoreKind {
+    /// An `AsyncCache` over an async store, rather than a `Cache`.
+    pub(crate) fn is_async(&self) -> bool {
+        matches!(self, StoreKind::Async(_))
+    }
 }
 
 /// The limits of the built-in bounded store.
@@ -66,26 +83,24 @@ pub(crate) enum Mode {
     Some,
 }
 
-/// Accumulates spanned errors.
-#[derive(Default)]
-struct Errors(Option<syn::Error>);
-
-impl Errors {
-    fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(errors) => errors.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    fn at(&mut self, tokens: impl quote::ToTokens, message: impl std::fmt::Display) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
+/// What the `memoflight` facade was built with; it picks the attribute that says so (see
+/// `lib.rs`), as tokio picks between its `main` attributes.
+#[derive(Clone, Copy)]
+pub(crate) struct Features {
+    /// `#[cached]` on an `async fn`.
+    pub(crate) r#async: bool,
+    /// A timer, for `wait_timeout` on an `async fn`.
+    pub(crate) tokio: bool,
 }
 
-/// Checks the options against the function and decides what to generate.
-pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
-    let mut errors = Errors::default();
+/// Checks the options against the function and decides what to generate; adds every problem
+/// to `errors` and returns a plan only if there is none.
+pub(crate) fn validate(
+    args: Args,
+    function: &MemoFn,
+    features: Features,
+    errors: &mut Errors,
+) -> Option<Plan> {
     let sig = &function.sig;
 
     if let Some(constness) = &sig.constness {
@@ -94,17 +109,14 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
             "`#[cached]` cannot memoize a `const fn`: a cache is run-time state",
         );
     }
-    #[cfg(not(feature = "async"))]
-    if let Some(asyncness) = &sig.asyncness {
+    if let (Some(asyncness), false) = (&sig.asyncness, features.r#async) {
         errors.at(
             asyncness,
             "`#[cached]` on an `async fn` needs memoflight's `async` feature: \
              `memoflight = { version = \"0.1\", features = [\"async\"] }`",
         );
     }
-    #[cfg(not(feature = "tokio"))]
-    if let (Some(asyncness), Some(timeout)) = (&sig.asyncness, &args.wait_timeout) {
-        let _ = asyncness;
+    if let (Some(_), Some(timeout), false) = (&sig.asyncness, &args.wait_timeout, features.tokio) {
         errors.at(
             &timeout.name,
             "`wait_timeout` on an `async fn` needs a timer: enable memoflight's `tokio` feature",
@@ -115,7 +127,7 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
     }
     let method = sig.receiver().is_some();
     if let Some(receiver) = sig.receiver() {
-        check_method(receiver, &args, &mut errors);
+        check_method(receiver, &args, errors);
     }
     for param in &sig.generics.params {
         if !matches!(param, GenericParam::Lifetime(_)) {
@@ -152,17 +164,17 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
     }
 
     let (mode, value) = match &ret {
-        Some(ret) => mode_of(ret, &args, &mut errors),
+        Some(ret) => mode_of(ret, &args, errors),
         None => (Mode::All, None),
     };
 
-    check_async_store(&args, function, &mut errors);
-    let bounds = bounds(&args, &mut errors);
+    check_async_store(&args, function, errors);
+    let store = store_kind(&args, errors);
     let wait_timeout = args.wait_timeout.map(|timeout| timeout.value);
     let key = match (args.convert, args.key) {
         (Some(convert), None) if selected_args(&convert.value, function).is_some() => {
             let selected = selected_args(&convert.value, function).unwrap_or_default();
-            Key::Args(key_parts(&selected, &mut errors))
+            Key::Args(key_parts(&selected, errors))
         }
         (Some(convert), key) => Key::Convert {
             expr: Box::new(convert.value),
@@ -175,10 +187,7 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
             );
             Key::Args(Vec::new())
         }
-        (None, None) => Key::Args(key_parts(
-            &function.args.iter().collect::<Vec<_>>(),
-            &mut errors,
-        )),
+        (None, None) => Key::Args(key_parts(&function.args.iter().collect::<Vec<_>>(), errors)),
     };
 
     // `#[async_trait]` methods keep their cache inside their body: typed, like a method's.
@@ -197,20 +206,17 @@ pub(crate) fn validate(args: Args, function: &MemoFn) -> syn::Result<Plan> {
         );
     }
 
-    match (errors.0, ret, value) {
-        (Some(errors), _, _) => Err(errors),
-        (None, Some(ret), Some(value)) => Ok(Plan {
+    match (errors.is_empty(), ret, value) {
+        (true, Some(ret), Some(value)) => Some(Plan {
             key,
             mode,
             ret,
             value,
-            store: args.store.map(|store| store.value),
-            async_store: args.async_store.map(|store| store.value),
+            store,
             wait_timeout,
-            bounds,
             method,
         }),
-        (None, _, _) => unreachable!("a missing return type is reported as an error"),
+        _ => None,
     }
 }
 
@@ -263,9 +269,11 @@ fn check_async_store(args: &Args, function: &MemoFn, errors: &mut Errors) {
     }
 }
 
-/// `max_size`, `ttl` and `refresh_after` configure the built-in store, so they exclude
-/// `store = ..`; a literal `max_size` must leave room for one entry.
-fn bounds(args: &Args, errors: &mut Errors) -> Option<Bounds> {
+/// Which store the cache keeps its values in, decided once here. `max_size`, `ttl` and
+/// `refresh_after` configure the built-in store, so they exclude `store = ..` (and
+/// `async_store = ..`, see [`check_async_store`]); a literal `max_size` must leave room for one
+/// entry.
+fn store_kind(args: &Args, errors: &mut Errors) -> StoreKind {
     if args.store.is_some() {
         let options = [&args.max_size, &args.ttl, &args.refresh_after];
         for given in options.into_iter().flatten() {
@@ -297,7 +305,12 @@ fn bounds(args: &Args, errors: &mut Errors) -> Option<Bounds> {
         refresh_after: value(&args.refresh_after),
     };
     let any = bounds.max_size.is_some() || bounds.ttl.is_some() || bounds.refresh_after.is_some();
-    any.then_some(bounds)
+    match (&args.async_store, &args.store) {
+        (Some(store), _) => StoreKind::Async(store.value.clone()),
+        (None, Some(store)) => StoreKind::Custom(store.value.clone()),
+        (None, None) if any => StoreKind::Bounded(Box::new(bounds)),
+        (None, None) => StoreKind::Unbounded,
+    }
 }
 
 /// Decides which results are cached from the return type's last path segment (`Result`,

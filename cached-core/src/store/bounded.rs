@@ -60,6 +60,7 @@
 //! their shard, a few per insert, and by [`len`](Store::len): no background thread.
 
 use crate::clock::Clock;
+use crate::store::hashed::{Hashed, KeyHasher, PassThrough, Probe};
 use crate::store::Store;
 use crate::sync::Padded;
 use crate::teardown::pinned;
@@ -129,10 +130,11 @@ const SWEEP_PER_WRITE: usize = 4;
 /// assert_eq!(store.get(&1).as_deref(), Some("one"));
 /// ```
 pub struct Bounded<K, V> {
-    map: papaya::HashMap<K, Entry<V>, RandomState>,
+    /// Keys stored with their hash (`hashed.rs`): the map never runs a key's `Hash`.
+    map: papaya::HashMap<Hashed<K>, Entry<V>, PassThrough>,
     /// Built on first use, once the capacity is known; by hash.
     shards: std::sync::OnceLock<Box<[Shard<K>]>>,
-    hasher: RandomState,
+    hasher: KeyHasher,
     max_size: usize,
     /// Nanoseconds; `None` when entries never expire.
     ttl: Option<u64>,
@@ -161,12 +163,18 @@ struct Meta {
     gone: AtomicBool,
     /// The index of its shard.
     shard: u32,
-    /// The part of the key's hash a ghost keeps. Two keys that share one can let each other
-    /// into the main queue, which costs at most a little hit ratio, never correctness.
-    fingerprint: u32,
+    /// The key's hash: the map is probed with it (without running the key's `Hash`), and a
+    /// ghost keeps 32 bits of it.
+    hash: u64,
 }
 
 impl Meta {
+    /// The part of the key's hash a ghost keeps. Two keys that share one can let each other
+    /// into the main queue, which costs at most a little hit ratio, never correctness.
+    fn fingerprint(&self) -> u32 {
+        self.hash as u32
+    }
+
     /// Claims the entry's removal from its shard's count: true for exactly one caller.
     fn claim(&self) -> bool {
         !self.gone.swap(true, Relaxed)
@@ -309,10 +317,10 @@ where
     pub fn new() -> Self {
         Bounded {
             map: papaya::HashMap::builder()
-                .hasher(RandomState::default())
+                .hasher(PassThrough::default())
                 .build(),
             shards: std::sync::OnceLock::new(),
-            hasher: RandomState::default(),
+            hasher: KeyHasher::default(),
             max_size: usize::MAX,
             ttl: None,
             refresh_after: None,
@@ -507,7 +515,7 @@ where
                 continue;
             }
             if from_small {
-                remember_ghost(shard, queues, queued.meta.fingerprint);
+                remember_ghost(shard, queues, queued.meta.fingerprint());
             }
             if self.claim_victim(shard, &queued) {
                 out.victims.push(queued);
@@ -521,13 +529,12 @@ where
     /// claimed), with no lock held: their keys' `Hash` and `Eq` are user code.
     fn remove_victims<G: papaya::Guard>(
         &self,
-        map: &papaya::HashMapRef<'_, K, Entry<V>, RandomState, G>,
+        map: &papaya::HashMapRef<'_, Hashed<K>, Entry<V>, PassThrough, G>,
         victims: &[Queued<K>],
     ) {
         for victim in victims {
-            let _ = map.remove_if(&victim.key, |_, entry| {
-                Arc::ptr_eq(&entry.meta, &victim.meta)
-            });
+            let probe = Probe::with_hash(victim.meta.hash, &victim.key);
+            let _ = map.remove_if(&probe, |_, entry| Arc::ptr_eq(&entry.meta, &victim.meta));
         }
     }
 }
@@ -588,7 +595,7 @@ where
     #[inline]
     fn get_aged<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<(V, bool)> {
         pinned!(self.map, |map| {
-            let entry = map.get(key)?;
+            let entry = map.get(&Probe::new(&self.hasher, key))?;
             let now = if self.timed() { self.clock.now() } else { 0 };
             if self.expired(entry, now) {
                 return None;
@@ -616,7 +623,7 @@ where
             visits: AtomicU8::new(0),
             gone: AtomicBool::new(false),
             shard: index,
-            fingerprint: hash as u32,
+            hash,
         });
         let for_queue = self.sized().then(|| key.clone());
         let for_age = self.ttl.is_some().then(|| key.clone());
@@ -634,7 +641,7 @@ where
         // One guard over the whole insert: what it retires is freed when it ends, after the
         // lock is released.
         let map = self.map.pin();
-        if let Some(old) = map.insert(key, entry) {
+        if let Some(old) = map.insert(Hashed { hash, key }, entry) {
             self.uncount(&old.meta);
         }
         let mut out = Leftovers::default();
@@ -659,7 +666,7 @@ where
                 };
                 let returning = queues
                     .ghosts
-                    .remove(&meta.fingerprint)
+                    .remove(&meta.fingerprint())
                     .is_some_and(|at| queues.hand.wrapping_sub(at) < ghost_window(shard));
                 if returning {
                     queues.main.push_back(queued);
@@ -687,7 +694,7 @@ where
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
         pinned!(self.map, |map| {
-            let entry = map.remove(key)?;
+            let entry = map.remove(&Probe::new(&self.hasher, key))?;
             self.uncount(&entry.meta);
             let now = if self.ttl.is_some() {
                 self.clock.now()
@@ -701,7 +708,7 @@ where
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
         // The predicate (user code) runs with no lock of this store held: it may call the cache.
         pinned!(self.map, |map| map.retain(|key, entry| {
-            let kept = keep(key, &entry.value);
+            let kept = keep(&key.key, &entry.value);
             if !kept {
                 self.uncount(&entry.meta);
             }

@@ -14,7 +14,9 @@
 //! alive. `retain` and `clear` hand their batch over at once.
 //!
 //! The store holds no lock at any time, so user code it runs (a key's `Hash` and `Eq`, a
-//! value's `Drop` when it is reclaimed, a `retain` predicate) may call back into the cache.
+//! value's `Drop` when it is reclaimed, a `retain` predicate) may call back into the cache. A
+//! key is hashed once, before the map is entered, and stored with its hash (`hashed.rs`): the
+//! map's own copying never runs the key's `Hash`.
 //!
 //! The previous design (an immutable table per version, read through a thread-local pointer)
 //! had faster hits but copied the whole table on every removal and replacement; see
@@ -28,6 +30,8 @@
 //! value it computed without storing it. Removals (`invalidate`, `clear`) from such a
 //! destructor are not supported: papaya's removal needs that thread-local too.
 
+#[cfg(not(memoflight_loom))]
+use crate::store::hashed::{Hashed, KeyHasher, PassThrough, Probe};
 use crate::store::Store;
 #[cfg(not(memoflight_loom))]
 use crate::teardown::pinned;
@@ -51,10 +55,13 @@ use std::hash::Hash;
 /// ```
 pub struct Unbounded<K, V> {
     map: Map<K, V>,
+    /// Hashes keys before they enter the map.
+    #[cfg(not(memoflight_loom))]
+    hasher: KeyHasher,
 }
 
 #[cfg(not(memoflight_loom))]
-type Map<K, V> = papaya::HashMap<K, V, foldhash::fast::RandomState>;
+type Map<K, V> = papaya::HashMap<Hashed<K>, V, PassThrough>;
 
 /// Under loom, a mutex-protected map: papaya's epochs are not loom-aware, and the model checks
 /// the single-flight protocol against the `Store` contract (linearizable operations), which a
@@ -74,8 +81,10 @@ impl<K: Hash + Eq, V> Unbounded<K, V> {
         Unbounded {
             #[cfg(not(memoflight_loom))]
             map: papaya::HashMap::builder()
-                .hasher(foldhash::fast::RandomState::default())
+                .hasher(PassThrough::default())
                 .build(),
+            #[cfg(not(memoflight_loom))]
+            hasher: KeyHasher::default(),
             #[cfg(memoflight_loom)]
             map: Default::default(),
         }
@@ -110,23 +119,26 @@ where
 
     #[inline]
     fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        pinned!(self.map, |map| map.get(key).cloned())
+        let probe = Probe::new(&self.hasher, key);
+        pinned!(self.map, |map| map.get(&probe).cloned())
     }
 
     fn insert(&self, key: K, value: V) {
         // papaya's writes read a thread-local of seize's even through an owned guard: while
         // the thread is torn down, a value is returned to its caller and not stored.
         if crate::teardown::thread_alive() {
+            let key = Hashed::new(&self.hasher, key);
             self.map.pin().insert(key, value);
         }
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        pinned!(self.map, |map| map.remove(key).cloned())
+        let probe = Probe::new(&self.hasher, key);
+        pinned!(self.map, |map| map.remove(&probe).cloned())
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
-        pinned!(self.map, |map| map.retain(|k, v| keep(k, v)));
+        pinned!(self.map, |map| map.retain(|k, v| keep(&k.key, v)));
         self.flush();
     }
 
