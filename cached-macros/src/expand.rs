@@ -300,9 +300,12 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         ),
         (None, _) => (quote!(), quote!(__memo_cache.compute::<#ret, #mode>(#args))),
     };
+    // The user's own `#[inline(..)]`, if any, decides; otherwise the thin wrapper is inlined.
+    let inline =
+        (!attrs.iter().any(|attr| attr.path().is_ident("inline"))).then(|| quote!(#[inline]));
     quote! {
         #(#attrs)*
-        #[inline]
+        #inline
         #vis #sig {
             #with_origin_path(#receiver #(#forwarded),*) #dot_await .0
         }

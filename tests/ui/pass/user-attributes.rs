@@ -18,6 +18,8 @@ pub extern "C" fn square(n: u32) -> u32 {
 
 #[memoflight::cached]
 #[no_mangle]
+#[inline(never)]
+#[deny(unused_attributes)]
 pub extern "C" fn memoflight_ui_cube(n: u32) -> u32 {
     n * n * n
 }
