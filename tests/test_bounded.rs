@@ -249,3 +249,42 @@ fn macro_options_build_a_bounded_store() {
     let stats = small_and_timed_cache().stats();
     assert_eq!((stats.entries, stats.evictions), (2, 3));
 }
+
+/// `clear` racing inserts leaves every entry it did not remove evictable: after the race, a
+/// stream of new keys pushes every old one out and the size stays within `max_size`. (A clear
+/// that dropped the queues wholesale also dropped the queue entries of keys inserted while it
+/// ran, which then stayed in the store, counted and never evicted.)
+#[test]
+fn entries_inserted_during_a_clear_stay_evictable() {
+    const MAX: usize = 20_000;
+    let store = Bounded::<u64, u64>::new().max_size(MAX);
+    let next = AtomicU64::new(0);
+    let insert = |n: usize| {
+        for _ in 0..n {
+            let k = next.fetch_add(1, SeqCst);
+            store.insert(k, k);
+        }
+    };
+    for _ in 0..3 {
+        insert(MAX); // a full store: each clear walks it for a while
+        let inserting = std::sync::atomic::AtomicBool::new(true);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while inserting.load(SeqCst) {
+                    insert(100);
+                }
+            });
+            s.spawn(|| {
+                store.clear();
+                store.clear();
+                inserting.store(false, SeqCst);
+            });
+        });
+    }
+    let raced = next.load(SeqCst);
+    insert(3 * MAX);
+    assert!(store.len() <= MAX, "len {} over {MAX}", store.len());
+    let stuck = (0..raced).filter(|k| store.get(k).is_some()).count();
+    assert_eq!(stuck, 0, "keys from the race never evicted");
+    assert_eq!(store.len(), MAX);
+}

@@ -269,6 +269,19 @@ impl<T> Fifo<T> {
         self.len() == 0
     }
 
+    /// Moves every stale entry to `garbage`, keeping the others in order.
+    fn sift(&mut self, stale: impl Fn(&T) -> bool, garbage: &mut Vec<T>) {
+        let all = std::mem::take(&mut self.done)
+            .into_iter()
+            .chain(std::mem::take(&mut self.rest));
+        for item in all {
+            match stale(&item) {
+                true => garbage.push(item),
+                false => self.done.push_back(item),
+            }
+        }
+    }
+
     /// Looks at up to `steps` entries, moving the stale ones to `garbage`.
     fn sweep(&mut self, steps: usize, stale: impl Fn(&T) -> bool, garbage: &mut Vec<T>) {
         for _ in 0..steps {
@@ -721,17 +734,22 @@ where
             self.uncount(&entry.meta);
             false
         }));
-        // The queues hold only stale entries now: dropped after each lock is released.
+        // The queues hold stale entries now, and the entries of keys inserted while the map
+        // was walked, which must stay queued (or they could never be evicted). Each shard's
+        // queues are sorted out under its lock (O(its length): `clear` is O(n) anyway, and no
+        // insert may find the queues empty and fail to make room); what is dropped is dropped
+        // after it is released (a key's `Drop` is user code).
         for shard in self.shards() {
-            let taken = {
+            let mut garbage = Vec::new();
+            let mut aged = Vec::new();
+            {
                 let mut queues = lock(&shard.queues);
-                (
-                    std::mem::take(&mut queues.small),
-                    std::mem::take(&mut queues.main),
-                    std::mem::take(&mut queues.by_age),
-                )
-            };
-            drop(taken);
+                let stale = |q: &Queued<K>| q.meta.is_gone();
+                queues.small.sift(stale, &mut garbage);
+                queues.main.sift(stale, &mut garbage);
+                queues.by_age.sift(|(q, _)| stale(q), &mut aged);
+            }
+            drop((garbage, aged));
         }
     }
 
