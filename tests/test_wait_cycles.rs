@@ -87,7 +87,7 @@ static INNER_STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU6
 /// thread 2" that thread 1 has not yet removed.
 #[test]
 fn a_finished_computation_is_no_longer_part_of_a_wait_cycle() {
-    const ROUNDS: u64 = 2_000;
+    const ROUNDS: u64 = 10_000;
     let first = std::thread::spawn(|| {
         for n in 0..ROUNDS {
             common::wait_until("thread 2 to lead inner", || INNER_STARTED.load(SeqCst) > n);
