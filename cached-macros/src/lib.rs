@@ -22,11 +22,7 @@ use validate::Features;
 /// re-exports the one that matches its features as `memoflight::cached`.
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    let features = Features {
-        r#async: true,
-        tokio: true,
-    };
-    entry(args.into(), item.into(), features).into()
+    entry(args.into(), item.into(), Features::ALL).into()
 }
 
 /// `#[cached]` of a `memoflight` built with `async` but not `tokio`: `wait_timeout` on an
@@ -34,22 +30,14 @@ pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
 #[doc(hidden)]
 #[proc_macro_attribute]
 pub fn cached_without_tokio(args: TokenStream, item: TokenStream) -> TokenStream {
-    let features = Features {
-        r#async: true,
-        tokio: false,
-    };
-    entry(args.into(), item.into(), features).into()
+    entry(args.into(), item.into(), Features::WITHOUT_TOKIO).into()
 }
 
 /// `#[cached]` of a `memoflight` built without `async`: an `async fn` is refused.
 #[doc(hidden)]
 #[proc_macro_attribute]
 pub fn cached_without_async(args: TokenStream, item: TokenStream) -> TokenStream {
-    let features = Features {
-        r#async: false,
-        tokio: false,
-    };
-    entry(args.into(), item.into(), features).into()
+    entry(args.into(), item.into(), Features::WITHOUT_ASYNC).into()
 }
 
 /// Parses the options and the function, validates them together and expands the plan; on any

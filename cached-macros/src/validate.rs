@@ -93,6 +93,21 @@ pub(crate) struct Features {
     pub(crate) tokio: bool,
 }
 
+impl Features {
+    pub(crate) const ALL: Features = Features {
+        r#async: true,
+        tokio: true,
+    };
+    pub(crate) const WITHOUT_TOKIO: Features = Features {
+        r#async: true,
+        tokio: false,
+    };
+    pub(crate) const WITHOUT_ASYNC: Features = Features {
+        r#async: false,
+        tokio: false,
+    };
+}
+
 /// Checks the options against the function and decides what to generate; adds every problem
 /// to `errors` and returns a plan only if there is none.
 pub(crate) fn validate(
