@@ -34,6 +34,11 @@
 //!    once each and exited and the store was cleared, and again after 1,000 more calls;
 //! 8. `Clone` calls of the value per insert and per hit, with a value that counts them.
 //!
+//! And one more timed workload:
+//!
+//! 9. `invalidate_if` (peers: `retain`) removing 1% of 1M entries: the first call after the
+//!    store was filled, and the median of the next 3.
+//!
 //! `cargo bench --bench store_mix`; about 5 minutes on 2 cores. `STORE_MIX_ONLY=7,8 cargo bench
 //! --bench store_mix` runs only the workloads listed.
 #![allow(unsafe_code)] // the counting global allocator of workload 7
@@ -128,6 +133,9 @@ trait Peer: Sync + Sized {
     fn invalidate(&self, k: u64);
     /// Removes every entry, as the store's users would: `clear()` or its equivalent.
     fn clear(&self);
+    /// Removes the entries whose key `remove` selects, in one pass: `invalidate_if` or
+    /// `retain`.
+    fn remove_where(&self, remove: &(dyn Fn(u64) -> bool + Sync));
     /// Entries held.
     fn held(&self) -> usize;
 }
@@ -147,6 +155,9 @@ impl Peer for MemoUnbounded {
     }
     fn clear(&self) {
         self.0.clear();
+    }
+    fn remove_where(&self, remove: &(dyn Fn(u64) -> bool + Sync)) {
+        self.0.invalidate_if(|k, _| remove(*k));
     }
     fn held(&self) -> usize {
         self.0.len()
@@ -168,6 +179,9 @@ impl Peer for MemoBounded {
     }
     fn clear(&self) {
         self.0.clear();
+    }
+    fn remove_where(&self, remove: &(dyn Fn(u64) -> bool + Sync)) {
+        self.0.invalidate_if(|k, _| remove(*k));
     }
     fn held(&self) -> usize {
         assert_eq!(self.0.store().evictions(), 0, "sized to evict nothing");
@@ -196,6 +210,9 @@ impl Peer for Dash {
     fn clear(&self) {
         self.0.clear();
     }
+    fn remove_where(&self, remove: &(dyn Fn(u64) -> bool + Sync)) {
+        self.0.retain(|k, _| !remove(*k));
+    }
     fn held(&self) -> usize {
         self.0.len()
     }
@@ -223,6 +240,9 @@ impl Peer for Quick {
     fn clear(&self) {
         self.0.clear();
     }
+    fn remove_where(&self, remove: &(dyn Fn(u64) -> bool + Sync)) {
+        self.0.retain(|k, _| !remove(*k));
+    }
     fn held(&self) -> usize {
         self.0.len()
     }
@@ -248,6 +268,15 @@ impl Peer for Moka {
     fn clear(&self) {
         // moka's `clear`: lazy, applied by later housekeeping.
         self.0.invalidate_all();
+    }
+    fn remove_where(&self, remove: &(dyn Fn(u64) -> bool + Sync)) {
+        // moka's `invalidate_entries_if` is lazy (applied by later housekeeping): the eager
+        // equivalent walks the entries and invalidates the selected ones.
+        for (k, _) in self.0.iter() {
+            if remove(*k) {
+                self.0.invalidate(&*k);
+            }
+        }
     }
     fn held(&self) -> usize {
         self.0.run_pending_tasks();
@@ -278,6 +307,9 @@ impl Peer for CachedUnbound {
     fn clear(&self) {
         // `cache_clear` keeps the map's capacity (`cache_reset` would free it).
         self.0.write().cache_clear();
+    }
+    fn remove_where(&self, remove: &(dyn Fn(u64) -> bool + Sync)) {
+        self.0.write().retain(|k, _| !remove(*k));
     }
     fn held(&self) -> usize {
         self.0.write().cache_size()
@@ -396,6 +428,34 @@ impl Workload for Invalidate {
         }
         check(&store, self.entries);
         (median(medians), median(p99s), median(p999s))
+    }
+}
+
+/// 9. `invalidate_if` (or `retain`) removing 1% of a store of `entries`: the first call after
+/// the store was filled, then the median of the next `rounds` (the removed keys re-inserted,
+/// untimed, in between), in ms.
+struct RemoveWhere {
+    entries: u64,
+    rounds: usize,
+}
+
+impl Workload for RemoveWhere {
+    type Out = (f64, f64);
+    fn run<S: Peer>(&self) -> (f64, f64) {
+        let store = build::<S>(self.entries, self.entries);
+        let every_hundredth = |k: u64| k % 100 == 0;
+        let mut times = Vec::new();
+        for _ in 0..=self.rounds {
+            let start = Instant::now();
+            store.remove_where(&every_hundredth);
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+            for k in (0..self.entries).filter(|k| every_hundredth(*k)) {
+                black_box(store.call(k));
+            }
+        }
+        check(&store, self.entries);
+        let first = times.remove(0);
+        (first, median(times))
     }
 }
 
@@ -913,8 +973,8 @@ fn selected() -> impl Fn(u32) -> bool {
             .map(str::trim)
             .filter(|w| !w.is_empty())
             .map(|w| match w.parse() {
-                Ok(n @ 1..=8) => n,
-                _ => panic!("STORE_MIX_ONLY: {w:?} is not a workload (1 to 8)"),
+                Ok(n @ 1..=9) => n,
+                _ => panic!("STORE_MIX_ONLY: {w:?} is not a workload (1 to 9)"),
             })
             .collect()
     });
@@ -975,6 +1035,7 @@ fn clock_overhead() -> f64 {
 /// The sizes of every workload: full when measuring, tiny under `cargo test`.
 struct Plan {
     invalidate_sizes: Vec<(u64, usize)>,
+    remove_where: RemoveWhere,
     service: Service,
     mixed: (u64, usize, usize),
     misses_threads: Vec<usize>,
@@ -989,6 +1050,10 @@ impl Plan {
     fn full() -> Self {
         Plan {
             invalidate_sizes: vec![(10_000, 20_000), (100_000, 20_000), (1_000_000, 20_000)],
+            remove_where: RemoveWhere {
+                entries: 1_000_000,
+                rounds: 3,
+            },
             service: Service {
                 entries: 1_000_000,
                 threads: 2,
@@ -1014,6 +1079,10 @@ impl Plan {
     fn tiny() -> Self {
         Plan {
             invalidate_sizes: vec![(1_000, 100)],
+            remove_where: RemoveWhere {
+                entries: 1_000,
+                rounds: 1,
+            },
             service: Service {
                 entries: 1_000,
                 threads: 2,
@@ -1275,6 +1344,34 @@ fn main() {
                         .into(),
                     &pick(2),
                     clones,
+                ),
+            ],
+        );
+    }
+
+    if only(9) {
+        eprintln!("9. invalidate_if");
+        let w = &plan.remove_where;
+        let out = each(w);
+        let pick = |f: fn(&(f64, f64)) -> f64| out.iter().map(f).collect::<Vec<f64>>();
+        let ms = |v: f64| format!("{v:.1} ms");
+        table(
+            &format!(
+                "9. `invalidate_if` removing 1% of {} entries (dashmap, quick_cache, cached: \
+                 `retain`; moka: iterate and `invalidate`, its own is lazy)",
+                thousands(w.entries)
+            ),
+            "call",
+            &[
+                row(
+                    "first, right after filling the store".into(),
+                    &pick(|o| o.0),
+                    ms,
+                ),
+                row(
+                    format!("median of the next {}", w.rounds),
+                    &pick(|o| o.1),
+                    ms,
                 ),
             ],
         );

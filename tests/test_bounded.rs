@@ -288,3 +288,141 @@ fn entries_inserted_during_a_clear_stay_evictable() {
     assert_eq!(stuck, 0, "keys from the race never evicted");
     assert_eq!(store.len(), MAX);
 }
+
+/// A key whose `Eq` can be held (on the thread that finds `HOLD_EQ` set), to slow an insert
+/// between its clock read and its queue lock.
+#[derive(Clone, Debug)]
+struct SlowEq(u32);
+
+static HOLD_EQ: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static IN_EQ: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+impl std::hash::Hash for SlowEq {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for SlowEq {
+    fn eq(&self, other: &Self) -> bool {
+        if HOLD_EQ.load(SeqCst) && std::thread::current().name() == Some("slowed") {
+            IN_EQ.store(true, SeqCst);
+            while HOLD_EQ.load(SeqCst) {
+                std::thread::yield_now();
+            }
+        }
+        self.0 == other.0
+    }
+}
+
+impl Eq for SlowEq {}
+
+/// An insert slowed by user code between reading the clock and queueing its entry for expiry
+/// (here, a key's `Eq`), while a later write of another key goes first, still leaves `len()`
+/// counting exactly the entries a read returns. (The expiry queue was in lock order, not
+/// deadline order: `len()` stopped at the first live entry and counted an expired one behind.)
+#[test]
+fn len_counts_exactly_the_entries_a_read_returns_after_a_slowed_insert() {
+    let clock = Clock::manual();
+    let store = Arc::new(
+        Bounded::<SlowEq, u32>::new()
+            .max_size(1_000)
+            .ttl(Duration::from_secs(10))
+            .clock(clock.clone()),
+    );
+    store.insert(SlowEq(1), 1);
+    clock.advance(Duration::from_secs(1));
+    HOLD_EQ.store(true, SeqCst);
+    let slowed = std::thread::Builder::new()
+        .name("slowed".into())
+        .spawn({
+            let store = Arc::clone(&store);
+            move || store.insert(SlowEq(1), 11) // reads the clock at 1 s, then waits in `Eq`
+        })
+        .unwrap();
+    common::wait_until("the slowed insert to reach Eq", || IN_EQ.load(SeqCst));
+    clock.advance(Duration::from_secs(5));
+    store.insert(SlowEq(2), 2); // written at 6 s, queued first
+    HOLD_EQ.store(false, SeqCst);
+    slowed.join().unwrap();
+    for second in 7..27 {
+        clock.advance(Duration::from_secs(1));
+        let readable = [1, 2]
+            .iter()
+            .filter(|&&k| store.get(&SlowEq(k)).is_some())
+            .count();
+        assert_eq!(store.len(), readable, "at {second} s");
+    }
+    assert_eq!(store.len(), 0);
+}
+
+static LIVE_KEYS: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+/// A key that counts its live copies.
+#[derive(Debug)]
+struct CountedKey(u64);
+
+impl CountedKey {
+    fn new(n: u64) -> Self {
+        LIVE_KEYS.fetch_add(1, SeqCst);
+        CountedKey(n)
+    }
+}
+
+impl Clone for CountedKey {
+    fn clone(&self) -> Self {
+        CountedKey::new(self.0)
+    }
+}
+
+impl Drop for CountedKey {
+    fn drop(&mut self) {
+        LIVE_KEYS.fetch_sub(1, SeqCst);
+    }
+}
+
+impl std::hash::Hash for CountedKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for CountedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for CountedKey {}
+
+/// Removing entries, one by one or with `invalidate_if`, frees their keys without waiting for
+/// later inserts: at most a small constant of key copies stays behind (stale queue entries
+/// below the sweep's threshold, and the map's batch of removals not yet reclaimed). (Removed
+/// keys stayed in the eviction queues until enough later inserts swept them: 50,000 copies.)
+#[test]
+fn removed_entries_do_not_keep_their_keys_alive() {
+    let store = Cache::new("keys", Bounded::<CountedKey, u64>::new().max_size(100_000));
+    let baseline = LIVE_KEYS.load(SeqCst);
+    for n in 0..50_000 {
+        store.get_or_compute(CountedKey::new(n), || n);
+    }
+    for n in 0..50_000 {
+        store.invalidate(&CountedKey::new(n));
+    }
+    assert_eq!(store.len(), 0);
+    let left = LIVE_KEYS.load(SeqCst) - baseline;
+    assert!(
+        left < 1_000,
+        "{left} key copies alive after 50,000 invalidations"
+    );
+    for n in 0..10_000 {
+        store.get_or_compute(CountedKey::new(n), || n);
+    }
+    store.invalidate_if(|_, _| true);
+    assert_eq!(store.len(), 0);
+    let left = LIVE_KEYS.load(SeqCst) - baseline;
+    assert!(
+        left < 1_000,
+        "{left} key copies alive after invalidate_if removed all"
+    );
+}

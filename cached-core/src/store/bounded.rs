@@ -52,12 +52,15 @@
 //! Under the lock, each insert does O(1) work: its push, the evictions it needs (each popped
 //! entry is looked at once per turn), at most [`RECLAIM_PER_WRITE`] expired entries, and a few
 //! steps of an in-order sweep that drops stale queue entries (of keys replaced or removed since
-//! they were queued) once they outnumber live ones two to one: no O(n) pause.
+//! they were queued) once they outnumber live ones: no O(n) pause. Removals step that sweep
+//! too, so removed keys do not wait for later inserts to be freed.
 //!
 //! Expiry: with a `ttl`, every entry expires that long after it was written. A hit compares the
-//! clock with the entry's deadline and treats an expired entry as absent. Entries are reclaimed
-//! in write order (which, with one `ttl` for all, is deadline order) by later inserts into
-//! their shard, a few per insert, and by [`len`](Store::len): no background thread.
+//! clock with the entry's deadline and treats an expired entry as absent. Each shard queues its
+//! entries in deadline order (an insert that reaches the lock after one with a later deadline
+//! takes that deadline, see `queue_for_expiry`); they are reclaimed from the head by later
+//! inserts into their shard, a few per insert, and by [`len`](Store::len), which so counts
+//! exactly the entries a read returns: no background thread.
 
 use crate::clock::Clock;
 use crate::store::hashed::{Hashed, KeyHasher, PassThrough, Probe};
@@ -100,8 +103,12 @@ const CAPACITY_PER_SHARD: usize = 4096;
 /// Expired entries an insert reclaims at most, under its shard's lock.
 const RECLAIM_PER_WRITE: usize = 4;
 
-/// Queue entries an insert's sweep looks at, per queue, while stale ones outnumber live ones.
+/// Queue entries an insert's or a removal's sweep looks at, per queue, while stale ones
+/// outnumber live ones.
 const SWEEP_PER_WRITE: usize = 4;
+
+/// Stale queue entries a shard may keep beyond its live ones before its sweep starts.
+const STALE_ALLOWED: isize = 16;
 
 /// A concurrent store bounded in size, in age, or both: `#[cached(max_size = .., ttl = ..)]`.
 ///
@@ -147,8 +154,6 @@ pub struct Bounded<K, V> {
 struct Entry<V> {
     value: V,
     meta: Arc<Meta>,
-    /// Clock time at which the entry expires (`u64::MAX`: never).
-    expires: u64,
     /// Clock time from which reads report it due for a refresh (`u64::MAX`: never).
     refresh_at: u64,
 }
@@ -166,6 +171,10 @@ struct Meta {
     /// The key's hash: the map is probed with it (without running the key's `Hash`), and a
     /// ghost keeps 32 bits of it.
     hash: u64,
+    /// Clock time at which the entry expires (`u64::MAX`: never). Set before the entry enters
+    /// the map, and raised (never lowered, never past an expiry already reached) when its
+    /// insert queues it for expiry, to keep the expiry queue in deadline order.
+    expires: AtomicU64,
 }
 
 impl Meta {
@@ -231,6 +240,40 @@ impl<K> Default for Queues<K> {
     }
 }
 
+impl<K> Queues<K> {
+    fn len(&self) -> usize {
+        self.small.len() + self.main.len() + self.by_age.len()
+    }
+
+    /// A few steps of the incremental sweep, once the queues hold more stale entries than
+    /// live ones (plus [`STALE_ALLOWED`]): stale entries go to `garbage`, to be dropped after
+    /// the lock is released. Inserts and removals both step it, so stale entries (and their
+    /// keys) never outnumber live ones for long, even with no insert after a removal.
+    fn sweep(&mut self, live: isize, garbage: &mut Vec<Queued<K>>) {
+        if self.len() as isize <= 2 * live + STALE_ALLOWED {
+            return;
+        }
+        let stale = |q: &Queued<K>| q.meta.is_gone();
+        self.small.sweep(SWEEP_PER_WRITE, stale, garbage);
+        self.main.sweep(SWEEP_PER_WRITE, stale, garbage);
+        let mut aged = Vec::new();
+        self.by_age
+            .sweep(SWEEP_PER_WRITE, |(q, _)| stale(q), &mut aged);
+        garbage.extend(aged.into_iter().map(|(q, _)| q));
+    }
+
+    /// Every stale entry to `garbage`, the others kept in order: after `clear` and
+    /// `invalidate_if`, which are O(n) anyway.
+    fn sift(&mut self, garbage: &mut Vec<Queued<K>>) {
+        let stale = |q: &Queued<K>| q.meta.is_gone();
+        self.small.sift(stale, garbage);
+        self.main.sift(stale, garbage);
+        let mut aged = Vec::new();
+        self.by_age.sift(|(q, _)| stale(q), &mut aged);
+        garbage.extend(aged.into_iter().map(|(q, _)| q));
+    }
+}
+
 /// A FIFO from which stale entries are swept a few at a time, in order, with O(1) work per
 /// step: the queue is `done` followed by `rest`; a step moves `rest`'s head to `done`'s tail
 /// (or out, if stale), and a sweep that emptied `rest` starts over on the whole queue.
@@ -259,6 +302,10 @@ impl<T> Fifo<T> {
 
     fn front(&self) -> Option<&T> {
         self.done.front().or_else(|| self.rest.front())
+    }
+
+    fn back(&self) -> Option<&T> {
+        self.rest.back().or_else(|| self.done.back())
     }
 
     fn len(&self) -> usize {
@@ -420,7 +467,7 @@ where
 
     /// Whether `entry` has expired at `now`.
     fn expired(&self, entry: &Entry<V>, now: u64) -> bool {
-        self.ttl.is_some() && now >= entry.expires
+        self.ttl.is_some() && now >= entry.meta.expires.load(Relaxed)
     }
 
     /// The shards, built on first use: one per [`CAPACITY_PER_SHARD`] entries of capacity
@@ -498,6 +545,33 @@ where
         true
     }
 
+    /// Queues a new entry for expiry, keeping the queue in deadline order so that reclaiming
+    /// from its head finds every expired entry. An insert slowed between its clock read and
+    /// its lock (user code runs in between) may arrive after one with a later deadline: it
+    /// takes that deadline (a few instants more of life, never less), or, if it expired on the
+    /// way, is reclaimed at once rather than brought back.
+    fn queue_for_expiry(
+        &self,
+        shard: &Shard<K>,
+        queues: &mut Queues<K>,
+        queued: Queued<K>,
+        out: &mut Leftovers<K>,
+    ) {
+        let expires = queued.meta.expires.load(Relaxed);
+        let last = queues.by_age.back().map_or(0, |(_, deadline)| *deadline);
+        if last <= expires {
+            queues.by_age.push_back((queued, expires));
+        } else if self.clock.now() >= expires {
+            match self.claim_victim(shard, &queued) {
+                true => out.victims.push(queued),
+                false => out.garbage.push(queued),
+            }
+        } else {
+            queued.meta.expires.store(last, Relaxed);
+            queues.by_age.push_back((queued, last));
+        }
+    }
+
     /// Claims one victim (S3-FIFO); returns false if there was nothing to evict.
     fn evict_one(&self, shard: &Shard<K>, queues: &mut Queues<K>, out: &mut Leftovers<K>) -> bool {
         let small_target = (shard.capacity.unsigned_abs() / SMALL_DIVISOR).max(1);
@@ -535,6 +609,19 @@ where
                 return true;
             }
             out.garbage.push(queued);
+        }
+    }
+
+    /// Drops the stale entries of every shard's queues (after `clear` and `invalidate_if`).
+    /// Sorted out under each shard's lock, which must not be dropped wholesale: the entries of
+    /// keys inserted while the map was walked must stay queued (or they could never be
+    /// evicted), and no insert may find the queues empty and fail to make room. What is dropped
+    /// is dropped after the lock is released (a key's `Drop` is user code).
+    fn sift_queues(&self) {
+        for shard in self.shards() {
+            let mut garbage = Vec::new();
+            lock(&shard.queues).sift(&mut garbage);
+            drop(garbage);
         }
     }
 
@@ -632,23 +719,23 @@ where
         let hash = self.hasher.hash_one(&key);
         let index = self.shard_of(hash);
         let shard = &self.shards()[index as usize];
+        let for_queue = self.sized().then(|| key.clone());
+        let for_age = self.ttl.is_some().then(|| key.clone());
+        let now = if self.timed() { self.clock.now() } else { 0 };
+        let expires = self.ttl.map_or(u64::MAX, |ttl| now.saturating_add(ttl));
         let meta = Arc::new(Meta {
             visits: AtomicU8::new(0),
             gone: AtomicBool::new(false),
             shard: index,
             hash,
+            expires: AtomicU64::new(expires),
         });
-        let for_queue = self.sized().then(|| key.clone());
-        let for_age = self.ttl.is_some().then(|| key.clone());
-        let now = if self.timed() { self.clock.now() } else { 0 };
-        let expires = self.ttl.map_or(u64::MAX, |ttl| now.saturating_add(ttl));
         let refresh_at = self
             .refresh_after
             .map_or(u64::MAX, |age| now.saturating_add(age));
         let entry = Entry {
             value,
             meta: Arc::clone(&meta),
-            expires,
             refresh_at,
         };
         // One guard over the whole insert: what it retires is freed when it ends, after the
@@ -688,34 +775,36 @@ where
                 }
             }
             if let Some(key) = for_age {
-                queues.by_age.push_back((Queued { key, meta }, expires));
+                self.queue_for_expiry(shard, queues, Queued { key, meta }, &mut out);
             }
-            let queued = queues.small.len() + queues.main.len() + queues.by_age.len();
-            if queued as isize > 2 * shard.live.load(Relaxed) + 64 {
-                let stale = |q: &Queued<K>| q.meta.is_gone();
-                queues.small.sweep(SWEEP_PER_WRITE, stale, &mut out.garbage);
-                queues.main.sweep(SWEEP_PER_WRITE, stale, &mut out.garbage);
-                let mut aged = Vec::new();
-                queues
-                    .by_age
-                    .sweep(SWEEP_PER_WRITE, |(q, _)| stale(q), &mut aged);
-                out.garbage.extend(aged.into_iter().map(|(q, _)| q));
-            }
+            queues.sweep(shard.live.load(Relaxed), &mut out.garbage);
         }
         self.remove_victims(&map, &out.victims);
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        pinned!(self.map, |map| {
-            let entry = map.remove(&Probe::new(&self.hasher, key))?;
+        let probe = Probe::new(&self.hasher, key);
+        let (removed, shard) = pinned!(self.map, |map| {
+            let entry = map.remove(&probe)?;
             self.uncount(&entry.meta);
             let now = if self.ttl.is_some() {
                 self.clock.now()
             } else {
                 0
             };
-            (!self.expired(entry, now)).then(|| entry.value.clone())
-        })
+            // The value's `Clone` (user code) runs with no lock held.
+            Some((
+                (!self.expired(entry, now)).then(|| entry.value.clone()),
+                entry.meta.shard,
+            ))
+        })?;
+        // The removed entry's queue entries are stale now: a few sweep steps keep removals
+        // without inserts from holding keys alive.
+        let shard = &self.shards()[shard as usize];
+        let mut garbage = Vec::new();
+        lock(&shard.queues).sweep(shard.live.load(Relaxed), &mut garbage);
+        drop(garbage);
+        removed
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
@@ -727,6 +816,7 @@ where
             }
             kept
         }));
+        self.sift_queues();
     }
 
     fn clear(&self) {
@@ -734,23 +824,7 @@ where
             self.uncount(&entry.meta);
             false
         }));
-        // The queues hold stale entries now, and the entries of keys inserted while the map
-        // was walked, which must stay queued (or they could never be evicted). Each shard's
-        // queues are sorted out under its lock (O(its length): `clear` is O(n) anyway, and no
-        // insert may find the queues empty and fail to make room); what is dropped is dropped
-        // after it is released (a key's `Drop` is user code).
-        for shard in self.shards() {
-            let mut garbage = Vec::new();
-            let mut aged = Vec::new();
-            {
-                let mut queues = lock(&shard.queues);
-                let stale = |q: &Queued<K>| q.meta.is_gone();
-                queues.small.sift(stale, &mut garbage);
-                queues.main.sift(stale, &mut garbage);
-                queues.by_age.sift(|(q, _)| stale(q), &mut aged);
-            }
-            drop((garbage, aged));
-        }
+        self.sift_queues();
     }
 
     fn len(&self) -> usize {
