@@ -431,9 +431,9 @@ impl Workload for Invalidate {
     }
 }
 
-/// 9. `invalidate_if` (or `retain`) removing 1% of a store of `entries`: the first call after
-/// the store was filled, then the median of the next `rounds` (the removed keys re-inserted,
-/// untimed, in between), in ms.
+/// Workload 9: `invalidate_if` (or `retain`) removing 1% of a store of `entries`: the first
+/// call after the store was filled, then the median of the next `rounds` (the removed keys
+/// re-inserted, untimed, in between), in ms.
 struct RemoveWhere {
     entries: u64,
     rounds: usize,
