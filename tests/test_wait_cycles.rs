@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{panic_message, HANG};
+use common::{panic_message, run_bounded, HANG};
 use memoflight::cached;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
@@ -165,4 +165,78 @@ fn a_keys_debug_may_wait_for_a_memoized_call_while_its_caller_waits() {
         )
     });
     assert_eq!(result, Ok((1, 1, 2, 2, "label 1".to_string())));
+}
+
+std::thread_local! {
+    /// Set by a `Stored` value's `Clone`, which the leader runs just before it writes the
+    /// value: the next key `Hash` on this thread is the write's.
+    static STORING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+static G_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static IN_WRITE_HASH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A value whose `Clone` marks the leader's write.
+#[derive(Debug, PartialEq)]
+struct Stored(u64);
+
+impl Clone for Stored {
+    fn clone(&self) -> Self {
+        STORING.set(true);
+        Stored(self.0)
+    }
+}
+
+/// A key whose `Hash`, run by the leader's write of its value, calls `clears(0)`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct WriteWaits(u64);
+
+impl std::hash::Hash for WriteWaits {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if STORING.replace(false) {
+            IN_WRITE_HASH.store(true, SeqCst);
+            let _ = clears(0);
+        }
+        self.0.hash(state);
+    }
+}
+
+#[cached]
+fn written(key: WriteWaits) -> Stored {
+    Stored(key.0)
+}
+
+/// Clears `written`'s cache once the write of `written` it runs against waits for this very
+/// computation.
+#[cached]
+fn clears(n: u64) -> u64 {
+    G_STARTED.store(true, SeqCst);
+    common::wait_until("the write's Hash", || IN_WRITE_HASH.load(SeqCst));
+    common::wait_until("the write to wait for clears(0)", || {
+        clears_cache().stats().waits > 0
+    });
+    written_cache().clear();
+    n
+}
+
+/// Thread 2 computes `clears(0)`, which clears `written`'s cache; thread 1 is writing the value
+/// of `written(1)`, and the key's `Hash` in that write waits for `clears(0)`. The clear would
+/// wait for the write and the write for the clear: the clear panics, naming the cycle, and
+/// both calls return instead of hanging (the clear used to spin forever waiting for the write).
+#[test]
+fn a_clear_that_a_write_waits_for_panics_instead_of_waiting_for_it() {
+    let second = std::thread::spawn(|| run_bounded(|| clears(0)));
+    common::wait_until("clears(0) to start", || G_STARTED.load(SeqCst));
+    let first = run_bounded(|| written(WriteWaits(1)));
+    let second = second.join().unwrap();
+    let messages: Vec<String> = [first.map(|_| ()), second.map(|_| ())]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("would deadlock")),
+        "{messages:?}"
+    );
+    assert_eq!(written_cache().stats().in_flight, 0);
+    assert_eq!(clears_cache().stats().in_flight, 0);
 }

@@ -192,7 +192,8 @@ where {
         Q: ?Sized + Hash + Equivalent<S::Key>,
     {
         trace::invalidated(self.engine.name);
-        self.engine.flights.invalidate(key, &self.store)
+        let describe = |key: &S::Key| self.engine.describe(key);
+        self.engine.flights.invalidate(key, &self.store, &describe)
     }
 
     /// Removes the values for which `predicate(key, value)` is true, as in "every query on
@@ -211,9 +212,11 @@ where {
     /// ```
     pub fn invalidate_if(&self, mut predicate: impl FnMut(&S::Key, &S::Value) -> bool) {
         trace::invalidated(self.engine.name);
+        let describe = |key: &S::Key| self.engine.describe(key);
+        let mut keep = |key: &S::Key, value: &S::Value| !predicate(key, value);
         self.engine
             .flights
-            .retain(&self.store, &mut |key, value| !predicate(key, value));
+            .retain(&self.store, &mut keep, &describe);
     }
 
     /// Removes every value; computations in flight will not store theirs (see
@@ -228,7 +231,8 @@ where {
     /// ```
     pub fn clear(&self) {
         trace::cleared(self.engine.name);
-        self.engine.flights.clear(&self.store);
+        let describe = |key: &S::Key| self.engine.describe(key);
+        self.engine.flights.clear(&self.store, &describe);
     }
 
     /// The number of cached values.

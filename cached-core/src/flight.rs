@@ -425,12 +425,28 @@ impl<K, V: Clone> Flight<K, V> {
         matches!(inner.state, State::Storing(_)) || inner.side_writers > 0
     }
 
-    /// Blocks until no write of this flight's value is in progress.
-    fn wait_written(&self) {
+    /// Blocks until no write of this flight's value is in progress. The wait is an edge of the
+    /// wait graph, like a waiter's: if the writing leader (transitively) waits for this thread
+    /// (its key's `Hash` waits on a computation that is invalidating this cache), waiting would
+    /// never end, and the cycle is returned instead. `describe` names the flight
+    /// (`function(key)`, user code: called with no lock held, only if the wait blocks).
+    fn wait_written(&self, describe: &dyn Fn() -> String) -> Result<(), String> {
+        let mut blocked = None;
         let mut inner = lock(&self.inner);
         while matches!(inner.state, State::Storing(_)) || inner.side_writers > 0 {
+            if let (None, State::Storing(_), Some(leader)) = (&blocked, &inner.state, self.leader) {
+                drop(inner);
+                let text = format!("the write of {}", describe());
+                match wait_graph::block_on(current_thread(), leader, self.address(), text) {
+                    Ok(record) => blocked = Some(record),
+                    Err(cycle) => return Err(cycle),
+                }
+                inner = lock(&self.inner);
+                continue;
+            }
             (inner, _) = self.block(inner, None);
         }
+        Ok(())
     }
 
     /// Waits, without blocking the thread, until no write of this flight's value is in
@@ -533,11 +549,15 @@ type Shard<K, V> = Padded<Mutex<Table<K, V>>>;
 ///   removes what it wrote.
 /// - Every key (`clear`, `invalidate_if`): each flight records the cache's *epoch* when it is
 ///   registered. A writer announces itself in one compare-and-swap that also checks the epoch
-///   is still its own; a clear bumps the epoch, then waits until no writer of the old epoch is
-///   announced, then unregisters every flight of an older epoch and clears the store. Both
-///   sides act on one atomic word ([`Epochs`]): either the writer's swap comes first and the
-///   clear waits for its write to end, or the bump comes first and the writer does not write.
-///   Clears are serialized, so the count of the old epoch's parity holds no newer writer.
+///   is still its own; a clear bumps the epoch, unregisters and revokes every flight of an
+///   older epoch, waits for those that are writing (as a waiter waits: an edge of the wait
+///   graph, so a write whose user code waits for the clearing thread is a reported cycle, not a
+///   hang), then waits until no writer of the old epoch is announced (those left are between
+///   their announcement and their look at the revoked flight: no user code), and clears the
+///   store. Both sides act on one atomic word ([`Epochs`]): either the writer's swap comes
+///   first and the clear waits for its write to end, or the bump comes first and the writer
+///   does not write. Clears are serialized, so the count of the old epoch's parity holds no
+///   newer writer.
 pub(crate) struct InFlight<K, V> {
     hasher: ShardHasher,
     shift: u32,
@@ -605,15 +625,20 @@ impl Epochs {
         }
     }
 
-    /// Starts a new epoch and waits until the writers of the old one are done; returns the
-    /// new epoch.
+    /// Starts a new epoch: no writer of an older one can announce itself from now on. Returns
+    /// the old epoch.
     fn advance(&self) -> u32 {
         let old = self.0.fetch_add(1 << Self::EPOCH, SeqCst);
-        let old_epoch = (old >> Self::EPOCH) as u32;
-        while Self::writers(self.0.load(SeqCst), old_epoch) != 0 {
+        (old >> Self::EPOCH) as u32
+    }
+
+    /// Waits until no writer of epoch `old` is announced. Called once every flight of that
+    /// epoch is revoked and none is writing: the writers left are between their announcement
+    /// and their look at the flight's state, which runs no user code, so this spin is short.
+    fn wait_writers(&self, old: u32) {
+        while Self::writers(self.0.load(SeqCst), old) != 0 {
             crate::sync::yield_now();
         }
-        old_epoch.wrapping_add(1)
     }
 }
 
@@ -652,6 +677,20 @@ impl<K, V: Clone> Drop for Released<K, V> {
     fn drop(&mut self) {
         self.0.release();
     }
+}
+
+/// Describes a key's computation (`function(key)`) for a deadlock report.
+pub(crate) type Describe<'a, K> = &'a dyn Fn(&K) -> String;
+
+/// An invalidation (or clear) that would wait forever for a write whose leader waits for it.
+#[cold]
+#[inline(never)]
+fn would_deadlock(cycle: &str) -> ! {
+    panic!(
+        "memoflight: invalidating would deadlock: {cycle}; user code run while a value is \
+         stored (a key's `Hash`, `Eq` or `Clone`) must not wait for a computation that \
+         invalidates or clears the same cache"
+    )
 }
 
 /// Flights with the same hash as a key: almost always none or one.
@@ -765,7 +804,12 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
 
     /// Unregisters the key's flight (whose leader will then not store, or, if it is writing,
     /// is waited for) and removes the stored value.
-    pub(crate) fn invalidate<Q, S>(&self, key: &Q, store: &S) -> Option<V>
+    pub(crate) fn invalidate<Q, S>(
+        &self,
+        key: &Q,
+        store: &S,
+        describe: Describe<'_, K>,
+    ) -> Option<V>
     where
         Q: ?Sized + Hash + Equivalent<K>,
         S: Store<Key = K, Value = V>,
@@ -776,7 +820,9 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
                 Revocation::Revoked(revoked) => break Some(revoked),
                 Revocation::Writing(flight) => {
                     writing::refuse_self_wait(self);
-                    flight.wait_written();
+                    if let Err(cycle) = flight.wait_written(&|| describe(&flight.key)) {
+                        would_deadlock(&cycle);
+                    }
                 }
             }
         };
@@ -887,46 +933,56 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
 
     /// Unregisters every flight and clears the store: no computation in flight when this is
     /// called stores its value afterwards.
-    pub(crate) fn clear<S>(&self, store: &S)
+    pub(crate) fn clear<S>(&self, store: &S, describe: Describe<'_, K>)
     where
         S: Store<Key = K, Value = V>,
     {
-        let revoked = self.revoke_all();
+        let _revoked = self.revoke_all(describe);
         store.clear();
-        revoked.iter().for_each(|flight| flight.release());
+        // `_revoked` releases the flights' waiters now that the store is cleared.
     }
 
     /// Unregisters every flight (a flight has no value yet to test, so none may store) and
     /// removes the stored entries `keep` rejects.
-    pub(crate) fn retain<S>(&self, store: &S, keep: &mut dyn FnMut(&K, &V) -> bool)
-    where
+    pub(crate) fn retain<S>(
+        &self,
+        store: &S,
+        keep: &mut dyn FnMut(&K, &V) -> bool,
+        describe: Describe<'_, K>,
+    ) where
         S: Store<Key = K, Value = V>,
     {
-        let revoked = self.revoke_all();
+        let _revoked = self.revoke_all(describe);
         store.retain(keep);
-        revoked.iter().for_each(|flight| flight.release());
     }
 
-    /// Starts a new epoch, waits for the writers of the old one, and unregisters every flight
-    /// registered before (see the type's docs). No user code runs here but the `Drop` of the
-    /// unregistered flights' keys, after every lock is released.
-    fn revoke_all(&self) -> Vec<Arc<Flight<K, V>>> {
+    /// Starts a new epoch, unregisters and revokes every flight registered before it, and
+    /// waits until none of them, and no writer of the old epoch, is writing (see the type's
+    /// docs). The waits for writing leaders are edges of the wait graph: one that would close a
+    /// cycle panics (see [`Flight::wait_written`]), and the revoked flights' waiters are then
+    /// released by the unwinding. No user code runs here but `describe` (with no lock held)
+    /// and the `Drop` of the unregistered flights' keys, after every lock is released.
+    fn revoke_all(&self, describe: Describe<'_, K>) -> Vec<Released<K, V>> {
         writing::refuse_self_wait(self);
-        let unregistered = {
-            let _clearing = lock(&self.clearing);
-            let new = self.epochs.advance();
-            let mut unregistered = Vec::new();
-            for shard in self.shards.iter() {
-                let mut table = lock(shard);
-                unregistered.extend(table.extract_if(|flight| flight.epoch != new));
-            }
-            unregistered
-        };
-        for flight in &unregistered {
-            // Writers of the old epoch are done, and the old flights cannot write any more.
+        let _clearing = lock(&self.clearing);
+        let old = self.epochs.advance();
+        let new = old.wrapping_add(1);
+        let mut revoked = Vec::new();
+        for shard in self.shards.iter() {
+            let mut table = lock(shard);
+            revoked.extend(table.extract_if(|flight| flight.epoch != new).map(Released));
+        }
+        for Released(flight) in &revoked {
+            // None of them may begin a write from now on.
             lock(&flight.inner).revoked = true;
         }
-        unregistered
+        for Released(flight) in &revoked {
+            if let Err(cycle) = flight.wait_written(&|| describe(&flight.key)) {
+                would_deadlock(&cycle);
+            }
+        }
+        self.epochs.wait_writers(old);
+        revoked
     }
 
     /// The number of flights registered now.
