@@ -657,3 +657,34 @@ fn no_stale_value_is_read_after_an_invalidation_returned() {
     });
     assert_eq!(stale.load(SeqCst), 0, "stale reads after invalidation");
 }
+
+/// A leader over an async store registers its flight, then looks at the store again (a value
+/// stored meanwhile is found): dropped during that look, the call is still counted, as the
+/// miss its first look was.
+#[test]
+fn a_leader_cancelled_during_its_second_look_is_counted_as_a_miss() {
+    let remote = Arc::new(Remote::new());
+    let cache = AsyncCache::new("looked", Arc::clone(&remote));
+    current_thread().block_on(async {
+        {
+            let call = std::pin::pin!(cache.get_or_compute(1, || async { 10 }));
+            let mut call = call;
+            let mut registered = false;
+            for _ in 0..100 {
+                let ready =
+                    std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx).is_ready())).await;
+                assert!(!ready, "the call finished before it could be cancelled");
+                if cache.stats().await.unwrap().in_flight == 1 {
+                    registered = true;
+                    break;
+                }
+            }
+            assert!(registered, "the leader registered its flight");
+        } // dropped during its second look
+        let stats = cache.stats().await.unwrap();
+        assert_eq!(
+            (stats.hits, stats.misses, stats.executions, stats.in_flight),
+            (0, 1, 0, 0)
+        );
+    });
+}

@@ -19,13 +19,15 @@ pub use crate::output::{Mode, Sharing};
 /// The hit path, inlined into the memoized function: a store read that counts a hit. A trait
 /// (imported by generated code as `_`) rather than a free function, so that a key type that is
 /// not `Hash + Eq + Clone` is reported once, where the cache's type is formed, and not again
-/// at every call that uses it.
+/// at every call that uses it. Its methods (and those of the other traits generated code calls
+/// by method syntax) start with `__memo_`, so that a user's blanket trait with a `lookup` or
+/// `describe` method never makes a call ambiguous.
 pub trait Lookup<Q: ?Sized> {
     /// The cached value.
     type Value;
     /// The stored value for `key`, counted as a hit; `None` on a miss (or when the value is due
     /// for a refresh: the miss path serves it or refreshes it).
-    fn lookup(&self, key: &Q) -> Option<Self::Value>;
+    fn __memo_lookup(&self, key: &Q) -> Option<Self::Value>;
 }
 
 impl<S, Q> Lookup<Q> for Cache<S>
@@ -36,12 +38,12 @@ where
     type Value = S::Value;
 
     #[inline]
-    fn lookup(&self, key: &Q) -> Option<S::Value> {
+    fn __memo_lookup(&self, key: &Q) -> Option<S::Value> {
         Cache::lookup(self, key)
     }
 }
 
-/// The miss path, after [`Lookup::lookup`] missed: a trait for the same reason as `Lookup`.
+/// The miss path, after [`Lookup::__memo_lookup`] missed: a trait for the same reason as `Lookup`.
 pub trait Compute {
     /// The cache's owned key.
     type Key;
@@ -49,7 +51,7 @@ pub trait Compute {
     type Value;
 
     /// The miss path of a blocking function.
-    fn compute<R, M>(
+    fn __memo_compute<R, M>(
         &self,
         key: Self::Key,
         compute: impl FnOnce() -> R,
@@ -60,7 +62,7 @@ pub trait Compute {
 
     /// The miss path of an `async fn` over an in-memory store.
     #[cfg(feature = "async")]
-    fn compute_async<R, M, F>(
+    fn __memo_compute_async<R, M, F>(
         &self,
         key: Self::Key,
         compute: impl FnOnce() -> F,
@@ -75,7 +77,7 @@ impl<S: Store> Compute for Cache<S> {
     type Key = S::Key;
     type Value = S::Value;
 
-    fn compute<R, M>(
+    fn __memo_compute<R, M>(
         &self,
         key: S::Key,
         compute: impl FnOnce() -> R,
@@ -88,7 +90,7 @@ impl<S: Store> Compute for Cache<S> {
     }
 
     #[cfg(feature = "async")]
-    fn compute_async<R, M, F>(
+    fn __memo_compute_async<R, M, F>(
         &self,
         key: S::Key,
         compute: impl FnOnce() -> F,

@@ -2,7 +2,7 @@
 //! callers waiting on it. Used by the code `#[cached]` generates; hidden from the docs.
 //!
 //! Whether an error type is `Clone` (or a key `Debug`) is decided at compile time with autoref
-//! specialization: generated code calls `(&SharingOf::<R>::new()).sharing()`, which resolves to
+//! specialization: generated code calls `(&SharingOf::<R>::new()).__memo_sharing()`, which resolves to
 //! [`ShareFailure::sharing`] when `SharingOf<R>` implements it and falls back to
 //! [`KeepFailure::sharing`] (one more `&`) otherwise. This works because generated code always
 //! names concrete types.
@@ -93,17 +93,17 @@ impl<R> Default for SharingOf<R> {
 /// Chosen when a failure can be copied: `Result<T, E>` with `E: Clone`, and `Option<T>`.
 pub trait ShareFailure<R> {
     /// Some sharing.
-    fn sharing(&self) -> Option<Sharing<R>>;
+    fn __memo_sharing(&self) -> Option<Sharing<R>>;
 }
 
 /// The fallback: the failure cannot be copied, so waiters retry one at a time.
 pub trait KeepFailure<R> {
     /// No sharing.
-    fn sharing(&self) -> Option<Sharing<R>>;
+    fn __memo_sharing(&self) -> Option<Sharing<R>>;
 }
 
 impl<T, E: Clone + Send + Sync + 'static> ShareFailure<Result<T, E>> for SharingOf<Result<T, E>> {
-    fn sharing(&self) -> Option<Sharing<Result<T, E>>> {
+    fn __memo_sharing(&self) -> Option<Sharing<Result<T, E>>> {
         Some(Sharing {
             share: |result| match result {
                 Err(error) => Some(Arc::new(error.clone())),
@@ -115,7 +115,7 @@ impl<T, E: Clone + Send + Sync + 'static> ShareFailure<Result<T, E>> for Sharing
 }
 
 impl<T> ShareFailure<Option<T>> for SharingOf<Option<T>> {
-    fn sharing(&self) -> Option<Sharing<Option<T>>> {
+    fn __memo_sharing(&self) -> Option<Sharing<Option<T>>> {
         Some(Sharing {
             share: |result| result.is_none().then(|| Arc::new(()) as SharedFailure),
             unshare: |_| Some(None),
@@ -124,7 +124,7 @@ impl<T> ShareFailure<Option<T>> for SharingOf<Option<T>> {
 }
 
 impl<R> KeepFailure<R> for &SharingOf<R> {
-    fn sharing(&self) -> Option<Sharing<R>> {
+    fn __memo_sharing(&self) -> Option<Sharing<R>> {
         None
     }
 }
@@ -136,23 +136,23 @@ pub struct KeyOf<'a, K>(pub &'a K);
 /// Chosen when the key is `Debug`.
 pub trait DescribeDebug {
     /// The key's `Debug` form.
-    fn describe(&self) -> Option<String>;
+    fn __memo_describe(&self) -> Option<String>;
 }
 
 /// The fallback for keys without `Debug`.
 pub trait DescribeOpaque {
     /// Nothing.
-    fn describe(&self) -> Option<String>;
+    fn __memo_describe(&self) -> Option<String>;
 }
 
 impl<K: Debug> DescribeDebug for KeyOf<'_, K> {
-    fn describe(&self) -> Option<String> {
+    fn __memo_describe(&self) -> Option<String> {
         Some(format!("{:?}", self.0))
     }
 }
 
 impl<K> DescribeOpaque for &KeyOf<'_, K> {
-    fn describe(&self) -> Option<String> {
+    fn __memo_describe(&self) -> Option<String> {
         None
     }
 }
@@ -178,20 +178,20 @@ mod tests {
         #[allow(unused_imports)]
         use super::{KeepFailure as _, ShareFailure as _};
         assert!((&SharingOf::<Result<u8, String>>::new())
-            .sharing()
+            .__memo_sharing()
             .is_some());
         assert!((&SharingOf::<Result<u8, NotClone>>::new())
-            .sharing()
+            .__memo_sharing()
             .is_none());
-        assert!((&SharingOf::<Option<u8>>::new()).sharing().is_some());
-        assert!((&SharingOf::<u8>::new()).sharing().is_none());
+        assert!((&SharingOf::<Option<u8>>::new()).__memo_sharing().is_some());
+        assert!((&SharingOf::<u8>::new()).__memo_sharing().is_none());
     }
 
     #[test]
     fn keys_are_described_when_debug() {
         #[allow(unused_imports)]
         use super::{DescribeDebug as _, DescribeOpaque as _};
-        assert_eq!((&KeyOf(&5_u8)).describe().as_deref(), Some("5"));
-        assert_eq!((&KeyOf(&NotClone)).describe(), None);
+        assert_eq!((&KeyOf(&5_u8)).__memo_describe().as_deref(), Some("5"));
+        assert_eq!((&KeyOf(&NotClone)).__memo_describe(), None);
     }
 }

@@ -74,6 +74,8 @@ pub(crate) struct Call<'e, K, V, R, M> {
     key: Option<K>,
     /// Whether this call was counted yet, as a hit or a miss.
     counted: bool,
+    /// Whether this call was counted as a wait (once, however many flights it waits for).
+    waited: bool,
     sharing: Option<Sharing<R>>,
     subject: trace::Subject,
     mode: PhantomData<fn() -> M>,
@@ -97,6 +99,7 @@ where
             join,
             key: Some(key),
             counted: false,
+            waited: false,
             sharing,
             subject,
             mode: PhantomData,
@@ -159,7 +162,9 @@ where
             Role::Wait(flight, key) => {
                 self.key = Some(key);
                 self.count(false);
-                self.engine.counters.wait();
+                if !std::mem::replace(&mut self.waited, true) {
+                    self.engine.counters.wait();
+                }
                 Step::Wait(flight)
             }
         }
@@ -303,6 +308,16 @@ where
             name = self.engine.name,
             key = self.engine.key_text(self.key()),
         )
+    }
+}
+
+impl<K, V, R, M> Drop for Call<'_, K, V, R, M> {
+    /// A call dropped before it was counted (an async leader over a store with I/O, cancelled
+    /// during its look after registering) had missed its first look: a miss.
+    fn drop(&mut self) {
+        if !self.counted {
+            self.engine.counters.miss();
+        }
     }
 }
 

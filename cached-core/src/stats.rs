@@ -35,7 +35,9 @@ pub struct Stats {
     /// Times the function ran.
     pub executions: u64,
     /// Calls that waited for another caller's computation of their key instead of running the
-    /// function (the stampede that single-flight prevents).
+    /// function (the stampede that single-flight prevents). Counted once per call, when it
+    /// starts waiting: a call whose leader panicked or was cancelled may then run the function
+    /// itself, and is counted in `executions` too.
     pub waits: u64,
     /// Executions whose result was not cached: an `Err`, or a `None` (see `cache_err`,
     /// `cache_none`).

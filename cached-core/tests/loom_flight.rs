@@ -52,8 +52,8 @@ fn vacated_flight_is_taken_over() {
                     0 => Err(()),
                     _ => Ok(9),
                 };
-                let sharing = (&SharingOf::<Result<u32, ()>>::new()).sharing();
-                cache.compute::<_, CacheOk>(1, compute, sharing).0
+                let sharing = (&SharingOf::<Result<u32, ()>>::new()).__memo_sharing();
+                cache.__memo_compute::<_, CacheOk>(1, compute, sharing).0
             }
         };
         let other = thread::spawn(call.clone());

@@ -198,14 +198,20 @@ fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream) -> TokenStream
         #describing(#cache::new(#name, #store) #wait_timeout, |__memo_key| {
             #[allow(unused_imports)]
             use ::memoflight::__private::{DescribeDebug as _, DescribeOpaque as _};
-            (&::memoflight::__private::KeyOf(__memo_key)).describe()
+            (&::memoflight::__private::KeyOf(__memo_key)).__memo_describe()
         })
     }
 }
 
 /// The memoized function: same signature, hit path inline, miss path in `__private::compute`.
 fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -> TokenStream {
-    let attrs = &function.attrs;
+    // `#[expect(..)]` goes to the twin alone: the body its lint is about is there, and an
+    // expectation the wrapper cannot meet would warn.
+    let attrs: Vec<_> = function
+        .attrs
+        .iter()
+        .filter(|attr| !attr.path().is_ident("expect"))
+        .collect();
     let vis = &function.vis;
     let mut sig = function.sig.clone();
     let mut bindings = function.args.iter().map(|arg| &arg.binding);
@@ -254,7 +260,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             quote!(),
         ),
         false => (
-            quote!(#reach_cache let __memo_hit = __memo_cache.lookup(#view);),
+            quote!(#reach_cache let __memo_hit = __memo_cache.__memo_lookup(#view);),
             quote!(),
         ),
     };
@@ -277,15 +283,17 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
          [`Origin::Computed`](::memoflight::Origin::Computed) if it ran the function.",
         function.sig.ident
     );
+    // The origin twin takes the function's `cfg`s, and its target features, which its call of
+    // the uncached twin (whose body needs them) requires.
     let cfgs = function
         .attrs
         .iter()
-        .filter(|attr| attr.path().is_ident("cfg"));
+        .filter(|attr| attr.path().is_ident("cfg") || attr.path().is_ident("target_feature"));
     // An `async fn` awaits its origin twin and the async miss path; the hit path is the same.
     let args = quote! {
         #owned,
         move || #no_cache_path(#receiver #(#call_args),*),
-        (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
+        (&::memoflight::__private::SharingOf::<#ret>::new()).__memo_sharing(),
     };
     let (dot_await, compute) = match (function.sig.asyncness, plan.store.is_async()) {
         (Some(_), true) => (
@@ -296,9 +304,12 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         ),
         (Some(_), false) => (
             quote!(.await),
-            quote!(__memo_cache.compute_async::<#ret, #mode, _>(#args)),
+            quote!(__memo_cache.__memo_compute_async::<#ret, #mode, _>(#args)),
         ),
-        (None, _) => (quote!(), quote!(__memo_cache.compute::<#ret, #mode>(#args))),
+        (None, _) => (
+            quote!(),
+            quote!(__memo_cache.__memo_compute::<#ret, #mode>(#args)),
+        ),
     };
     // The user's own `#[inline(..)]`, if any, decides; otherwise the thin wrapper is inlined.
     let inline =
@@ -313,6 +324,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         #[doc = #doc]
         #(#cfgs)*
         #[inline]
+        #[allow(deprecated)] // it calls the twin, deprecated with the function
         #vis #origin_sig {
             #[allow(unused_imports)]
             use ::memoflight::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
@@ -374,14 +386,14 @@ fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl
                 #static_item
                 let __memo_cache = &*#cache_static;
                 #prelude
-                if let ::core::option::Option::Some(__memo_value) = __memo_cache.lookup(#view) {
+                if let ::core::option::Option::Some(__memo_value) = __memo_cache.__memo_lookup(#view) {
                     return <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value);
                 }
                 __memo_cache
-                    .compute_async::<#ret, #mode, _>(
+                    .__memo_compute_async::<#ret, #mode, _>(
                         #owned,
                         move || #body,
-                        (&::memoflight::__private::SharingOf::<#ret>::new()).sharing(),
+                        (&::memoflight::__private::SharingOf::<#ret>::new()).__memo_sharing(),
                     )
                     .await
                     .0
@@ -396,6 +408,7 @@ fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl
 /// (`#[no_mangle]`, `#[export_name]`) name two functions.
 const TWIN_ATTRIBUTES: &[&str] = &[
     "cfg",
+    "target_feature",
     "allow",
     "expect",
     "warn",
@@ -456,10 +469,11 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
             quote!(::core::marker::PhantomData::<#key_ty>),
         ),
         (None, None, Key::Convert { expr, .. }) => {
+            // The function's lifetimes are not in scope in the handle: elided in the hint.
             let (patterns, types): (Vec<_>, Vec<_>) = function
                 .args
                 .iter()
-                .map(|arg| (&arg.binding, &arg.ty))
+                .map(|arg| (&arg.binding, elide_lifetimes(&arg.ty)))
                 .unzip();
             (
                 quote!(impl #store_trait<Value = #value>),
@@ -496,6 +510,21 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
             #reach
         }
     }
+}
+
+/// `ty` with every named lifetime replaced by `'_`.
+fn elide_lifetimes(ty: &Type) -> Type {
+    struct Elide;
+    impl syn::visit_mut::VisitMut for Elide {
+        fn visit_lifetime_mut(&mut self, lifetime: &mut syn::Lifetime) {
+            if lifetime.ident != "static" {
+                *lifetime = syn::Lifetime::new("'_", lifetime.span());
+            }
+        }
+    }
+    let mut ty = ty.clone();
+    syn::visit_mut::VisitMut::visit_type_mut(&mut Elide, &mut ty);
+    ty
 }
 
 fn mode_path(mode: Mode) -> TokenStream {

@@ -213,6 +213,24 @@ pub(crate) fn validate(
             "`store = ..` is not supported on `#[async_trait]` methods yet",
         );
     }
+    if let Key::Convert { ty: None, expr } = &key {
+        // The handle infers the key type from `convert` over the arguments' types, which an
+        // `impl Trait` argument does not name.
+        if let Some(arg) = function
+            .args
+            .iter()
+            .find(|arg| contains_impl_trait(&arg.ty))
+        {
+            errors.at(
+                expr,
+                format!(
+                    "name the key type with `key = ..`: it cannot be inferred from `convert` \
+                     while argument `{}` is an `impl Trait`",
+                    arg.binding
+                ),
+            );
+        }
+    }
     if let (true, Key::Convert { ty: None, expr }) = (method || boxed, &key) {
         errors.at(
             expr,

@@ -24,7 +24,20 @@ pub extern "C" fn memoflight_ui_cube(n: u32) -> u32 {
     n * n * n
 }
 
+/// The body needs its target feature: the uncached twin that holds it has it too.
+#[cfg(target_arch = "x86_64")]
+#[memoflight::cached]
+#[target_feature(enable = "sse2")]
+fn lanes(n: i32) -> i32 {
+    use std::arch::x86_64::{_mm_add_epi32, _mm_cvtsi128_si32, _mm_set1_epi32};
+    let v = _mm_set1_epi32(n);
+    _mm_cvtsi128_si32(_mm_add_epi32(v, v))
+}
+
 fn main() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: sse2 is part of the x86_64 baseline.
+    assert_eq!(unsafe { lanes(21) }, 42);
     assert_eq!(square(3), 9);
     assert_eq!(square(3), 9);
     assert_eq!(EXPANSIONS.load(SeqCst), 1);
