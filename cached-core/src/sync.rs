@@ -11,13 +11,6 @@ pub(crate) use loom::thread::{yield_now, ThreadId};
 #[cfg(not(memoflight_loom))]
 pub(crate) use std::thread::yield_now;
 
-/// Thread-locals that the model must give each of its threads (loom's threads share an OS
-/// thread).
-#[cfg(memoflight_loom)]
-pub(crate) use loom::thread_local;
-#[cfg(not(memoflight_loom))]
-pub(crate) use std::thread_local;
-
 #[cfg(not(memoflight_loom))]
 pub(crate) use std::sync::{atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard};
 
