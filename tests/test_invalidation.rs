@@ -300,3 +300,62 @@ fn every_concurrent_invalidation_waits_for_a_write_in_progress() {
     GATED_FIRST_GO.store(true, SeqCst);
     first.join().unwrap();
 }
+
+/// Invalidations of two kinds at once, a key's `invalidate` on one thread and `invalidate_if`
+/// or `clear` on another, while readers recompute: a read that starts after an invalidation
+/// returned never sees a value computed before it began. (A bulk invalidation took the flights
+/// that were writing their values out of the table while it waited for them, so a key's
+/// invalidation running then found no flight, returned, and the old write landed after it.)
+#[test]
+fn a_key_and_a_bulk_invalidation_at_once_leave_no_stale_value() {
+    const ROUNDS: u64 = 10_000;
+    for bulk in ["invalidate_if", "clear"] {
+        let cache = memoflight::Cache::new("versions", memoflight::Unbounded::<u64, u64>::new());
+        let source = AtomicU64::new(0);
+        let floor = AtomicU64::new(0);
+        let stale = AtomicU64::new(0);
+        let invalidators_left = AtomicU64::new(2);
+        let invalidate = |all: bool| {
+            for _ in 0..ROUNDS {
+                let version = source.fetch_add(1, SeqCst) + 1;
+                match (all, bulk) {
+                    (false, _) => {
+                        cache.invalidate(&0);
+                        cache.invalidate(&1);
+                    }
+                    (true, "clear") => cache.clear(),
+                    (true, _) => cache.invalidate_if(|_, _| true),
+                }
+                floor.fetch_max(version, SeqCst);
+            }
+            invalidators_left.fetch_sub(1, SeqCst);
+        };
+        std::thread::scope(|s| {
+            for reader in 0..3 {
+                let (cache, source, floor, stale) = (&cache, &source, &floor, &stale);
+                let invalidators_left = &invalidators_left;
+                s.spawn(move || {
+                    while invalidators_left.load(SeqCst) > 0 {
+                        for key in 0..2 {
+                            let at_least = floor.load(SeqCst);
+                            let seen = cache.get_or_compute(key, || {
+                                let version = source.load(SeqCst);
+                                if reader == 0 {
+                                    std::thread::yield_now(); // a write that lands late
+                                }
+                                version
+                            });
+                            if seen < at_least {
+                                stale.fetch_add(1, SeqCst);
+                            }
+                        }
+                    }
+                });
+            }
+            s.spawn(|| invalidate(false));
+            s.spawn(|| invalidate(true));
+        });
+        assert_eq!(stale.load(SeqCst), 0, "stale reads with {bulk}");
+        assert_eq!(cache.stats().in_flight, 0);
+    }
+}

@@ -174,6 +174,11 @@ enum Look<V> {
 }
 
 impl<V> Inner<V> {
+    /// Whether the leader's write (or a side writer's) is in progress.
+    fn is_writing(&self) -> bool {
+        matches!(self.state, State::Storing(_)) || self.side_writers > 0
+    }
+
     fn look(&self) -> Look<V> {
         match &self.state {
             State::Running { .. } if self.revoked => Look::Vacated,
@@ -391,7 +396,7 @@ impl<K, V: Clone> Flight<K, V> {
     /// write with [`wait_written`](Self::wait_written) and asks again.
     fn revoke(&self) -> bool {
         let mut inner = lock(&self.inner);
-        if matches!(inner.state, State::Storing(_)) || inner.side_writers > 0 {
+        if inner.is_writing() {
             return false;
         }
         inner.revoked = true;
@@ -422,7 +427,7 @@ impl<K, V: Clone> Flight<K, V> {
     #[cfg(feature = "async")]
     fn is_writing(&self) -> bool {
         let inner = lock(&self.inner);
-        matches!(inner.state, State::Storing(_)) || inner.side_writers > 0
+        inner.is_writing()
     }
 
     /// Blocks until no write of this flight's value is in progress. The wait is an edge of the
@@ -433,7 +438,7 @@ impl<K, V: Clone> Flight<K, V> {
     fn wait_written(&self, describe: &dyn Fn() -> String) -> Result<(), String> {
         let mut blocked = None;
         let mut inner = lock(&self.inner);
-        while matches!(inner.state, State::Storing(_)) || inner.side_writers > 0 {
+        while inner.is_writing() {
             if let (None, State::Storing(_), Some(leader)) = (&blocked, &inner.state, self.leader) {
                 drop(inner);
                 let text = format!("the write of {}", describe());
@@ -968,18 +973,34 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
         let old = self.epochs.advance();
         let new = old.wrapping_add(1);
         let mut revoked = Vec::new();
+        let mut writing = Vec::new();
         for shard in self.shards.iter() {
             let mut table = lock(shard);
-            revoked.extend(table.extract_if(|flight| flight.epoch != new).map(Released));
+            // Every old flight is revoked (none may begin a write from now on); the ones not
+            // writing are unregistered now, the ones writing stay registered until their write
+            // ends, so that an invalidation of their key running meanwhile finds them and
+            // waits for them too.
+            let idle = table.extract_if(|flight| {
+                flight.epoch != new && {
+                    let mut inner = lock(&flight.inner);
+                    inner.revoked = true;
+                    !inner.is_writing()
+                }
+            });
+            revoked.extend(idle.map(Released));
+            writing.extend(
+                table
+                    .iter()
+                    .filter(|flight| flight.epoch != new)
+                    .map(Arc::clone),
+            );
         }
-        for Released(flight) in &revoked {
-            // None of them may begin a write from now on.
-            lock(&flight.inner).revoked = true;
-        }
-        for Released(flight) in &revoked {
+        for flight in writing {
             if let Err(cycle) = flight.wait_written(&|| describe(&flight.key)) {
                 would_deadlock(&cycle);
             }
+            self.unregister(&flight);
+            revoked.push(Released(flight));
         }
         self.epochs.wait_writers(old);
         revoked
