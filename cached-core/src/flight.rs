@@ -554,8 +554,9 @@ type Shard<K, V> = Padded<Mutex<Table<K, V>>>;
 ///   removes what it wrote.
 /// - Every key (`clear`, `invalidate_if`): each flight records the cache's *epoch* when it is
 ///   registered. A writer announces itself in one compare-and-swap that also checks the epoch
-///   is still its own; a clear bumps the epoch, unregisters and revokes every flight of an
-///   older epoch, waits for those that are writing (as a waiter waits: an edge of the wait
+///   is still its own; a clear bumps the epoch, revokes every flight of an older epoch and
+///   unregisters those not writing, waits for those that are writing (which stay registered
+///   meanwhile, so that a key's invalidation finds them too; as a waiter waits: an edge of the wait
 ///   graph, so a write whose user code waits for the clearing thread is a reported cycle, not a
 ///   hang), then waits until no writer of the old epoch is announced (those left are between
 ///   their announcement and their look at the revoked flight: no user code), and clears the
