@@ -131,54 +131,35 @@ impl Signal {
 /// computed from the data as it was before (no repopulation window).
 #[test]
 fn invalidation_never_resurrects_a_stale_value() {
-    drop_racing_a_computation(|cache| {
-        cache.invalidate(&1);
-    });
+    drop_racing_a_computation(
+        |cache| {
+            cache.invalidate(&1);
+        },
+        None,
+    );
 }
 
 /// The same with `clear`, which unregisters every flight at once.
 #[test]
 fn clear_never_resurrects_a_stale_value() {
-    drop_racing_a_computation(|cache| cache.clear());
+    drop_racing_a_computation(|cache| cache.clear(), None);
 }
 
-/// A key's invalidation and a clear at once, against a computation of key 1 whose data
-/// changes just before the invalidation: the clear's wait for a writing flight keeps it
+/// A key's invalidation and a clear at once: the clear's wait for a writing flight keeps it
 /// registered, so the invalidation finds it and waits for its write too.
 #[test]
 fn a_key_invalidation_racing_a_clear_never_resurrects_a_stale_value() {
-    loom::model(|| {
-        let cache = Arc::new(Memo::new("f", Unbounded::new()));
-        let version = Arc::new(AtomicUsize::new(1));
-        let reader = {
-            let (cache, version) = (cache.clone(), version.clone());
-            thread::spawn(move || cache.get_or_compute(1, || version.load(SeqCst) as u32))
-        };
-        let clearer = {
-            let cache = cache.clone();
-            thread::spawn(move || cache.clear())
-        };
-        version.store(2, SeqCst);
-        cache.invalidate(&1);
-        assert_ne!(
-            cache.get(&1),
-            Some(1),
-            "stale value read after invalidate returned"
-        );
-        reader.join().unwrap();
-        clearer.join().unwrap();
-        assert_ne!(
-            cache.get(&1),
-            Some(1),
-            "stale value stored after invalidate returned"
-        );
-        assert_eq!(cache.stats().in_flight, 0);
-    });
+    drop_racing_a_computation(
+        |cache| {
+            cache.invalidate(&1);
+        },
+        Some(|cache| cache.clear()),
+    );
 }
 
 /// Runs `drop_values` (an invalidation) against a computation of key 1 whose data changes
-/// just before it.
-fn drop_racing_a_computation(drop_values: fn(&Memo)) {
+/// just before it, and, if given, `meanwhile` (another invalidation) on a third thread.
+fn drop_racing_a_computation(drop_values: fn(&Memo), meanwhile: Option<fn(&Memo)>) {
     loom::model(move || {
         let cache = Arc::new(Memo::new("f", Unbounded::new()));
         let version = Arc::new(AtomicUsize::new(1));
@@ -186,6 +167,10 @@ fn drop_racing_a_computation(drop_values: fn(&Memo)) {
             let (cache, version) = (cache.clone(), version.clone());
             thread::spawn(move || cache.get_or_compute(1, || version.load(SeqCst) as u32))
         };
+        let other = meanwhile.map(|meanwhile| {
+            let cache = cache.clone();
+            thread::spawn(move || meanwhile(&cache))
+        });
         version.store(2, SeqCst);
         drop_values(&cache);
         assert_ne!(
@@ -194,6 +179,9 @@ fn drop_racing_a_computation(drop_values: fn(&Memo)) {
             "stale value after invalidate returned"
         );
         reader.join().unwrap();
+        if let Some(other) = other {
+            other.join().unwrap();
+        }
         assert_ne!(
             cache.get(&1),
             Some(1),
