@@ -2,6 +2,7 @@
 
 mod bounded;
 mod hashed;
+mod table;
 mod unbounded;
 
 pub use bounded::Bounded;

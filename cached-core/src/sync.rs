@@ -5,14 +5,20 @@
 //! than a `loom` feature, as moka does: `--all-features` must never turn loom on.
 
 #[cfg(memoflight_loom)]
-pub(crate) use loom::sync::{atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use loom::sync::{
+    atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize},
+    Arc, Condvar, Mutex, MutexGuard,
+};
 #[cfg(memoflight_loom)]
 pub(crate) use loom::thread::{yield_now, ThreadId};
 #[cfg(not(memoflight_loom))]
 pub(crate) use std::thread::yield_now;
 
 #[cfg(not(memoflight_loom))]
-pub(crate) use std::sync::{atomic::AtomicU64, Arc, Condvar, Mutex, MutexGuard};
+pub(crate) use std::sync::{
+    atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize},
+    Arc, Condvar, Mutex, MutexGuard,
+};
 
 /// Identifies a thread for same-key recursion checks. `std::thread::current()` clones an
 /// `Arc` on every call; a thread-local number costs one TLS read on the miss path.

@@ -13,7 +13,11 @@ use equivalent::Equivalent;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 /// How the stores hash keys (once, outside the map).
+#[cfg(not(memoflight_loom))]
 pub(crate) type KeyHasher = foldhash::fast::RandomState;
+/// Under loom, a fixed hasher: every replay of a model must place keys in the same slots.
+#[cfg(memoflight_loom)]
+pub(crate) type KeyHasher = foldhash::fast::FixedState;
 
 /// The map's hasher: the hash already computed.
 pub(crate) type PassThrough = BuildHasherDefault<Precomputed>;
@@ -28,20 +32,6 @@ pub(crate) struct Hashed<K> {
 pub(crate) struct Probe<'q, Q: ?Sized> {
     hash: u64,
     key: &'q Q,
-}
-
-impl<K> Hashed<K> {
-    // Unused under loom, whose `Unbounded` is a mutex-protected map of plain keys.
-    #[cfg_attr(memoflight_loom, allow(dead_code))]
-    pub(crate) fn new(hasher: &KeyHasher, key: K) -> Self
-    where
-        K: Hash,
-    {
-        Hashed {
-            hash: hasher.hash_one(&key),
-            key,
-        }
-    }
 }
 
 impl<'q, Q: ?Sized> Probe<'q, Q> {
