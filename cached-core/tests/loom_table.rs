@@ -35,13 +35,20 @@ fn a_reused_slot_never_shows_a_wrong_value_or_hides_a_key() {
                 store.insert(3, 30);
             })
         };
-        assert_eq!(store.get(&2), Some(20), "a key present throughout was missed");
+        assert_eq!(
+            store.get(&2),
+            Some(20),
+            "a key present throughout was missed"
+        );
         let three = store.get(&3);
         assert!(three.is_none() || three == Some(30), "{three:?}");
         let one = store.get(&1);
         assert!(one.is_none() || one == Some(10), "{one:?}");
         writer.join().unwrap();
-        assert_eq!((store.get(&1), store.get(&3), store.len()), (None, Some(30), 2));
+        assert_eq!(
+            (store.get(&1), store.get(&3), store.len()),
+            (None, Some(30), 2)
+        );
     });
 }
 
@@ -58,7 +65,10 @@ fn concurrent_inserts_both_land_once() {
         };
         store.insert(3, 30);
         writer.join().unwrap();
-        assert_eq!((store.get(&2), store.get(&3), store.len()), (Some(20), Some(30), 2));
+        assert_eq!(
+            (store.get(&2), store.get(&3), store.len()),
+            (Some(20), Some(30), 2)
+        );
         let mut seen = Vec::new();
         store.retain(&mut |key, _| {
             seen.push(*key);
@@ -82,7 +92,10 @@ fn a_replacement_is_never_read_backwards() {
         let first = store.get(&1);
         let second = store.get(&1);
         assert!(matches!(first, Some(10 | 11)), "{first:?}");
-        assert!(first != Some(11) || second == Some(11), "{first:?} then {second:?}");
+        assert!(
+            first != Some(11) || second == Some(11),
+            "{first:?} then {second:?}"
+        );
         writer.join().unwrap();
         assert_eq!(store.get(&1), Some(11));
     });
@@ -103,7 +116,11 @@ fn a_rebuild_off_the_lock_loses_nothing() {
             let store = store.clone();
             thread::spawn(move || store.insert(6, 60))
         };
-        assert_eq!(store.get(&5), Some(50), "a key present throughout was missed");
+        assert_eq!(
+            store.get(&5),
+            Some(50),
+            "a key present throughout was missed"
+        );
         remover.join().unwrap();
         grower.join().unwrap();
         for key in 2..=6 {

@@ -516,7 +516,10 @@ impl<K, V> Table<K, V> {
 
     /// The number of live entries (a sum of per-shard counts; exact when no write runs).
     pub(crate) fn len(&self) -> usize {
-        self.shards.iter().map(|shard| shard.live.load(Relaxed)).sum()
+        self.shards
+            .iter()
+            .map(|shard| shard.live.load(Relaxed))
+            .sum()
     }
 }
 

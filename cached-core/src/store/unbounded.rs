@@ -86,7 +86,8 @@ where
     #[inline]
     fn get<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
         let hash = self.hasher.hash_one(key);
-        self.table.get(hash, |stored| key.equivalent(stored), V::clone)
+        self.table
+            .get(hash, |stored| key.equivalent(stored), V::clone)
     }
 
     fn insert(&self, key: K, value: V) {
