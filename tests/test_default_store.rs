@@ -401,3 +401,98 @@ fn predicate_and_drop_call_the_store() {
     // The values hold the store: break the cycle so it is freed.
     values.clear();
 }
+
+thread_local! {
+    static REENTER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A value whose `Clone` (armed by `REENTER`) removes its own key, then reads itself.
+struct RemovesItself {
+    store: Arc<Unbounded<u64, RemovesItself>>,
+    key: u64,
+    payload: Vec<u64>,
+}
+
+impl Clone for RemovesItself {
+    fn clone(&self) -> Self {
+        if REENTER.replace(false) {
+            // Unlinks (and retires) the entry this clone is reading from.
+            assert!(self.store.remove(&self.key).is_some());
+        }
+        // Still readable: the entry is freed only after the read that holds it ends.
+        RemovesItself {
+            store: self.store.clone(),
+            key: self.key,
+            payload: self.payload.clone(),
+        }
+    }
+}
+
+/// A value removed while a hit is cloning it stays whole until the hit ends (invariant 5; a
+/// removal that freed it at once is a read of freed memory, which valgrind reports).
+#[test]
+fn a_value_removed_while_a_hit_reads_it_stays_readable() {
+    let store = Arc::new(Unbounded::<u64, RemovesItself>::new());
+    for key in 0..64 {
+        let value = RemovesItself {
+            store: store.clone(),
+            key,
+            payload: vec![key; 16],
+        };
+        store.insert(key, value);
+    }
+    for key in 0..64 {
+        REENTER.set(true);
+        let value = store.get(&key).expect("stored");
+        assert_eq!(value.payload, vec![key; 16]);
+        assert!(store.get(&key).is_none());
+    }
+    assert!(store.is_empty());
+    store.clear(); // the values hold the store
+}
+
+/// A key whose `Eq` (armed by `REENTER`) fills the store, so that the array being scanned is
+/// rebuilt (and retired) in the middle of the scan.
+#[derive(Clone)]
+struct GrowsTheStore(u64);
+
+static GROWN: OnceLock<Unbounded<GrowsTheStore, u64>> = OnceLock::new();
+
+impl Hash for GrowsTheStore {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Keys 2k and 2k + 1 share a hash: a read of 2k + 1 compares 2k first (its `Eq`
+        // says no), then scans on.
+        (self.0 / 2).hash(state);
+    }
+}
+
+impl PartialEq for GrowsTheStore {
+    fn eq(&self, other: &Self) -> bool {
+        if REENTER.replace(false) {
+            let store = GROWN.get().unwrap();
+            let base = store.len() as u64 * 10 + 1_000_000;
+            for n in 0..4_096 {
+                store.insert(GrowsTheStore(base + n), n);
+            }
+        }
+        self.0 == other.0
+    }
+}
+
+impl Eq for GrowsTheStore {}
+
+/// An array replaced by a rebuild while a read still scans it stays readable until the read
+/// ends (invariants 5 and 6), and the read still finds its key.
+#[test]
+fn an_array_rebuilt_during_a_scan_stays_readable() {
+    let store = GROWN.get_or_init(Unbounded::new);
+    for key in 0..16 {
+        store.insert(GrowsTheStore(key), key);
+    }
+    for key in (1..16).step_by(2) {
+        REENTER.set(true);
+        assert_eq!(store.get(&GrowsTheStore(key)), Some(key));
+        REENTER.set(false);
+    }
+    assert_eq!(store.len(), 16 + 8 * 4_096);
+}

@@ -2,6 +2,13 @@
 //! writers that reuse removed slots, rebuild off the lock, and clear. Under loom the table has
 //! one shard and a fixed hasher, so every model's keys share one array.
 //!
+//! What loom explores here: every interleaving of the writers around the shard's mutex and
+//! its version check (dropping the check from `remove` fails `a_rebuild_off_the_lock_loses_nothing`).
+//! What it does not: loom 0.7's DPOR keeps one last access per atomic, so when a writer loads
+//! an atomic and then stores it, a reader's earlier load of it is not reordered after the
+//! store. The reader/writer races are covered by the stress tests of
+//! `tests/test_default_store.rs` (run under valgrind in CI).
+//!
 //! ```sh
 //! RUSTFLAGS="--cfg memoflight_loom" LOOM_MAX_PREEMPTIONS=3 \
 //!   cargo test -p memoflight-core --features async --test loom_table --release --target-dir target/loom

@@ -57,7 +57,9 @@
 //!
 //! This is the only module of memoflight with `unsafe` code (the workspace denies it
 //! elsewhere): raw entry pointers shared between readers and epoch reclamation. The tests
-//! that break each invariant if it fails (`tests/test_table.rs`) run under valgrind in CI.
+//! that break each invariant if it fails (`tests/test_default_store.rs`) run under valgrind in CI,
+//! and `cached-core/tests/loom_table.rs` model-checks the slot protocol (see its header for
+//! what loom explores there).
 #![allow(unsafe_code)]
 
 use crate::sync::{lock, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Mutex};
@@ -498,13 +500,20 @@ impl<K, V> Table<K, V> {
     /// again by pointer (no user code). An entry replaced after `keep` saw it stays.
     pub(crate) fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
         let pin = self.reclaim.pin();
-        let mut rejected = Vec::new();
+        let (mut live, mut rejected) = (Vec::new(), Vec::new());
         for shard in self.shards.iter() {
             let Some(slots) = shard.current(&pin) else {
                 continue;
             };
+            // The slots are read in order; the entries they point to are scattered, so each
+            // is fetched a few entries ahead of the predicate reading it.
+            live.clear();
+            live.extend(slots.live_entries());
             rejected.clear();
-            for entry in slots.live_entries() {
+            for (at, &entry) in live.iter().enumerate() {
+                if let Some(&ahead) = live.get(at + PREFETCH_AHEAD) {
+                    prefetch(ahead);
+                }
                 // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
                 let entry_ref = unsafe { &*entry };
                 if !keep(&entry_ref.key, &entry_ref.value) {
@@ -565,6 +574,22 @@ impl<K, V> Table<K, V> {
             .map(|shard| shard.live.load(Relaxed))
             .sum()
     }
+}
+
+/// How far ahead of the predicate `retain` fetches entries.
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to fetch the cache line at `entry` (a hint: no effect on what the program
+/// computes, and the pointer is never dereferenced).
+#[inline(always)]
+fn prefetch<T>(entry: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint that never faults, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(entry.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = entry;
 }
 
 impl<K, V> Slots<K, V> {
@@ -636,8 +661,9 @@ mod reclaim {
         use super::super::{Entry, Slots};
         use seize::Guard as _;
 
-        /// Removed entries wait in a batch per thread before a process-wide barrier retires
-        /// them; small batches spread that cost (`benches/README.md`).
+        /// Removed entries wait in a batch per thread before they are handed to reclamation:
+        /// a small batch keeps few removed values alive (a thread that stops calling holds at
+        /// most this many) and frees them in small steps (`benches/README.md`).
         const BATCH: usize = 8;
 
         pub(crate) struct Collector(seize::Collector);

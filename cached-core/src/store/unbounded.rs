@@ -3,8 +3,8 @@
 //! # Design (numbers in `benches/README.md`, "The default store")
 //!
 //! Entries live in a sharded, open-addressed table (`crate::store::table`): reads take no
-//! lock and write no shared memory but the thread's own epoch slot (seize's, with an
-//! asymmetric fence on Linux: a hit makes no full barrier), so hits scale across cores. An
+//! lock and write no shared memory but the thread's own epoch slot (seize's), so hits scale
+//! across cores. An
 //! insert, a replacement and a removal scan their shard without a lock (the key's `Eq` runs
 //! there), then hold the shard's mutex for a few stores; a removed slot is reused in place by
 //! the next insert that probes through it, and a grown array is built off the lock. So no
