@@ -1,5 +1,5 @@
 //! Whether the calling thread is being torn down: then the thread-locals of the crates the
-//! stores use (papaya's epoch slot, `thread_local`'s thread id) may already be destroyed, and
+//! stores use (seize's epoch slot, `thread_local`'s thread id) may already be destroyed, and
 //! touching one panics inside a destructor, which aborts the process.
 //!
 //! A memoized function may be called from a thread-local destructor (a connection pool's,
@@ -59,32 +59,18 @@ fn first_call() -> bool {
     }
 }
 
-/// Runs `$body` with `$map` bound to `$papaya_map` pinned: through the thread's epoch guard, or
-/// through an owned guard (no thread-local) once the thread is being torn down.
-macro_rules! pinned {
-    ($papaya_map:expr, |$map:ident| $body:expr) => {
-        if crate::teardown::thread_alive() {
-            let $map = $papaya_map.pin();
-            $body
-        } else {
-            let $map = $papaya_map.pin_owned();
-            $body
-        }
-    };
-}
-pub(crate) use pinned;
-
 #[cfg(not(memoflight_loom))]
 mod dependencies {
     use std::sync::LazyLock;
 
-    static EPOCHS: LazyLock<papaya::HashMap<u8, u8>> = LazyLock::new(papaya::HashMap::new);
+    static EPOCHS: LazyLock<seize::Collector> = LazyLock::new(seize::Collector::new);
     static IDS: LazyLock<thread_local::ThreadLocal<()>> =
         LazyLock::new(thread_local::ThreadLocal::new);
 
-    /// Initializes papaya's (seize's) and `thread_local`'s thread-locals on this thread.
+    /// Initializes seize's (the stores' epochs) and `thread_local`'s thread-locals on this
+    /// thread.
     pub(super) fn touch() {
-        drop(EPOCHS.pin());
+        drop(EPOCHS.enter());
         IDS.get_or(|| ());
     }
 }

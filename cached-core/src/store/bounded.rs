@@ -2,7 +2,7 @@
 //!
 //! # Design (numbers in `benches/README.md`)
 //!
-//! Entries live in a lock-free concurrent map (papaya): a hit is a read of that map, no lock,
+//! Entries live in the default store's concurrent table (`table.rs`): a hit is a read of it, no lock,
 //! and at most one relaxed store into the entry's bookkeeping (its visit count, written only
 //! while it is below its cap), so hot keys are read, not written, on every core.
 //!
@@ -39,15 +39,14 @@
 //!
 //! # No user code under a lock, and O(1) work under it
 //!
-//! A queue entry holds a clone of its key and a shared [`Meta`] with the map entry: its visit
-//! count and a `gone` flag, set once by whoever takes the entry out of the count (a removal, a
-//! replacement, an eviction, an expiry). The queues therefore never look a key up in the map
-//! under their lock: a key's `Hash`, `Eq` and `Clone` run before the lock is taken, the
-//! victims chosen under it are removed from the map after it is released, and every key or
-//! value dropped by an operation (a queue entry, a victim) is dropped after it too. The map's
-//! epoch guard is held across the whole operation, so that values retired meanwhile are freed
-//! only when it ends, outside the lock. Removals, `invalidate_if` and `clear` take no queue
-//! lock for their map work at all.
+//! A queue entry holds no key: only a shared [`Meta`] with the map entry (the key's hash, its
+//! visit count, and a `gone` flag, set once by whoever takes the entry out of the count: a
+//! removal, a replacement, an eviction, an expiry). The queues therefore never look a key up in
+//! the map under their lock, and an insert clones no key for them: a key's `Hash` runs before
+//! the lock is taken, and the victims chosen under it are removed from the map after it is
+//! released, each found by its hash and its `Meta` (pointer equality: not even the key's `Eq`
+//! runs). The table frees removed keys and values by epochs, never under a lock. Removals,
+//! `invalidate_if` and `clear` take no queue lock for their map work at all.
 //!
 //! Under the lock, each insert does O(1) work: its push, the evictions it needs (each popped
 //! entry is looked at once per turn), at most [`RECLAIM_PER_WRITE`] expired entries, and a few
@@ -63,10 +62,10 @@
 //! exactly the entries a read returns: no background thread.
 
 use crate::clock::Clock;
-use crate::store::hashed::{Hashed, KeyHasher, PassThrough, Probe};
+use crate::store::hashed::KeyHasher;
+use crate::store::table::Table;
 use crate::store::Store;
 use crate::sync::Padded;
-use crate::teardown::pinned;
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
 use std::collections::VecDeque;
@@ -137,10 +136,10 @@ const STALE_ALLOWED: isize = 16;
 /// assert_eq!(store.get(&1).as_deref(), Some("one"));
 /// ```
 pub struct Bounded<K, V> {
-    /// Keys stored with their hash (`hashed.rs`): the map never runs a key's `Hash`.
-    map: papaya::HashMap<Hashed<K>, Entry<V>, PassThrough>,
+    /// The entries, keys stored with their hash (`table.rs`): the map never runs a key's `Hash`.
+    map: Table<K, Entry<V>>,
     /// Built on first use, once the capacity is known; by hash.
-    shards: std::sync::OnceLock<Box<[Shard<K>]>>,
+    shards: std::sync::OnceLock<Box<[Shard]>>,
     hasher: KeyHasher,
     max_size: usize,
     /// Nanoseconds; `None` when entries never expire.
@@ -194,14 +193,14 @@ impl Meta {
     }
 }
 
-/// A queue entry: the key of the map entry with this `meta`.
-struct Queued<K> {
-    key: K,
+/// A queue entry: the map entry with this `meta` (found again by its hash and its `Meta`, so
+/// the queues hold no copy of the key).
+struct Queued {
     meta: Arc<Meta>,
 }
 
-struct Shard<K> {
-    queues: Padded<Mutex<Queues<K>>>,
+struct Shard {
+    queues: Padded<Mutex<Queues>>,
     /// Its share of `max_size`.
     capacity: isize,
     /// Entries of this shard in the map: counted under the lock by their insert once it made
@@ -212,9 +211,9 @@ struct Shard<K> {
 }
 
 /// A shard's queues: eviction and expiry order.
-struct Queues<K> {
-    small: Fifo<Queued<K>>,
-    main: Fifo<Queued<K>>,
+struct Queues {
+    small: Fifo<Queued>,
+    main: Fifo<Queued>,
     /// Fingerprints (32 bits of the hash) of keys recently evicted from `small`, oldest first,
     /// each with the `hand` at its eviction.
     ghost: VecDeque<(u32, u32)>,
@@ -224,10 +223,10 @@ struct Queues<K> {
     /// is measured in these, so it stands still while one-time keys stream through `small`.
     hand: u32,
     /// With a ttl: every entry in write order, with its deadline.
-    by_age: Fifo<(Queued<K>, u64)>,
+    by_age: Fifo<(Queued, u64)>,
 }
 
-impl<K> Default for Queues<K> {
+impl Default for Queues {
     fn default() -> Self {
         Queues {
             small: Fifo::default(),
@@ -240,7 +239,7 @@ impl<K> Default for Queues<K> {
     }
 }
 
-impl<K> Queues<K> {
+impl Queues {
     fn len(&self) -> usize {
         self.small.len() + self.main.len() + self.by_age.len()
     }
@@ -249,11 +248,11 @@ impl<K> Queues<K> {
     /// live ones (plus [`STALE_ALLOWED`]): stale entries go to `garbage`, to be dropped after
     /// the lock is released. Inserts and removals both step it, so stale entries (and their
     /// keys) never outnumber live ones for long, even with no insert after a removal.
-    fn sweep(&mut self, live: isize, garbage: &mut Vec<Queued<K>>) {
+    fn sweep(&mut self, live: isize, garbage: &mut Vec<Queued>) {
         if self.len() as isize <= 2 * live + STALE_ALLOWED {
             return;
         }
-        let stale = |q: &Queued<K>| q.meta.is_gone();
+        let stale = |q: &Queued| q.meta.is_gone();
         self.small.sweep(SWEEP_PER_WRITE, stale, garbage);
         self.main.sweep(SWEEP_PER_WRITE, stale, garbage);
         let mut aged = Vec::new();
@@ -264,8 +263,8 @@ impl<K> Queues<K> {
 
     /// Every stale entry to `garbage`, the others kept in order: after `clear` and
     /// `invalidate_if`, which are O(n) anyway.
-    fn sift(&mut self, garbage: &mut Vec<Queued<K>>) {
-        let stale = |q: &Queued<K>| q.meta.is_gone();
+    fn sift(&mut self, garbage: &mut Vec<Queued>) {
+        let stale = |q: &Queued| q.meta.is_gone();
         self.small.sift(stale, garbage);
         self.main.sift(stale, garbage);
         let mut aged = Vec::new();
@@ -345,20 +344,12 @@ impl<T> Fifo<T> {
 }
 
 /// What an insert takes out of the queues under the lock, to finish after releasing it: the
-/// victims to remove from the map, and the queue entries to drop (their keys' `Drop` is user
-/// code).
-struct Leftovers<K> {
-    victims: Vec<Queued<K>>,
-    garbage: Vec<Queued<K>>,
-}
-
-impl<K> Default for Leftovers<K> {
-    fn default() -> Self {
-        Leftovers {
-            victims: Vec::new(),
-            garbage: Vec::new(),
-        }
-    }
+/// victims to remove from the map, and the stale queue entries to drop (freed outside the lock
+/// so that it is held for the queue steps only).
+#[derive(Default)]
+struct Leftovers {
+    victims: Vec<Queued>,
+    garbage: Vec<Queued>,
 }
 
 impl<K, V> Bounded<K, V>
@@ -376,9 +367,7 @@ where
     /// ```
     pub fn new() -> Self {
         Bounded {
-            map: papaya::HashMap::builder()
-                .hasher(PassThrough::default())
-                .build(),
+            map: Table::new(),
             shards: std::sync::OnceLock::new(),
             hasher: KeyHasher::default(),
             max_size: usize::MAX,
@@ -472,7 +461,7 @@ where
 
     /// The shards, built on first use: one per [`CAPACITY_PER_SHARD`] entries of capacity
     /// (a power of two, at most four per core), the capacity split among them.
-    fn shards(&self) -> &[Shard<K>] {
+    fn shards(&self) -> &[Shard] {
         self.shards.get_or_init(|| {
             let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
             let wanted = (self.max_size / CAPACITY_PER_SHARD).clamp(1, 4 * cores);
@@ -509,7 +498,7 @@ where
 
     /// Claims `queued`'s entry as a victim (eviction or expiry): counted out now, removed from
     /// the map after the lock is released. False if it was gone already.
-    fn claim_victim(&self, shard: &Shard<K>, queued: &Queued<K>) -> bool {
+    fn claim_victim(&self, shard: &Shard, queued: &Queued) -> bool {
         if !queued.meta.claim() {
             return false;
         }
@@ -522,11 +511,11 @@ where
     /// limit (more may have expired).
     fn reclaim_expired(
         &self,
-        shard: &Shard<K>,
-        queues: &mut Queues<K>,
+        shard: &Shard,
+        queues: &mut Queues,
         now: u64,
         limit: usize,
-        out: &mut Leftovers<K>,
+        out: &mut Leftovers,
     ) -> bool {
         for _ in 0..limit {
             match queues.by_age.front() {
@@ -552,10 +541,10 @@ where
     /// way, is reclaimed at once rather than brought back.
     fn queue_for_expiry(
         &self,
-        shard: &Shard<K>,
-        queues: &mut Queues<K>,
-        queued: Queued<K>,
-        out: &mut Leftovers<K>,
+        shard: &Shard,
+        queues: &mut Queues,
+        queued: Queued,
+        out: &mut Leftovers,
     ) {
         let expires = queued.meta.expires.load(Relaxed);
         let last = queues.by_age.back().map_or(0, |(_, deadline)| *deadline);
@@ -573,7 +562,7 @@ where
     }
 
     /// Claims one victim (S3-FIFO); returns false if there was nothing to evict.
-    fn evict_one(&self, shard: &Shard<K>, queues: &mut Queues<K>, out: &mut Leftovers<K>) -> bool {
+    fn evict_one(&self, shard: &Shard, queues: &mut Queues, out: &mut Leftovers) -> bool {
         let small_target = (shard.capacity.unsigned_abs() / SMALL_DIVISOR).max(1);
         loop {
             let from_small = queues.small.len() >= small_target || queues.main.is_empty();
@@ -616,7 +605,7 @@ where
     /// Sorted out under each shard's lock, which must not be dropped wholesale: the entries of
     /// keys inserted while the map was walked must stay queued (or they could never be
     /// evicted), and no insert may find the queues empty and fail to make room. What is dropped
-    /// is dropped after the lock is released (a key's `Drop` is user code).
+    /// is dropped after the lock is released.
     fn sift_queues(&self) {
         for shard in self.shards() {
             let mut garbage = Vec::new();
@@ -626,22 +615,22 @@ where
     }
 
     /// Removes the claimed victims from the map (each only if it is still the entry that was
-    /// claimed), with no lock held: their keys' `Hash` and `Eq` are user code.
-    fn remove_victims<G: papaya::Guard>(
-        &self,
-        map: &papaya::HashMapRef<'_, Hashed<K>, Entry<V>, PassThrough, G>,
-        victims: &[Queued<K>],
-    ) {
+    /// claimed), with no lock held.
+    fn remove_victims(&self, victims: &[Queued]) {
         for victim in victims {
-            let probe = Probe::with_hash(victim.meta.hash, &victim.key);
-            let _ = map.remove_if(&probe, |_, entry| Arc::ptr_eq(&entry.meta, &victim.meta));
+            // Found by its hash and its `Meta` alone: not even the key's `Eq` runs.
+            let _ = self.map.remove(
+                victim.meta.hash,
+                |_, entry| Arc::ptr_eq(&entry.meta, &victim.meta),
+                |_| (),
+            );
         }
     }
 }
 
 /// Remembers a key evicted from the small queue, and forgets the ghosts that are past the
 /// window or beyond the FIFO's length.
-fn remember_ghost<K>(shard: &Shard<K>, queues: &mut Queues<K>, fingerprint: u32) {
+fn remember_ghost(shard: &Shard, queues: &mut Queues, fingerprint: u32) {
     let hand = queues.hand;
     queues.ghost.push_back((fingerprint, hand));
     queues.ghosts.insert(fingerprint, hand);
@@ -663,7 +652,7 @@ fn remember_ghost<K>(shard: &Shard<K>, queues: &mut Queues<K>, fingerprint: u32)
 }
 
 /// How old (in `hand` steps) a ghost may be and still let its key into the main queue.
-fn ghost_window<K>(shard: &Shard<K>) -> u32 {
+fn ghost_window(shard: &Shard) -> u32 {
     u32::try_from(shard.capacity.unsigned_abs() / GHOST_TURN_DIVISOR)
         .unwrap_or(u32::MAX)
         .max(1)
@@ -694,8 +683,8 @@ where
 
     #[inline]
     fn get_aged<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<(V, bool)> {
-        pinned!(self.map, |map| {
-            let entry = map.get(&Probe::new(&self.hasher, key))?;
+        let hash = self.hasher.hash_one(key);
+        let read = |entry: &Entry<V>| {
             let now = if self.timed() { self.clock.now() } else { 0 };
             if self.expired(entry, now) {
                 return None;
@@ -706,21 +695,17 @@ where
             }
             let due = self.refresh_after.is_some() && now >= entry.refresh_at;
             Some((entry.value.clone(), due))
-        })
+        };
+        self.map
+            .get(hash, |stored| key.equivalent(stored), read)
+            .flatten()
     }
 
     fn insert(&self, key: K, value: V) {
-        // papaya's writes read a thread-local of seize's even through an owned guard: while
-        // the thread is torn down, a value is returned to its caller and not stored.
-        if !crate::teardown::thread_alive() {
-            return;
-        }
-        // User code first, with no lock held: the key's `Hash` and its clones for the queues.
+        // User code first, with no lock held: the key's `Hash`.
         let hash = self.hasher.hash_one(&key);
         let index = self.shard_of(hash);
         let shard = &self.shards()[index as usize];
-        let for_queue = self.sized().then(|| key.clone());
-        let for_age = self.ttl.is_some().then(|| key.clone());
         let now = if self.timed() { self.clock.now() } else { 0 };
         let expires = self.ttl.map_or(u64::MAX, |ttl| now.saturating_add(ttl));
         let meta = Arc::new(Meta {
@@ -738,12 +723,8 @@ where
             meta: Arc::clone(&meta),
             refresh_at,
         };
-        // One guard over the whole insert: what it retires is freed when it ends, after the
-        // lock is released.
-        let map = self.map.pin();
-        if let Some(old) = map.insert(Hashed { hash, key }, entry) {
-            self.uncount(&old.meta);
-        }
+        self.map
+            .insert(hash, key, entry, |old| self.uncount(&old.meta));
         let mut out = Leftovers::default();
         {
             let mut queues = lock(&shard.queues);
@@ -759,9 +740,8 @@ where
                 }
             }
             shard.live.fetch_add(1, Relaxed);
-            if let Some(key) = for_queue {
+            if self.sized() {
                 let queued = Queued {
-                    key,
                     meta: Arc::clone(&meta),
                 };
                 let returning = queues
@@ -774,18 +754,17 @@ where
                     queues.small.push_back(queued);
                 }
             }
-            if let Some(key) = for_age {
-                self.queue_for_expiry(shard, queues, Queued { key, meta }, &mut out);
+            if self.ttl.is_some() {
+                self.queue_for_expiry(shard, queues, Queued { meta }, &mut out);
             }
             queues.sweep(shard.live.load(Relaxed), &mut out.garbage);
         }
-        self.remove_victims(&map, &out.victims);
+        self.remove_victims(&out.victims);
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        let probe = Probe::new(&self.hasher, key);
-        let (removed, shard) = pinned!(self.map, |map| {
-            let entry = map.remove(&probe)?;
+        let hash = self.hasher.hash_one(key);
+        let read = |entry: &Entry<V>| {
             self.uncount(&entry.meta);
             let now = if self.ttl.is_some() {
                 self.clock.now()
@@ -793,11 +772,14 @@ where
                 0
             };
             // The value's `Clone` (user code) runs with no lock held.
-            Some((
+            (
                 (!self.expired(entry, now)).then(|| entry.value.clone()),
                 entry.meta.shard,
-            ))
-        })?;
+            )
+        };
+        let (removed, shard) = self
+            .map
+            .remove(hash, |stored, _| key.equivalent(stored), read)?;
         // The removed entry's queue entries are stale now: a few sweep steps keep removals
         // without inserts from holding keys alive.
         let shard = &self.shards()[shard as usize];
@@ -809,29 +791,22 @@ where
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
         // The predicate (user code) runs with no lock of this store held: it may call the cache.
-        pinned!(self.map, |map| map.retain(|key, entry| {
-            let kept = keep(&key.key, &entry.value);
-            if !kept {
-                self.uncount(&entry.meta);
-            }
-            kept
-        }));
+        self.map.retain(
+            &mut |key, entry| keep(key, &entry.value),
+            &mut |_, entry| self.uncount(&entry.meta),
+        );
         self.sift_queues();
     }
 
     fn clear(&self) {
-        pinned!(self.map, |map| map.retain(|_, entry| {
-            self.uncount(&entry.meta);
-            false
-        }));
+        self.map.clear(&mut |_, entry| self.uncount(&entry.meta));
         self.sift_queues();
     }
 
     fn len(&self) -> usize {
-        if self.ttl.is_some() && crate::teardown::thread_alive() {
+        if self.ttl.is_some() {
             // Expired entries are reclaimed a few at a time, each batch under the lock.
             let now = self.clock.now();
-            let map = self.map.pin();
             for shard in self.shards() {
                 loop {
                     let mut out = Leftovers::default();
@@ -839,7 +814,7 @@ where
                         let mut queues = lock(&shard.queues);
                         self.reclaim_expired(shard, &mut queues, now, 64, &mut out)
                     };
-                    self.remove_victims(&map, &out.victims);
+                    self.remove_victims(&out.victims);
                     if !more {
                         break;
                     }

@@ -204,7 +204,7 @@ impl<K, V> Slots<K, V> {
     }
 
     /// Scans for the entry of `hash` that `is` accepts. Lock-free; `is` is user code.
-    fn scan(&self, hash: u64, mut is: impl FnMut(&K) -> bool) -> Scan<K, V> {
+    fn scan(&self, hash: u64, mut is: impl FnMut(&K, &V) -> bool) -> Scan<K, V> {
         let tag = tag_of(hash);
         let mut index = hash as usize & self.mask;
         let mut free = None;
@@ -227,7 +227,7 @@ impl<K, V> Slots<K, V> {
                     // SAFETY: invariants 4 and 5: a non-null pointer loaded inside a guard
                     // points to a live entry.
                     if let Some(entry_ref) = unsafe { entry.as_ref() } {
-                        if entry_ref.hash == hash && is(&entry_ref.key) {
+                        if entry_ref.hash == hash && is(&entry_ref.key, &entry_ref.value) {
                             return Scan::Found(index, entry);
                         }
                     }
@@ -333,9 +333,10 @@ impl<K, V> Table<K, V> {
         Some(read(unsafe { &(*entry).value }))
     }
 
-    /// Stores `value` for `key`, replacing (and retiring) the value stored for an equal key.
-    /// `Eq` of the stored keys runs outside the lock (invariant 1).
-    pub(crate) fn insert(&self, hash: u64, key: K, value: V)
+    /// Stores `value` for `key`, replacing (and retiring) the value stored for an equal key,
+    /// which `replaced` reads after the lock is released. `Eq` of the stored keys runs outside
+    /// the lock (invariant 1).
+    pub(crate) fn insert(&self, hash: u64, key: K, value: V, replaced: impl FnOnce(&V))
     where
         K: Eq,
     {
@@ -348,7 +349,7 @@ impl<K, V> Table<K, V> {
             let scan = match shard.current(&pin) {
                 Some(slots) => {
                     let key = &entry.as_ref().expect("entry kept until stored").key;
-                    Some((slots, slots.scan(hash, |stored| stored == key)))
+                    Some((slots, slots.scan(hash, |stored, _| stored == key)))
                 }
                 None => None,
             };
@@ -357,7 +358,7 @@ impl<K, V> Table<K, V> {
                 continue;
             }
             let stored = Box::into_raw(entry.take().expect("entry kept until stored"));
-            let (replaced, maintain) = match scan {
+            let (old, maintain) = match scan {
                 Some((slots, Scan::Found(index, old))) => {
                     slots.slot(index).1.store(stored, Release);
                     (Some(old), false)
@@ -399,7 +400,9 @@ impl<K, V> Table<K, V> {
             };
             shard.bump();
             drop(writer);
-            if let Some(old) = replaced {
+            if let Some(old) = old {
+                // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
+                replaced(unsafe { &(*old).value });
                 // SAFETY: invariant 5: unlinked under the lock, retired after it.
                 unsafe { pin.retire_entry(old) };
             }
@@ -462,12 +465,12 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Removes the entry of `hash` that `is` accepts and reads it with `read` before it is
-    /// retired. `is` runs outside the lock (invariant 1).
+    /// Removes the entry of `hash` that `is` accepts (given its key and value) and reads it
+    /// with `read` before it is retired. `is` runs outside the lock (invariant 1).
     pub(crate) fn remove<R>(
         &self,
         hash: u64,
-        mut is: impl FnMut(&K) -> bool,
+        mut is: impl FnMut(&K, &V) -> bool,
         read: impl FnOnce(&V) -> R,
     ) -> Option<R> {
         let shard = self.shard(hash);
@@ -495,10 +498,15 @@ impl<K, V> Table<K, V> {
         }
     }
 
-    /// Removes every entry `keep` rejects. `keep` runs outside every lock; per shard, the
-    /// rejected entries are unlinked in one critical section of O(their number), each found
-    /// again by pointer (no user code). An entry replaced after `keep` saw it stays.
-    pub(crate) fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
+    /// Removes every entry `keep` rejects, and shows each one removed to `removed` (after the
+    /// lock). `keep` runs outside every lock; per shard, the rejected entries are unlinked in
+    /// one critical section of O(their number), each found again by pointer (no user code).
+    /// An entry replaced after `keep` saw it stays.
+    pub(crate) fn retain(
+        &self,
+        keep: &mut dyn FnMut(&K, &V) -> bool,
+        removed: &mut dyn FnMut(&K, &V),
+    ) {
         let pin = self.reclaim.pin();
         let (mut live, mut rejected) = (Vec::new(), Vec::new());
         for shard in self.shards.iter() {
@@ -540,6 +548,9 @@ impl<K, V> Table<K, V> {
             shard.bump();
             drop(writer);
             for entry in unlinked {
+                // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
+                let entry_ref = unsafe { &*entry };
+                removed(&entry_ref.key, &entry_ref.value);
                 // SAFETY: invariant 5: unlinked under the lock, retired after it.
                 unsafe { pin.retire_entry(entry) };
             }
@@ -548,8 +559,9 @@ impl<K, V> Table<K, V> {
     }
 
     /// Removes every entry: per shard, the array is unlinked under the lock and retired whole
-    /// after it (its entries are freed with it, invariant 5).
-    pub(crate) fn clear(&self) {
+    /// after it (its entries are freed with it, invariant 5); `removed` sees each entry after
+    /// the lock.
+    pub(crate) fn clear(&self, removed: &mut dyn FnMut(&K, &V)) {
         let pin = self.reclaim.pin();
         for shard in self.shards.iter() {
             let mut writer = lock(&shard.write);
@@ -558,7 +570,13 @@ impl<K, V> Table<K, V> {
             shard.live.store(0, Relaxed);
             shard.bump();
             drop(writer);
-            if !old.is_null() {
+            // SAFETY: invariant 5: the array stays allocated while `pin` lives.
+            if let Some(slots) = unsafe { old.as_ref() } {
+                for entry in slots.live_entries() {
+                    // SAFETY: as above, for its entries.
+                    let entry_ref = unsafe { &*entry };
+                    removed(&entry_ref.key, &entry_ref.value);
+                }
                 // SAFETY: invariant 5: unlinked under the lock, retired after it, with its
                 // entries, which no other array holds.
                 unsafe { pin.retire_slots_with_entries(old) };

@@ -92,21 +92,21 @@ where
 
     fn insert(&self, key: K, value: V) {
         let hash = self.hasher.hash_one(&key);
-        self.table.insert(hash, key, value);
+        self.table.insert(hash, key, value, |_| ());
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
         let hash = self.hasher.hash_one(key);
         self.table
-            .remove(hash, |stored| key.equivalent(stored), V::clone)
+            .remove(hash, |stored, _| key.equivalent(stored), V::clone)
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
-        self.table.retain(keep);
+        self.table.retain(keep, &mut |_, _| ());
     }
 
     fn clear(&self) {
-        self.table.clear();
+        self.table.clear(&mut |_, _| ());
     }
 
     fn len(&self) -> usize {
