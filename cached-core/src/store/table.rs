@@ -257,20 +257,20 @@ impl<K, V> Slots<K, V> {
         index
     }
 
-    /// A copy of the live entries into an array sized for them (invariant 6).
-    fn rebuilt(&self, live: usize) -> Box<Self> {
-        let capacity = (live * 2 + 1).next_power_of_two().max(MIN_CAPACITY);
+    /// A copy of the live entries into an array sized for them (invariant 6), and their number.
+    ///
+    /// Sized by the entries it copies, not by the shard's count read earlier: built off the
+    /// lock, the array may gain entries while it is read (the copy is then discarded by the
+    /// version check, but it must still fit, or `place` would never find an empty slot).
+    fn rebuilt(&self) -> (Box<Self>, usize) {
+        let live: Vec<_> = self.live_entries().collect();
+        let capacity = (live.len() * 2 + 1).next_power_of_two().max(MIN_CAPACITY);
         let fresh = Slots::with_capacity(capacity);
-        for (tag, entry) in (0..self.capacity()).map(|index| self.slot(index)) {
-            if tag.load(Acquire) >= 0x80 {
-                let entry = entry.load(Acquire);
-                // SAFETY: invariant 5: the entry is live while this array is current.
-                if let Some(entry_ref) = unsafe { entry.as_ref() } {
-                    fresh.place(entry, entry_ref.hash);
-                }
-            }
+        for &entry in &live {
+            // SAFETY: invariant 5: the entry is allocated while the caller's guard lives.
+            fresh.place(entry, unsafe { (*entry).hash });
         }
-        fresh
+        (fresh, live.len())
     }
 
     /// The pointers of the live entries.
@@ -373,9 +373,9 @@ impl<K, V> Table<K, V> {
                         writer.used += 1;
                     } else {
                         // Invariant 3 would break: rebuild under the lock (6).
-                        let fresh = slots.rebuilt(shard.live.load(Relaxed));
+                        let (fresh, live) = slots.rebuilt();
                         fresh.place(stored, hash);
-                        writer.used = shard.live.load(Relaxed) + 1;
+                        writer.used = live + 1;
                         let old = shard.slots.swap(Box::into_raw(fresh), Release);
                         shard.live.fetch_add(1, Relaxed);
                         shard.bump();
@@ -418,7 +418,7 @@ impl<K, V> Table<K, V> {
     #[cold]
     fn rebuild(&self, shard: &Shard<K, V>, pin: &reclaim::Pin<'_>) {
         for attempt in 0..=REBUILD_ATTEMPTS {
-            let (version, live) = {
+            let version = {
                 let mut writer = lock(&shard.write);
                 let Some(slots) = shard.current(pin) else {
                     writer.rebuilding = false;
@@ -430,8 +430,7 @@ impl<K, V> Table<K, V> {
                     return;
                 }
                 if attempt == REBUILD_ATTEMPTS {
-                    let live = shard.live.load(Relaxed);
-                    let fresh = slots.rebuilt(live);
+                    let (fresh, live) = slots.rebuilt();
                     writer.used = live;
                     writer.rebuilding = false;
                     let old = shard.slots.swap(Box::into_raw(fresh), Release);
@@ -441,14 +440,16 @@ impl<K, V> Table<K, V> {
                     unsafe { pin.retire_slots(old) };
                     return;
                 }
-                (shard.version.load(Relaxed), shard.live.load(Relaxed))
+                shard.version.load(Relaxed)
             };
             let Some(slots) = shard.current(pin) else {
                 continue;
             };
-            let fresh = slots.rebuilt(live);
+            let (fresh, live) = slots.rebuilt();
             let mut writer = lock(&shard.write);
             if shard.version.load(Relaxed) == version {
+                // Unchanged since the lock was released: `fresh` holds exactly the shard's
+                // entries.
                 writer.used = live;
                 writer.rebuilding = false;
                 let old = shard.slots.swap(Box::into_raw(fresh), Release);
