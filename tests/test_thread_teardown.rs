@@ -52,15 +52,24 @@ thread_local! {
     static CALLS_ON_DROP: CallsOnDrop = const { CallsOnDrop };
 }
 
-/// The child's part: a thread registers its destructor first, then calls the function.
+/// The child's part: a thread registers its destructor first, then calls the function (or,
+/// in `late_first_call`, only uses the `thread_local` crate, whose per-thread id is then torn
+/// down before the destructor makes the thread's first memoized call).
 fn run_scenario(scenario: &str) {
     let call = match scenario {
         "bounded" => bounded_with_origin,
         _ => unbounded_with_origin,
     };
+    let late = scenario == "late_first_call";
     std::thread::spawn(move || {
         CALLS_ON_DROP.with(|_| {});
-        assert_eq!(call(1).1, Origin::Computed);
+        if late {
+            static OTHER: std::sync::LazyLock<thread_local::ThreadLocal<()>> =
+                std::sync::LazyLock::new(thread_local::ThreadLocal::new);
+            OTHER.get_or(|| ());
+        } else {
+            assert_eq!(call(1).1, Origin::Computed);
+        }
     })
     .join()
     .unwrap();
@@ -99,6 +108,10 @@ fn check(scenario: &str, test: &str) {
     }
     let out = in_child(scenario, test);
     let expected = match scenario {
+        "late_first_call" => {
+            "RESULT [(7, Computed), (14, Computed), (14, Hit), (7, Computed)] executions=3 \
+             hits=1 misses=3"
+        }
         "bounded" => {
             "RESULT [(11, Hit), (22, Computed), (22, Hit), (11, Computed)] executions=3 hits=2 \
              misses=3"
@@ -124,5 +137,16 @@ fn a_bounded_store_serves_calls_from_thread_local_destructors() {
     check(
         "bounded",
         "a_bounded_store_serves_calls_from_thread_local_destructors",
+    );
+}
+
+/// The thread's first memoized call comes from a destructor that runs after the `thread_local`
+/// crate's per-thread id is gone (touching it then panics, and a panic out of a destructor
+/// aborts): the call still works.
+#[test]
+fn a_first_call_after_other_thread_locals_are_gone_works() {
+    check(
+        "late_first_call",
+        "a_first_call_after_other_thread_locals_are_gone_works",
     );
 }

@@ -45,8 +45,13 @@ pub(crate) fn thread_alive() -> bool {
 #[cold]
 #[inline(never)]
 fn first_call() -> bool {
-    // Their destructors first, so that they run after ours.
-    dependencies::touch();
+    // Their destructors first, so that they run after ours. On a thread whose first call comes
+    // from a destructor run after those crates' own thread-locals are gone, touching them
+    // panics: caught here (a panic escaping a destructor aborts), and the thread is ending.
+    if std::panic::catch_unwind(dependencies::touch).is_err() {
+        STATE.set(ENDING);
+        return false;
+    }
     match WATCH.try_with(|_| ()) {
         Ok(()) => {
             STATE.set(ALIVE);

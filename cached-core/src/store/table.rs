@@ -41,8 +41,9 @@
 //!    a reader loads the tag, then the pointer (`Acquire`), and reads an entry only through a
 //!    non-null pointer, checking the full hash and the key: a stale tag costs a comparison,
 //!    never a wrong answer.
-//! 5. **Reclamation.** An entry or array unlinked by a writer is retired to seize only after
-//!    the writer has released the lock, and is freed once no thread that could have loaded
+//! 5. **Reclamation.** Every pointer that is dereferenced is loaded inside a guard with
+//!    [`PROTECT`] ordering (seize's protocol). An entry or array unlinked by a writer is
+//!    retired to seize only after the writer has released the lock, and is freed once no thread that could have loaded
 //!    it is still inside a read (every access to a shard's slots happens inside a guard). A
 //!    retired array owns no entries (they moved to its successor) unless `clear` retired it
 //!    whole. Freeing runs the user's `Drop` of keys and values, never under a lock of ours.
@@ -63,7 +64,15 @@
 #![allow(unsafe_code)]
 
 use crate::sync::{lock, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Mutex};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{self, Acquire, Relaxed, Release, SeqCst};
+
+/// How a pointer that will be dereferenced is loaded inside a guard: `SeqCst`, as seize's own
+/// `Guard::protect` does without its `fast-barrier` feature. Entering a guard is a `SeqCst`
+/// store and a retiring thread fences with `SeqCst` before it reads the guards; only a
+/// `SeqCst` load after the enter is ordered after that store (an `Acquire` load may be
+/// satisfied earlier on AArch64, and the retirer could then miss this reader and free what it
+/// loads). Free on x86; tags, never dereferenced, stay `Acquire`.
+const PROTECT: Ordering = SeqCst;
 
 /// Number of shards (a power of two): writers of different shards never wait on each other,
 /// and a rebuild under the lock copies 1/64 of the table.
@@ -187,7 +196,7 @@ impl<K, V> Slots<K, V> {
             match slot_tag.load(Acquire) {
                 EMPTY => return None,
                 found if found == tag => {
-                    let entry = slot_entry.load(Acquire);
+                    let entry = slot_entry.load(PROTECT);
                     // SAFETY: invariants 4 and 5: a non-null pointer loaded inside a guard
                     // points to a live entry.
                     if let Some(entry_ref) = unsafe { entry.as_ref() } {
@@ -223,7 +232,7 @@ impl<K, V> Slots<K, V> {
                     free.get_or_insert(index);
                 }
                 found if found == tag => {
-                    let entry = self.slot(index).1.load(Acquire);
+                    let entry = self.slot(index).1.load(PROTECT);
                     // SAFETY: invariants 4 and 5: a non-null pointer loaded inside a guard
                     // points to a live entry.
                     if let Some(entry_ref) = unsafe { entry.as_ref() } {
@@ -278,7 +287,7 @@ impl<K, V> Slots<K, V> {
         (0..self.capacity())
             .map(|index| self.slot(index))
             .filter(|(tag, _)| tag.load(Acquire) >= 0x80)
-            .map(|(_, entry)| entry.load(Acquire))
+            .map(|(_, entry)| entry.load(PROTECT))
             .filter(|entry| !entry.is_null())
     }
 }
@@ -297,7 +306,7 @@ impl<K, V> Shard<K, V> {
     fn current<'g>(&self, _pin: &'g reclaim::Pin<'_>) -> Option<&'g Slots<K, V>> {
         // SAFETY: invariant 5: an array loaded inside a guard stays allocated until the guard
         // ends.
-        unsafe { self.slots.load(Acquire).as_ref() }
+        unsafe { self.slots.load(PROTECT).as_ref() }
     }
 
     /// Ends a write: invariant 1's version bump.
@@ -401,10 +410,12 @@ impl<K, V> Table<K, V> {
             shard.bump();
             drop(writer);
             if let Some(old) = old {
-                // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
-                replaced(unsafe { &(*old).value });
+                // Retired first (a panic in `replaced` then leaks nothing); allocated while
+                // `pin` lives.
                 // SAFETY: invariant 5: unlinked under the lock, retired after it.
                 unsafe { pin.retire_entry(old) };
+                // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
+                replaced(unsafe { &(*old).value });
             }
             if maintain {
                 self.rebuild(shard, &pin);
@@ -491,11 +502,12 @@ impl<K, V> Table<K, V> {
             shard.live.fetch_sub(1, Relaxed);
             shard.bump();
             drop(writer);
-            // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
-            let read = read(unsafe { &(*entry).value });
+            // Retired before user code reads it, so that a panic there leaks nothing; it stays
+            // allocated while `pin` lives.
             // SAFETY: invariant 5: unlinked under the lock, retired after it.
             unsafe { pin.retire_entry(entry) };
-            return Some(read);
+            // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
+            return Some(read(unsafe { &(*entry).value }));
         }
     }
 
@@ -548,12 +560,15 @@ impl<K, V> Table<K, V> {
             shard.live.fetch_sub(unlinked.len(), Relaxed);
             shard.bump();
             drop(writer);
+            for &entry in &unlinked {
+                // SAFETY: invariant 5: unlinked under the lock, retired after it (all of them
+                // before user code runs, so a panic there leaks nothing).
+                unsafe { pin.retire_entry(entry) };
+            }
             for entry in unlinked {
                 // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
                 let entry_ref = unsafe { &*entry };
                 removed(&entry_ref.key, &entry_ref.value);
-                // SAFETY: invariant 5: unlinked under the lock, retired after it.
-                unsafe { pin.retire_entry(entry) };
             }
         }
         pin.flush();
@@ -571,16 +586,18 @@ impl<K, V> Table<K, V> {
             shard.live.store(0, Relaxed);
             shard.bump();
             drop(writer);
-            // SAFETY: invariant 5: the array stays allocated while `pin` lives.
-            if let Some(slots) = unsafe { old.as_ref() } {
-                for entry in slots.live_entries() {
-                    // SAFETY: as above, for its entries.
-                    let entry_ref = unsafe { &*entry };
-                    removed(&entry_ref.key, &entry_ref.value);
-                }
+            if !old.is_null() {
                 // SAFETY: invariant 5: unlinked under the lock, retired after it, with its
                 // entries, which no other array holds.
                 unsafe { pin.retire_slots_with_entries(old) };
+                // SAFETY: invariant 5: the array and its entries stay allocated while `pin`
+                // lives.
+                let slots = unsafe { &*old };
+                for entry in slots.live_entries() {
+                    // SAFETY: as above.
+                    let entry_ref = unsafe { &*entry };
+                    removed(&entry_ref.key, &entry_ref.value);
+                }
             }
         }
         pin.flush();
