@@ -63,7 +63,7 @@
 //! what loom explores there).
 #![allow(unsafe_code)]
 
-use crate::sync::{lock, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Mutex};
+use crate::sync::{lock, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard};
 use std::sync::atomic::Ordering::{self, Acquire, Relaxed, Release, SeqCst};
 
 /// How a pointer that will be dereferenced is loaded inside a guard: `SeqCst`, as seize's own
@@ -309,6 +309,24 @@ impl<K, V> Shard<K, V> {
         unsafe { self.slots.load(PROTECT).as_ref() }
     }
 
+    /// Replaces the current array with `fresh` (a rebuild holding `used` entries), releases
+    /// the lock, then retires the old array (invariants 5 and 6).
+    fn publish(
+        &self,
+        mut writer: MutexGuard<'_, Writer>,
+        fresh: Box<Slots<K, V>>,
+        used: usize,
+        pin: &reclaim::Pin<'_>,
+    ) {
+        writer.used = used;
+        writer.rebuilding = false;
+        let old = self.slots.swap(Box::into_raw(fresh), Release);
+        self.bump();
+        drop(writer);
+        // SAFETY: invariant 5: unlinked under the lock, retired after it.
+        unsafe { pin.retire_slots(old) };
+    }
+
     /// Ends a write: invariant 1's version bump.
     fn bump(&self) {
         self.version.store(self.version.load(Relaxed) + 1, Release);
@@ -384,13 +402,8 @@ impl<K, V> Table<K, V> {
                         // Invariant 3 would break: rebuild under the lock (6).
                         let (fresh, live) = slots.rebuilt();
                         fresh.place(stored, hash);
-                        writer.used = live + 1;
-                        let old = shard.slots.swap(Box::into_raw(fresh), Release);
                         shard.live.fetch_add(1, Relaxed);
-                        shard.bump();
-                        drop(writer);
-                        // SAFETY: invariant 5: unlinked under the lock, retired after it.
-                        unsafe { pin.retire_slots(old) };
+                        shard.publish(writer, fresh, live + 1, &pin);
                         return;
                     }
                     shard.live.fetch_add(1, Relaxed);
@@ -442,13 +455,7 @@ impl<K, V> Table<K, V> {
                 }
                 if attempt == REBUILD_ATTEMPTS {
                     let (fresh, live) = slots.rebuilt();
-                    writer.used = live;
-                    writer.rebuilding = false;
-                    let old = shard.slots.swap(Box::into_raw(fresh), Release);
-                    shard.bump();
-                    drop(writer);
-                    // SAFETY: invariant 5: unlinked under the lock, retired after it.
-                    unsafe { pin.retire_slots(old) };
+                    shard.publish(writer, fresh, live, pin);
                     return;
                 }
                 shard.version.load(Relaxed)
@@ -457,17 +464,11 @@ impl<K, V> Table<K, V> {
                 continue;
             };
             let (fresh, live) = slots.rebuilt();
-            let mut writer = lock(&shard.write);
+            let writer = lock(&shard.write);
             if shard.version.load(Relaxed) == version {
                 // Unchanged since the lock was released: `fresh` holds exactly the shard's
                 // entries.
-                writer.used = live;
-                writer.rebuilding = false;
-                let old = shard.slots.swap(Box::into_raw(fresh), Release);
-                shard.bump();
-                drop(writer);
-                // SAFETY: invariant 5: unlinked under the lock, retired after it.
-                unsafe { pin.retire_slots(old) };
+                shard.publish(writer, fresh, live, pin);
                 return;
             }
             drop(writer);
