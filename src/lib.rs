@@ -296,8 +296,10 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "async")]
-pub use memoflight_core::{AsyncCache, AsyncStore};
+pub use memoflight_core::{AsyncCache, AsyncStore, Lead, Lease};
 pub use memoflight_core::{Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded};
+#[cfg(feature = "redis")]
+pub use memoflight_core::{RedisStore, RedisStoreError};
 
 /// Re-exports, as `cached`, the attribute that matches this crate's features: the macro crate
 /// has no features of its own (they would be unified across a build), the facade decides.

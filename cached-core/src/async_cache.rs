@@ -7,7 +7,7 @@
 //! registered (`Storing`) while it writes, handing the value to its waiters before the write
 //! starts. Waiting and running are the async driver's of `future.rs`.
 
-use crate::async_store::AsyncStore;
+use crate::async_store::{AsyncStore, Lead, Lease};
 use crate::engine::Engine;
 use crate::flight::{Outcome, Revocation};
 use crate::future::{run, wait};
@@ -100,6 +100,7 @@ impl<S: AsyncStore> AsyncCache<S> {
     /// assert_eq!(cache.name(), "pages");
     /// ```
     pub fn new(name: &'static str, store: S) -> Self {
+        store.bind(name);
         AsyncCache {
             engine: Engine::new(name),
             store,
@@ -332,21 +333,53 @@ impl<S: AsyncStore> AsyncCache<S> {
                         Ok(leader) => leader,
                         Err(done) => return done,
                     };
-                    let result = run(&call, Some(leader.flight()), compute).await;
+                    // Across processes: another process's computation is waited for, or
+                    // this one takes the key's lease (a store that cannot be reached: the
+                    // value is computed here and not written).
+                    let key = leader.key().clone();
+                    let lease = match self.store.lead(&key, self.engine.wait_timeout).await {
+                        Ok(Lead::Computed(value)) => {
+                            call.count_wait();
+                            leader.finish_unstored(Outcome::Value(value.clone()));
+                            return (M::rebuild(value), Origin::Waited);
+                        }
+                        Ok(Lead::Compute(lease)) => Some(lease),
+                        Err(error) => {
+                            self.failed("lead", &error, call.subject());
+                            None
+                        }
+                    };
+                    let keep = async {
+                        match &lease {
+                            Some(lease) => self.store.keep(&key, lease).await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let result = beside(run(&call, Some(leader.flight()), compute), keep).await;
                     let result = match M::split(result) {
                         Ok(value) => {
                             // Waiters get the value now; the flight stays registered while it
                             // is written, unless an invalidation revoked it meanwhile.
                             if leader.begin_storing(Outcome::Value(value.clone())) {
-                                let key = leader.key().clone();
-                                if let Err(error) = self.store.insert(key, value.clone()).await {
-                                    self.failed("insert", &error, call.subject());
+                                if let Some(lease) = &lease {
+                                    let written =
+                                        self.store.insert_leased(key, value.clone(), lease).await;
+                                    if let Err(error) = written {
+                                        self.failed("insert", &error, call.subject());
+                                    }
                                 }
                                 leader.stored();
+                            } else if let Some(lease) = &lease {
+                                self.release(&key, lease, call.subject()).await;
                             }
                             M::rebuild(value)
                         }
-                        Err(result) => call.fail(leader, result),
+                        Err(result) => {
+                            if let Some(lease) = &lease {
+                                self.release(&key, lease, call.subject()).await;
+                            }
+                            call.fail(leader, result)
+                        }
                     };
                     return (result, Origin::Computed);
                 }
@@ -374,8 +407,33 @@ impl<S: AsyncStore> AsyncCache<S> {
         }
     }
 
+    /// Ends a lease without a value; a failure leaves it to expire.
+    async fn release(&self, key: &S::Key, lease: &Lease, subject: &trace::Subject) {
+        if let Err(error) = self.store.release(key, lease).await {
+            self.failed("release", &error, subject);
+        }
+    }
+
     fn failed(&self, operation: &str, error: &S::Error, subject: &trace::Subject) {
         self.engine.counters.store_error();
         trace::store_failed(subject, operation, error);
     }
+}
+
+/// Polls `main` to its end, and `beside` next to it for as long as `main` runs (a lease kept
+/// alive while the computation runs); `beside` ending first changes nothing.
+async fn beside<T>(main: impl Future<Output = T>, beside: impl Future<Output = ()>) -> T {
+    let mut main = std::pin::pin!(main);
+    let mut beside = std::pin::pin!(beside);
+    let mut beside_done = false;
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(out) = main.as_mut().poll(cx) {
+            return std::task::Poll::Ready(out);
+        }
+        if !beside_done {
+            beside_done = beside.as_mut().poll(cx).is_ready();
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }

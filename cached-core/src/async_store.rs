@@ -153,6 +153,134 @@ pub trait AsyncStore: Send + Sync {
     fn evictions(&self) -> u64 {
         0
     }
+
+    /// Called once by [`AsyncCache::new`](crate::AsyncCache::new) with the cache's name (the
+    /// memoized function's, under `#[cached]`): a store shared by several functions uses it
+    /// to keep their keys apart. Does nothing by default.
+    fn bind(&self, name: &'static str) {
+        let _ = name;
+    }
+
+    /// Decides, for a store shared by several processes, which process computes `key`: called
+    /// by this process's leader after its look found no value. Another process's computation
+    /// is waited for (at most `wait`, when given) and its value returned as
+    /// [`Lead::Computed`]; otherwise this process computes under the returned
+    /// [`Lead::Compute`] lease, which it keeps alive with [`keep`](AsyncStore::keep) and ends
+    /// with [`insert_leased`](AsyncStore::insert_leased) or
+    /// [`release`](AsyncStore::release).
+    ///
+    /// The default coordinates nothing: every process computes ([`Lease::unshared`]).
+    ///
+    /// # Errors
+    ///
+    /// The store's; the cache then computes locally and does not write the value.
+    fn lead(
+        &self,
+        key: &Self::Key,
+        wait: Option<std::time::Duration>,
+    ) -> impl Future<Output = Result<Lead<Self::Value>, Self::Error>> + Send {
+        let _ = (key, wait);
+        async { Ok(Lead::Compute(Lease::unshared())) }
+    }
+
+    /// Keeps `lease` alive while it is polled (the cache polls it next to the computation and
+    /// drops it when the computation ends). Never completes while the lease is held; the
+    /// default never completes at all.
+    fn keep(&self, key: &Self::Key, lease: &Lease) -> impl Future<Output = ()> + Send {
+        let _ = (key, lease);
+        std::future::pending()
+    }
+
+    /// Stores the leader's value if `lease` is still this process's, and ends the lease, in
+    /// one atomic step: a leader whose lease expired or was revoked (by an invalidation) does
+    /// not overwrite what happened since. Returns whether the value was written. The default,
+    /// for a store without leases, is [`insert`](AsyncStore::insert).
+    ///
+    /// # Errors
+    ///
+    /// The store's; the value is then not stored (the caller still gets it).
+    fn insert_leased(
+        &self,
+        key: Self::Key,
+        value: Self::Value,
+        lease: &Lease,
+    ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+        let _ = lease;
+        async move { self.insert(key, value).await.map(|()| true) }
+    }
+
+    /// Ends `lease` without a value (the computation failed, or its flight was invalidated),
+    /// so that another process may compute at once. Does nothing by default.
+    ///
+    /// # Errors
+    ///
+    /// The store's; the lease then ends at its expiry.
+    fn release(
+        &self,
+        key: &Self::Key,
+        lease: &Lease,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = (key, lease);
+        async { Ok(()) }
+    }
+}
+
+/// What [`AsyncStore::lead`] decided for a key that had no value.
+///
+/// ```
+/// use memoflight::{Lead, Lease};
+///
+/// let decided: Lead<String> = Lead::Compute(Lease::unshared());
+/// match decided {
+///     Lead::Computed(value) => println!("another process computed {value}"),
+///     Lead::Compute(lease) => assert_eq!(lease.token(), None),
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lead<V> {
+    /// Another process computed the value while this one waited for it.
+    Computed(V),
+    /// This process computes the key, under this lease.
+    Compute(Lease),
+}
+
+/// A process's right to compute a key for every process sharing an [`AsyncStore`]: the token
+/// that fences its write (see [`AsyncStore::insert_leased`]).
+///
+/// ```
+/// use memoflight::Lease;
+///
+/// let lease = Lease::new("4f1c-7a".to_string());
+/// assert_eq!(lease.token(), Some("4f1c-7a"));
+/// assert_eq!(Lease::unshared().token(), None);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    token: Option<String>,
+}
+
+impl Lease {
+    /// A lease identified by `token`, unique among every process sharing the store.
+    ///
+    /// See [`Lease`] for an example.
+    pub fn new(token: String) -> Self {
+        Lease { token: Some(token) }
+    }
+
+    /// No lease: the store does not coordinate processes, or could not be reached, and this
+    /// process computes on its own. A store shared by processes must not write under it.
+    ///
+    /// See [`Lease`] for an example.
+    pub fn unshared() -> Self {
+        Lease { token: None }
+    }
+
+    /// The lease's token, if it is one.
+    ///
+    /// See [`Lease`] for an example.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
 }
 
 /// Implements `AsyncStore` for a pointer to an async store by forwarding every method.
@@ -191,6 +319,34 @@ macro_rules! forward_async_store {
             }
             fn evictions(&self) -> u64 {
                 (**self).evictions()
+            }
+            fn bind(&self, name: &'static str) {
+                (**self).bind(name)
+            }
+            fn lead(
+                &self,
+                key: &Self::Key,
+                wait: Option<std::time::Duration>,
+            ) -> impl Future<Output = Result<Lead<Self::Value>, Self::Error>> + Send {
+                (**self).lead(key, wait)
+            }
+            fn keep(&self, key: &Self::Key, lease: &Lease) -> impl Future<Output = ()> + Send {
+                (**self).keep(key, lease)
+            }
+            fn insert_leased(
+                &self,
+                key: Self::Key,
+                value: Self::Value,
+                lease: &Lease,
+            ) -> impl Future<Output = Result<bool, Self::Error>> + Send {
+                (**self).insert_leased(key, value, lease)
+            }
+            fn release(
+                &self,
+                key: &Self::Key,
+                lease: &Lease,
+            ) -> impl Future<Output = Result<(), Self::Error>> + Send {
+                (**self).release(key, lease)
             }
         }
     };

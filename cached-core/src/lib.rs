@@ -22,6 +22,8 @@ mod output;
 #[cfg(feature = "async")]
 mod polling;
 mod protocol;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod stats;
 mod store;
 mod sync;
@@ -32,11 +34,13 @@ mod wait_graph;
 #[cfg(feature = "async")]
 pub use async_cache::AsyncCache;
 #[cfg(feature = "async")]
-pub use async_store::AsyncStore;
+pub use async_store::{AsyncStore, Lead, Lease};
 pub use cache::Cache;
 pub use clock::Clock;
 pub use equivalent::Equivalent;
 pub use origin::Origin;
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisStore, RedisStoreError};
 pub use stats::Stats;
 pub use store::{Bounded, Store, Unbounded};
 

@@ -130,6 +130,15 @@ where
         (M::rebuild(value), Origin::Hit)
     }
 
+    /// Counts the call as a wait, once however many flights it waits for: in this process,
+    /// or, for a leader, another process's computation (a shared store's
+    /// [`lead`](crate::AsyncStore::lead)).
+    pub(crate) fn count_wait(&mut self) {
+        if !std::mem::replace(&mut self.waited, true) {
+            self.engine.counters.wait();
+        }
+    }
+
     /// Joins the key's flight, or registers one led by this call.
     pub(crate) fn join(&mut self) -> Step<'e, K, V, R> {
         let key = self
@@ -162,9 +171,7 @@ where
             Role::Wait(flight, key) => {
                 self.key = Some(key);
                 self.count(false);
-                if !std::mem::replace(&mut self.waited, true) {
-                    self.engine.counters.wait();
-                }
+                self.count_wait();
                 Step::Wait(flight)
             }
         }

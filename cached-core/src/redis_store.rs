@@ -1,0 +1,672 @@
+//! [`RedisStore`] (feature `redis`): an [`AsyncStore`] on a Redis server that every process of
+//! a fleet shares, with one computation per key across the fleet.
+//!
+//! # The protocol, across processes
+//!
+//! In each process, the cache's own single-flight runs first: one leader per key per process.
+//! That leader then runs one script ([`LEAD`]) that, atomically, returns the value if one is
+//! stored, or takes the key's lease (`SET lease token NX PX lease`) if nobody holds it, or says
+//! that another process holds it. A process that got the lease computes, renews the lease every
+//! third of its duration while it computes ([`RENEW`]), and writes the value with [`STORE`],
+//! which writes only if the lease is still its own (a fence: a leader paused past its lease,
+//! or whose key was invalidated meanwhile, writes nothing) and ends the lease in the same step.
+//! A process that found the lease held polls [`LEAD`] again, every few milliseconds at first
+//! and at most every [`MAX_POLL`], until the value is there (it returns it) or the lease is
+//! gone (it takes it: exactly one poller's `SET NX` wins). A leader that dies stops renewing,
+//! so its lease expires and one waiter takes over.
+//!
+//! Why polling and not pub/sub: a waiting process polls one key with one round trip per poll,
+//! and only one caller per process polls (the others wait in-process), so the load is
+//! `processes / interval`; pub/sub would save those round trips at the price of a second
+//! connection per process and a lost-message fallback that is polling again. The wake-up
+//! delay is at most one interval (doubling from 2 ms to 50 ms).
+//!
+//! # Keys
+//!
+//! `{prefix}:{function}:v{schema}.{type}:{KEY}` holds the value, and the same name with
+//! `:lease` appended holds the lease: `KEY` is the key's bytes (postcard, base64url), inside
+//! braces so that both share a hash tag (the scripts touch both; Redis Cluster requires them in
+//! one slot). `type` is a fingerprint of the value's type name, so that a changed type reads
+//! none of the old bytes; `schema` is yours to bump when a type keeps its name but changes its
+//! fields.
+//!
+//! # Faults
+//!
+//! Every operation has a deadline ([`RedisStore::timeout`]); a connection attempt that fails
+//! is not retried for a second. A failure is an error of the store, which the cache turns into
+//! a local computation ([`AsyncCache`](crate::AsyncCache)'s "store failures"). Bytes that do not
+//! decode, or longer than [`RedisStore::max_value_bytes`], are a miss, and the value computed
+//! then overwrites them. Nothing read from Redis can panic.
+
+use crate::async_store::{AsyncStore, Lead, Lease};
+use base64::Engine as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Returns the value, or takes the lease, or reports it held. KEYS: value, lease; ARGV: token,
+/// lease in ms.
+const LEAD: &str = r"
+local value = redis.call('GET', KEYS[1])
+if value then return {1, value} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+return {0}
+";
+
+/// Extends the lease if it is still the caller's. KEYS: lease; ARGV: token, lease in ms.
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
+/// Writes the value if the lease is still the caller's, and ends the lease. KEYS: value,
+/// lease; ARGV: token, value, expiry in ms (0: none).
+const STORE: &str = r"
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+redis.call('DEL', KEYS[2])
+return 1
+";
+
+/// Ends the lease if it is still the caller's. KEYS: lease; ARGV: token.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// The longest interval between two polls of a waiting process.
+const MAX_POLL: Duration = Duration::from_millis(50);
+/// How long a failed connection attempt keeps the store from trying again.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// An [`AsyncStore`] on a Redis server, shared by every process that names the same server,
+/// prefix, function and schema: a key is computed once across all of them (see the module
+/// docs of `redis_store.rs` for the protocol).
+///
+/// Keys and values are serialized with serde as [postcard](https://docs.rs/postcard), a
+/// compact binary format (`benches/README.md` compares it). Use it with
+/// `#[cached(async_store = RedisStore::new(url))]`; the store takes the function's name from
+/// the cache.
+///
+/// # Concurrency and guarantees
+///
+/// - In each process, one caller per key talks to Redis; the others wait for it in-process.
+/// - Across processes, one computes while it holds the key's lease; the others poll until its
+///   value is written or its lease is gone. A leader that dies (even by SIGKILL) stops
+///   renewing its lease, and one waiter takes over once it expires (within
+///   [`lease`](RedisStore::lease)).
+/// - A leader writes only while it still holds its lease (an atomic check in Redis), so a
+///   leader paused past its lease, or whose key was invalidated by any process meanwhile,
+///   does not overwrite what happened since.
+/// - [`AsyncCache::invalidate`](crate::AsyncCache::invalidate) deletes the value and the lease
+///   for every process; [`clear`](crate::AsyncCache::clear) deletes the function's whole
+///   namespace with `SCAN` + `UNLINK` (O(keys in the database)).
+///
+/// # Errors and faults
+///
+/// Redis unreachable, or slower than [`timeout`](RedisStore::timeout): the operation fails
+/// with [`RedisStoreError`], and the cache computes locally and returns the value (counted in
+/// [`Stats::store_errors`](crate::Stats::store_errors)). Undecodable or oversized bytes are a
+/// miss. Credentials go in the URL (`redis://user:password@host/`) and never appear in errors.
+///
+/// # Example
+///
+/// ```no_run
+/// use memoflight::{cached, RedisStore};
+/// use std::time::Duration;
+///
+/// #[cached(async_store = RedisStore::new("redis://127.0.0.1:6379").ttl(Duration::from_secs(600)))]
+/// async fn rules(tenant: u32) -> Vec<String> {
+///     vec![format!("rules of {tenant}")]
+/// }
+/// ```
+pub struct RedisStore<K, V> {
+    url: String,
+    prefix: String,
+    schema: u32,
+    ttl: Option<Duration>,
+    lease: Duration,
+    timeout: Duration,
+    max_value_bytes: usize,
+    /// `prefix:function:vSCHEMA.TYPE:`, once the cache told its name.
+    namespace: OnceLock<String>,
+    link: tokio::sync::OnceCell<ConnectionManager>,
+    /// When the last connection attempt failed.
+    failed_at: Mutex<Option<Instant>>,
+    types: PhantomData<fn(K) -> V>,
+}
+
+/// Why a [`RedisStore`] operation failed. Never includes the URL (it may hold a password).
+#[derive(Debug)]
+pub enum RedisStoreError {
+    /// Redis answered with an error, or the connection failed.
+    Redis(redis::RedisError),
+    /// No answer within [`RedisStore::timeout`].
+    Timeout(&'static str),
+    /// The last connection attempt failed less than a second ago.
+    Unreachable,
+    /// A key or value could not be serialized.
+    Encode(postcard::Error),
+}
+
+impl std::fmt::Display for RedisStoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisStoreError::Redis(error) => write!(f, "redis: {}", error.kind_text()),
+            RedisStoreError::Timeout(operation) => {
+                write!(f, "redis: no answer to {operation} in time")
+            }
+            RedisStoreError::Unreachable => {
+                f.write_str("redis: unreachable (the last connection attempt failed)")
+            }
+            RedisStoreError::Encode(error) => write!(f, "redis: cannot serialize: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for RedisStoreError {}
+
+/// The part of a Redis error that is safe to show: its kind and code, not its detail (which
+/// may quote the URL).
+trait KindText {
+    fn kind_text(&self) -> String;
+}
+
+impl KindText for redis::RedisError {
+    fn kind_text(&self) -> String {
+        match self.code() {
+            Some(code) => format!("{:?} ({code})", self.kind()),
+            None => format!("{:?}", self.kind()),
+        }
+    }
+}
+
+impl<K, V> RedisStore<K, V> {
+    /// A store on the Redis server at `url` (`redis://[user:password@]host[:port][/db]`). It
+    /// connects on first use; a bad URL or an unreachable server makes every operation fail
+    /// (the cache then computes locally).
+    ///
+    /// Defaults: prefix `memoflight`, schema 1, no expiry, lease 10 s, timeout 1 s, values up
+    /// to 16 MiB.
+    ///
+    /// ```
+    /// # use memoflight::RedisStore;
+    /// use std::time::Duration;
+    /// let store = RedisStore::<u32, String>::new("redis://127.0.0.1:6379")
+    ///     .prefix("billing")
+    ///     .schema(2)
+    ///     .ttl(Duration::from_secs(600))
+    ///     .lease(Duration::from_secs(30))
+    ///     .timeout(Duration::from_millis(200))
+    ///     .max_value_bytes(1 << 20);
+    /// # let _ = store;
+    /// ```
+    pub fn new(url: impl Into<String>) -> Self {
+        RedisStore {
+            url: url.into(),
+            prefix: "memoflight".to_owned(),
+            schema: 1,
+            ttl: None,
+            lease: Duration::from_secs(10),
+            timeout: Duration::from_secs(1),
+            max_value_bytes: 16 << 20,
+            namespace: OnceLock::new(),
+            link: tokio::sync::OnceCell::new(),
+            failed_at: Mutex::new(None),
+            types: PhantomData,
+        }
+    }
+
+    /// The first part of every key: one per application sharing a server.
+    ///
+    /// See [`new`](RedisStore::new) for an example.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The schema version in every key: bump it when the value type changes its fields but
+    /// not its name, so that no process reads bytes of the old shape.
+    ///
+    /// See [`new`](RedisStore::new) for an example.
+    pub fn schema(mut self, schema: u32) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// Values expire after `ttl` (a Redis expiry, the same for every process).
+    ///
+    /// See [`new`](RedisStore::new) for an example.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// How long a lease lives without renewal: a dead leader's key is taken over after at most
+    /// this long. A live leader renews it every third of it.
+    ///
+    /// See [`new`](RedisStore::new) for an example.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// The deadline of every operation (connecting included); past it, the operation fails.
+    ///
+    /// See [`new`](RedisStore::new) for an example.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Stored values longer than this are read as a miss (and not written).
+    ///
+    /// See [`new`](RedisStore::new) for an example.
+    pub fn max_value_bytes(mut self, bytes: usize) -> Self {
+        self.max_value_bytes = bytes;
+        self
+    }
+
+    fn namespace(&self) -> &str {
+        self.namespace
+            .get_or_init(|| self.namespace_for("unnamed"))
+            .as_str()
+    }
+
+    fn namespace_for(&self, function: &str) -> String {
+        let fingerprint = foldhash::fast::FixedState::with_seed(0x6d66)
+            .hash_one(std::any::type_name::<V>()) as u32;
+        format!(
+            "{}:{function}:v{}.{fingerprint:08x}:",
+            self.prefix, self.schema
+        )
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, RedisStoreError> {
+        if let Some(link) = self.link.get() {
+            return Ok(link.clone());
+        }
+        let recently_failed = self
+            .failed_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some_and(|at| at.elapsed() < RECONNECT_AFTER);
+        if recently_failed {
+            return Err(RedisStoreError::Unreachable);
+        }
+        let connect = async {
+            let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::Redis)?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(self.timeout))
+                .set_response_timeout(Some(self.timeout))
+                .set_number_of_retries(1);
+            client
+                .get_connection_manager_with_config(config)
+                .await
+                .map_err(RedisStoreError::Redis)
+        };
+        let made = self
+            .link
+            .get_or_try_init(|| async {
+                tokio::time::timeout(self.timeout, connect)
+                    .await
+                    .unwrap_or(Err(RedisStoreError::Timeout("connect")))
+            })
+            .await;
+        match made {
+            Ok(link) => Ok(link.clone()),
+            Err(error) => {
+                *self
+                    .failed_at
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `command` on the connection within the deadline.
+    async fn run<T: redis::FromRedisValue>(
+        &self,
+        operation: &'static str,
+        command: impl FnOnce(&mut redis::Pipeline),
+    ) -> Result<T, RedisStoreError> {
+        let mut link = self.connection().await?;
+        let mut pipe = redis::pipe();
+        command(&mut pipe);
+        let reply = tokio::time::timeout(self.timeout, pipe.query_async::<(T,)>(&mut link)).await;
+        match reply {
+            Ok(Ok((value,))) => Ok(value),
+            Ok(Err(error)) => Err(RedisStoreError::Redis(error)),
+            Err(_) => Err(RedisStoreError::Timeout(operation)),
+        }
+    }
+
+    fn millis(duration: Duration) -> u64 {
+        u64::try_from(duration.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
+    /// The Redis key that holds `key`'s value, as `redis-cli` would name it (for inspection).
+    ///
+    /// # Errors
+    ///
+    /// If the key cannot be serialized.
+    ///
+    /// ```
+    /// # use memoflight::RedisStore;
+    /// let store = RedisStore::<u32, String>::new("redis://127.0.0.1:6379").prefix("app");
+    /// let name = String::from_utf8(store.redis_key(&7).unwrap()).unwrap();
+    /// assert!(name.starts_with("app:unnamed:v1."));
+    /// assert!(name.ends_with(":{Bw}"));
+    /// ```
+    pub fn redis_key(&self, key: &K) -> Result<Vec<u8>, RedisStoreError> {
+        let bytes = postcard::to_allocvec(key).map_err(RedisStoreError::Encode)?;
+        let mut name = self.namespace().as_bytes().to_vec();
+        name.push(b'{');
+        name.extend(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(bytes)
+                .bytes(),
+        );
+        name.push(b'}');
+        Ok(name)
+    }
+
+    fn names(&self, key: &K) -> Result<(Vec<u8>, Vec<u8>), RedisStoreError> {
+        let value = self.redis_key(key)?;
+        let mut lease = value.clone();
+        lease.extend_from_slice(b":lease");
+        Ok((value, lease))
+    }
+
+    /// Stored bytes as a value: `None` for bytes that do not decode or are too long.
+    fn decode(&self, bytes: &[u8]) -> Option<V> {
+        if bytes.len() > self.max_value_bytes {
+            return None;
+        }
+        postcard::from_bytes(bytes).ok()
+    }
+
+    fn encode(&self, value: &V) -> Result<Option<Vec<u8>>, RedisStoreError> {
+        let bytes = postcard::to_allocvec(value).map_err(RedisStoreError::Encode)?;
+        Ok((bytes.len() <= self.max_value_bytes).then_some(bytes))
+    }
+
+    fn token() -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let count = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        format!("{}-{nanos:x}-{count:x}", std::process::id())
+    }
+
+    /// Every key of this store's namespace, deleted in batches found by `SCAN`.
+    async fn unlink_namespace(&self) -> Result<(), RedisStoreError> {
+        let pattern = format!("{}*", glob_escape(self.namespace()));
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .run("clear", |pipe| {
+                    pipe.cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000);
+                })
+                .await?;
+            if !keys.is_empty() {
+                self.run::<()>("clear", |pipe| {
+                    pipe.cmd("UNLINK").arg(&keys);
+                })
+                .await?;
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// `text` with the characters `SCAN MATCH` treats as a pattern escaped.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// What the [`LEAD`] script answered.
+enum Answer {
+    Value(Vec<u8>),
+    Leased,
+    Held,
+}
+
+impl redis::FromRedisValue for Answer {
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        let redis::Value::Array(items) = value else {
+            return Err(String::from("unexpected reply to LEAD").into());
+        };
+        let mut items = items.into_iter();
+        match (items.next(), items.next(), items.next()) {
+            (Some(redis::Value::Int(1)), Some(redis::Value::BulkString(bytes)), None) => {
+                Ok(Answer::Value(bytes))
+            }
+            (Some(redis::Value::Int(2)), None, None) => Ok(Answer::Leased),
+            (Some(redis::Value::Int(0)), None, None) => Ok(Answer::Held),
+            _ => Err(String::from("unexpected reply to LEAD").into()),
+        }
+    }
+}
+
+impl<K, V> AsyncStore for RedisStore<K, V>
+where
+    K: Serialize + Hash + Eq + Clone + Send + Sync,
+    V: Serialize + DeserializeOwned + Clone + Send + Sync,
+{
+    type Key = K;
+    type Value = V;
+    type Error = RedisStoreError;
+
+    async fn get(&self, key: &K) -> Result<Option<V>, RedisStoreError> {
+        let (name, _) = self.names(key)?;
+        let bytes: Option<Vec<u8>> = self
+            .run("get", |pipe| {
+                pipe.cmd("GET").arg(&name);
+            })
+            .await?;
+        Ok(bytes.and_then(|bytes| self.decode(&bytes)))
+    }
+
+    /// Writes without a lease: a value that no computation of this cache leads (the cache
+    /// itself writes through [`insert_leased`](AsyncStore::insert_leased)).
+    async fn insert(&self, key: K, value: V) -> Result<(), RedisStoreError> {
+        let (name, _) = self.names(&key)?;
+        let Some(bytes) = self.encode(&value)? else {
+            return Ok(());
+        };
+        let ttl = self.ttl.map(Self::millis);
+        self.run("insert", |pipe| {
+            let set = pipe.cmd("SET").arg(&name).arg(&bytes);
+            if let Some(ttl) = ttl {
+                set.arg("PX").arg(ttl);
+            }
+        })
+        .await
+    }
+
+    /// Deletes the value and the lease: a computation in flight anywhere does not write.
+    async fn remove(&self, key: &K) -> Result<(), RedisStoreError> {
+        let (name, lease) = self.names(key)?;
+        self.run("remove", |pipe| {
+            pipe.cmd("DEL").arg(&name).arg(&lease);
+        })
+        .await
+    }
+
+    async fn clear(&self) -> Result<(), RedisStoreError> {
+        self.unlink_namespace().await
+    }
+
+    /// Counts the namespace's values with `SCAN` (O(keys in the database)).
+    async fn len(&self) -> Result<usize, RedisStoreError> {
+        let pattern = format!("{}*}}", glob_escape(self.namespace()));
+        let mut cursor: u64 = 0;
+        let mut count = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .run("len", |pipe| {
+                    pipe.cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(1000);
+                })
+                .await?;
+            count += keys.len();
+            if next == 0 {
+                return Ok(count);
+            }
+            cursor = next;
+        }
+    }
+
+    fn bind(&self, name: &'static str) {
+        let _ = self.namespace.set(self.namespace_for(name));
+    }
+
+    async fn lead(&self, key: &K, wait: Option<Duration>) -> Result<Lead<V>, RedisStoreError> {
+        let (name, lease_name) = self.names(key)?;
+        let token = Self::token();
+        let lease_ms = Self::millis(self.lease);
+        let started = Instant::now();
+        let mut interval = Duration::from_millis(2);
+        loop {
+            let answer: Answer = self
+                .run("lead", |pipe| {
+                    pipe.cmd("EVAL")
+                        .arg(LEAD)
+                        .arg(2)
+                        .arg(&name)
+                        .arg(&lease_name)
+                        .arg(&token)
+                        .arg(lease_ms);
+                })
+                .await?;
+            match answer {
+                Answer::Leased => return Ok(Lead::Compute(Lease::new(token))),
+                Answer::Value(bytes) => {
+                    if let Some(value) = self.decode(&bytes) {
+                        return Ok(Lead::Computed(value));
+                    }
+                    // Bytes that do not decode: a miss, computed here and written over them
+                    // (this process takes the lease once nobody holds it).
+                    self.run::<()>("lead", |pipe| {
+                        pipe.cmd("DEL").arg(&name);
+                    })
+                    .await?;
+                    continue;
+                }
+                Answer::Held => {}
+            }
+            if wait.is_some_and(|wait| started.elapsed() >= wait) {
+                return Ok(Lead::Compute(Lease::unshared()));
+            }
+            tokio::time::sleep(interval).await;
+            interval = (interval * 2).min(MAX_POLL);
+        }
+    }
+
+    async fn keep(&self, key: &K, lease: &Lease) {
+        let (Some(token), Ok((_, lease_name))) = (lease.token(), self.names(key)) else {
+            return std::future::pending().await;
+        };
+        let lease_ms = Self::millis(self.lease);
+        loop {
+            tokio::time::sleep(self.lease / 3).await;
+            let renewed: Result<i64, _> = self
+                .run("renew", |pipe| {
+                    pipe.cmd("EVAL")
+                        .arg(RENEW)
+                        .arg(1)
+                        .arg(&lease_name)
+                        .arg(token)
+                        .arg(lease_ms);
+                })
+                .await;
+            // Lost (expired, or revoked by an invalidation): the write will be fenced out;
+            // renewing again cannot bring it back.
+            if matches!(renewed, Ok(0)) {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    async fn insert_leased(
+        &self,
+        key: K,
+        value: V,
+        lease: &Lease,
+    ) -> Result<bool, RedisStoreError> {
+        let Some(token) = lease.token() else {
+            return Ok(false);
+        };
+        let (name, lease_name) = self.names(&key)?;
+        let Some(bytes) = self.encode(&value)? else {
+            self.release(&key, lease).await?;
+            return Ok(false);
+        };
+        let ttl = self.ttl.map_or(0, Self::millis);
+        let written: i64 = self
+            .run("insert", |pipe| {
+                pipe.cmd("EVAL")
+                    .arg(STORE)
+                    .arg(2)
+                    .arg(&name)
+                    .arg(&lease_name)
+                    .arg(token)
+                    .arg(&bytes)
+                    .arg(ttl);
+            })
+            .await?;
+        Ok(written == 1)
+    }
+
+    async fn release(&self, key: &K, lease: &Lease) -> Result<(), RedisStoreError> {
+        let Some(token) = lease.token() else {
+            return Ok(());
+        };
+        let (_, lease_name) = self.names(key)?;
+        self.run("release", |pipe| {
+            pipe.cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(&lease_name)
+                .arg(token);
+        })
+        .await
+        .map(|_: i64| ())
+    }
+}

@@ -1,0 +1,519 @@
+//! `RedisStore` against a real `redis-server`, started by each test on a free loopback port
+//! with a temporary directory, and killed at its end. Processes are this test binary run again
+//! as children (`MEMOFLIGHT_REDIS_ROLE`), killed for real where a test says so. Executions are
+//! counted in Redis (`INCR`), across every process. Without `redis-server` on `PATH` the tests
+//! say they were skipped; with `CI` set its absence fails them.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use common::multi_thread;
+use memoflight::{cached, AsyncCache, AsyncStore, Origin, RedisStore};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A `redis-server` of one test: killed and its directory removed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Server {
+    /// Starts one, or returns `None` (after saying so) when `redis-server` is not installed and
+    /// this is not CI.
+    fn start() -> Option<Server> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "redis-server is not installed; CI must install it (apt-get install redis-server)"
+            );
+            eprintln!(
+                "SKIPPED: redis-server is not on PATH, so the Redis tests did not run \
+                 (apt-get install redis-server)"
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("memoflight-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let server = Server { child, port, dir };
+        let started = Instant::now();
+        while server.command(&["PING"]).as_deref() != Some("+PONG") {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "redis-server did not answer"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Some(server)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// One command over a plain connection (RESP written by hand: the test's own probe, not
+    /// the store's client); the first line of the answer.
+    fn command(&self, args: &[&str]) -> Option<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .ok()?;
+        let mut request = format!("*{}\r\n", args.len());
+        for arg in args {
+            request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+        }
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end().to_owned();
+        if let Some(length) = line.strip_prefix('$') {
+            let length: i64 = length.parse().ok()?;
+            if length < 0 {
+                return Some("(nil)".to_owned());
+            }
+            let mut body = vec![0; length as usize + 2];
+            reader.read_exact(&mut body).ok()?;
+            return Some(String::from_utf8_lossy(&body[..length as usize]).into_owned());
+        }
+        Some(line)
+    }
+
+    /// The integer a counter key holds (0 when absent).
+    fn counter(&self, key: &str) -> i64 {
+        let answer = self.command(&["GET", key]).expect("redis answers");
+        answer.parse().unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Counts one execution in Redis (every process's executions land in the same counter).
+async fn count_execution(url: &str, counter: &str) {
+    let client = redis::Client::open(url).expect("a valid URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the test's own connection");
+    let _: i64 = redis::cmd("INCR")
+        .arg(counter)
+        .query_async(&mut connection)
+        .await
+        .expect("INCR");
+}
+
+fn store<V>(url: &str, prefix: &str) -> RedisStore<u32, V> {
+    RedisStore::new(url).prefix(prefix)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Rule {
+    id: u32,
+    pattern: String,
+    weights: Vec<f64>,
+    parent: Option<Box<Rule>>,
+}
+
+#[test]
+fn values_round_trip_and_a_stampede_in_one_process_runs_once() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let strings = AsyncCache::new("strings", store::<String>(&url, "rt"));
+        let bytes = AsyncCache::new("bytes", store::<Vec<u8>>(&url, "rt"));
+        let rules = AsyncCache::new("rules", store::<Rule>(&url, "rt"));
+        let rule = Rule {
+            id: 7,
+            pattern: "a*b".to_owned(),
+            weights: vec![0.5, 1.5],
+            parent: Some(Box::new(Rule {
+                id: 1,
+                pattern: String::new(),
+                weights: vec![],
+                parent: None,
+            })),
+        };
+        let calls = (0..16).map(|_| {
+            strings.get_or_compute(1, || async {
+                count_execution(&url, "rt:executions").await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                "one".to_owned()
+            })
+        });
+        let results = futures::future::join_all(calls).await;
+        assert!(results.iter().all(|r| r == "one"));
+        assert_eq!(server.counter("rt:executions"), 1);
+        assert_eq!(strings.get(&1).await.unwrap().as_deref(), Some("one"));
+
+        bytes.get_or_compute(2, || async { vec![0, 255, 7] }).await;
+        assert_eq!(bytes.get(&2).await.unwrap(), Some(vec![0, 255, 7]));
+        rules.get_or_compute(3, || async { rule.clone() }).await;
+        assert_eq!(rules.get(&3).await.unwrap(), Some(rule.clone()));
+        let stats = rules.stats().await.unwrap();
+        assert_eq!((stats.misses, stats.executions, stats.entries), (1, 1, 1));
+        assert_eq!(stats.store_errors, 0);
+    });
+}
+
+/// The attribute form: `#[cached(async_store = RedisStore::new(..))]`; the key of a value is
+/// namespaced by the function's name.
+#[test]
+fn the_attribute_form_names_keys_after_the_function() {
+    static URL: OnceLock<String> = OnceLock::new();
+    fn url() -> String {
+        URL.get().expect("set by the test").clone()
+    }
+    #[cached(async_store = RedisStore::new(url()).prefix("attr"))]
+    async fn greeting(id: u32) -> String {
+        format!("hello {id}")
+    }
+
+    let Some(server) = Server::start() else {
+        return;
+    };
+    URL.set(server.url()).unwrap();
+    multi_thread().block_on(async {
+        assert_eq!(greeting(5).await, "hello 5");
+        assert_eq!(greeting_with_origin(5).await.1, Origin::Hit);
+        // The same store, told the function's name as the cache tells it.
+        let probe = RedisStore::<u32, String>::new(url()).prefix("attr");
+        probe.bind("greeting");
+        let name = probe.redis_key(&5).unwrap();
+        let name = String::from_utf8(name).unwrap();
+        assert!(name.starts_with("attr:greeting:v1."), "{name}");
+        assert_eq!(server.command(&["EXISTS", &name]).as_deref(), Some(":1"));
+    });
+}
+
+/// What a child process does, by `MEMOFLIGHT_REDIS_ROLE`; `None` in the parent.
+fn role() -> Option<String> {
+    std::env::var("MEMOFLIGHT_REDIS_ROLE").ok()
+}
+
+/// Runs this test again in a child process with `role`.
+fn spawn_child(test: &str, role: &str, url: &str, extra: &[(&str, String)]) -> Child {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
+    command
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MEMOFLIGHT_REDIS_ROLE", role)
+        .env("MEMOFLIGHT_REDIS_URL", url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, value) in extra {
+        command.env(name, value);
+    }
+    command.spawn().expect("a child process")
+}
+
+/// What a child printed after `RESULT ` (libtest may print the test's name first on the line).
+fn results_of(child: Child) -> Vec<String> {
+    let output = child.wait_with_output().expect("the child ends");
+    assert!(output.status.success(), "a child failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            line.split_once("RESULT ")
+                .map(|(_, result)| result.to_owned())
+        })
+        .collect()
+}
+
+fn child_url() -> String {
+    std::env::var("MEMOFLIGHT_REDIS_URL").expect("set by the parent")
+}
+
+/// 8 processes × 8 tasks on one key, released at the same instant: one execution in all.
+#[test]
+fn a_stampede_of_eight_processes_runs_once() {
+    const TEST: &str = "a_stampede_of_eight_processes_runs_once";
+    if role().as_deref() == Some("caller") {
+        let url = child_url();
+        let start: u128 = std::env::var("START_AT_MS").unwrap().parse().unwrap();
+        multi_thread().block_on(async {
+            let cache = AsyncCache::new("stampede", store::<String>(&url, "st"));
+            let now = || {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+            };
+            if let Some(wait) = start.checked_sub(now()) {
+                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+            }
+            let calls = (0..8).map(|_| {
+                cache.get_or_compute(42, || async {
+                    count_execution(&url, "st:executions").await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    format!("computed by {}", std::process::id())
+                })
+            });
+            let results = futures::future::join_all(calls).await;
+            let first = &results[0];
+            assert!(results.iter().all(|r| r == first));
+            println!("RESULT {first}");
+        });
+        return;
+    }
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let start_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 1500;
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            spawn_child(
+                TEST,
+                "caller",
+                &server.url(),
+                &[("START_AT_MS", start_at.to_string())],
+            )
+        })
+        .collect();
+    let results: Vec<String> = children.into_iter().flat_map(results_of).collect();
+    assert_eq!(results.len(), 8, "every process returned");
+    assert!(results.iter().all(|r| r == &results[0]), "{results:?}");
+    assert_eq!(
+        server.counter("st:executions"),
+        1,
+        "one execution in 8 processes"
+    );
+}
+
+/// The leader process is SIGKILLed mid-computation: its lease expires, exactly one of the
+/// waiting processes takes over, and every one of them returns its value.
+#[test]
+fn a_killed_leader_is_taken_over_once() {
+    const TEST: &str = "a_killed_leader_is_taken_over_once";
+    if let Some(role) = role() {
+        let url = child_url();
+        multi_thread().block_on(async {
+            let cache = AsyncCache::new(
+                "takeover",
+                store::<String>(&url, "to").lease(Duration::from_millis(900)),
+            );
+            let value = cache
+                .get_or_compute(9, || async {
+                    count_execution(&url, "to:executions").await;
+                    if role == "doomed" {
+                        // Killed here by the parent.
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    format!("computed by {}", std::process::id())
+                })
+                .await;
+            println!("RESULT {value}");
+        });
+        return;
+    }
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    let mut doomed = spawn_child(TEST, "doomed", &url, &[]);
+    let started = Instant::now();
+    while server.counter("to:executions") == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the leader never started"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let waiters: Vec<Child> = (0..3)
+        .map(|_| spawn_child(TEST, "waiter", &url, &[]))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    doomed.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    let _ = doomed.wait();
+    let results: Vec<String> = waiters.into_iter().flat_map(results_of).collect();
+    eprintln!(
+        "takeover and computation done {:?} after the kill",
+        killed.elapsed()
+    );
+    assert_eq!(results.len(), 3);
+    assert!(results.iter().all(|r| r == &results[0]), "{results:?}");
+    assert_eq!(
+        server.counter("to:executions"),
+        2,
+        "the killed leader's execution and exactly one takeover"
+    );
+}
+
+/// Redis unreachable, or paused past the timeout: every call computes and returns, counted
+/// as a store error, and nothing hangs.
+#[test]
+fn an_unreachable_or_paused_redis_degrades_to_local_computation() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    multi_thread().block_on(async {
+        let down = AsyncCache::new(
+            "down",
+            RedisStore::<u32, String>::new(format!("redis://127.0.0.1:{closed_port}/"))
+                .timeout(Duration::from_millis(200)),
+        );
+        let executions = std::sync::atomic::AtomicUsize::new(0);
+        for round in 0..3 {
+            let value = down
+                .get_or_compute(1, || async {
+                    executions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    format!("local {round}")
+                })
+                .await;
+            assert_eq!(value, format!("local {round}"));
+        }
+        assert_eq!(executions.into_inner(), 3, "computed locally each time");
+        assert!(down.stats().await.is_err(), "stats need the store's count");
+
+        let paused = AsyncCache::new(
+            "paused",
+            store::<String>(&server.url(), "pz").timeout(Duration::from_millis(200)),
+        );
+        paused
+            .get_or_compute(1, || async { "before".to_owned() })
+            .await;
+        assert_eq!(
+            server
+                .command(&["CLIENT", "PAUSE", "1500", "ALL"])
+                .as_deref(),
+            Some("+OK")
+        );
+        let value = paused
+            .get_or_compute(2, || async { "during".to_owned() })
+            .await;
+        assert_eq!(value, "during");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let stats = paused.stats().await.unwrap();
+        assert_eq!(stats.executions, 2);
+        assert!(stats.store_errors >= 1, "{stats:?}");
+    });
+}
+
+/// Bytes that do not decode, and values over the size limit, are misses; the computed value
+/// overwrites bad bytes; nothing panics.
+#[test]
+fn corrupt_and_oversized_values_are_misses() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let cache = AsyncCache::new("corrupt", store::<Rule>(&url, "cv"));
+        let name = String::from_utf8(cache.store().redis_key(&1).unwrap()).unwrap();
+        assert_eq!(
+            server
+                .command(&["SET", &name, "\u{1}\u{ff}garbage"])
+                .as_deref(),
+            Some("+OK")
+        );
+        let rule = Rule {
+            id: 1,
+            pattern: "x".to_owned(),
+            weights: vec![1.0],
+            parent: None,
+        };
+        let value = cache.get_or_compute(1, || async { rule.clone() }).await;
+        assert_eq!(value, rule);
+        assert_eq!(cache.stats().await.unwrap().executions, 1);
+        assert_eq!(cache.get(&1).await.unwrap(), Some(rule), "overwritten");
+
+        let small = AsyncCache::new("oversized", store::<String>(&url, "cv").max_value_bytes(8));
+        for _ in 0..2 {
+            small.get_or_compute(1, || async { "x".repeat(100) }).await;
+        }
+        assert_eq!(
+            small.stats().await.unwrap().executions,
+            2,
+            "too long to store: computed each time"
+        );
+    });
+}
+
+/// Two caches on one namespace stand for two processes: an invalidation through one is seen
+/// by the other, and a leader whose key is invalidated while it computes does not write.
+#[test]
+fn invalidation_reaches_every_process_and_fences_a_running_leader() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let a = AsyncCache::new("shared", store::<String>(&url, "inv"));
+        let b = AsyncCache::new("shared", store::<String>(&url, "inv"));
+        a.get_or_compute(1, || async { "old".to_owned() }).await;
+        let seen = b
+            .get_or_compute(1, || async { "recomputed".to_owned() })
+            .await;
+        assert_eq!(seen, "old", "a hit in the other process");
+        a.invalidate(&1).await.unwrap();
+        let seen = b.get_or_compute(1, || async { "new".to_owned() }).await;
+        assert_eq!(seen, "new", "the invalidation reached the other process");
+
+        // A leader in `a` computes; `b` invalidates meanwhile; `a`'s value is returned to its
+        // caller and not written.
+        let leader = a.get_or_compute(2, || async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "stale".to_owned()
+        });
+        let invalidator = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            b.invalidate(&2).await.unwrap();
+        };
+        let (value, ()) = tokio::join!(leader, invalidator);
+        assert_eq!(value, "stale");
+        assert_eq!(
+            a.get(&2).await.unwrap(),
+            None,
+            "the fenced write did not land"
+        );
+        b.clear().await.unwrap();
+        assert_eq!(a.len().await.unwrap(), 0);
+    });
+}
