@@ -517,3 +517,39 @@ fn invalidation_reaches_every_process_and_fences_a_running_leader() {
         assert_eq!(a.len().await.unwrap(), 0);
     });
 }
+
+/// A leader whose future is dropped mid-computation (a timeout around the call) releases its
+/// lease at once: another process then takes the key and writes its value, long before the
+/// dropped leader's lease (30 s) would have expired. Without the release, the other process
+/// would give up waiting after its `wait_timeout` and compute without writing.
+#[test]
+fn a_cancelled_leader_releases_its_lease() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let lease = Duration::from_secs(30);
+        let a = AsyncCache::new("cancelled", store::<String>(&url, "cl").lease(lease));
+        let b = AsyncCache::new("cancelled", store::<String>(&url, "cl").lease(lease))
+            .with_wait_timeout(Duration::from_secs(5));
+        let abandoned = tokio::time::timeout(
+            Duration::from_millis(200),
+            a.get_or_compute(1, || async {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                "never".to_owned()
+            }),
+        )
+        .await;
+        assert!(abandoned.is_err(), "the leader's future was dropped");
+        let value = b
+            .get_or_compute(1, || async { "taken over".to_owned() })
+            .await;
+        assert_eq!(value, "taken over");
+        assert_eq!(
+            a.get(&1).await.unwrap().as_deref(),
+            Some("taken over"),
+            "written under a lease of its own"
+        );
+    });
+}

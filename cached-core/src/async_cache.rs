@@ -337,21 +337,27 @@ impl<S: AsyncStore> AsyncCache<S> {
                     // this one takes the key's lease (a store that cannot be reached: the
                     // value is computed here and not written).
                     let key = leader.key().clone();
-                    let lease = match self.store.lead(&key, self.engine.wait_timeout).await {
+                    let held = match self.store.lead(&key, self.engine.wait_timeout).await {
                         Ok(Lead::Computed(value)) => {
                             call.count_wait();
                             leader.finish_unstored(Outcome::Value(value.clone()));
                             return (M::rebuild(value), Origin::Waited);
                         }
-                        Ok(Lead::Compute(lease)) => Some(lease),
+                        Ok(Lead::Compute(lease)) => Held {
+                            store: &self.store,
+                            lease: Some((key, lease)),
+                        },
                         Err(error) => {
                             self.failed("lead", &error, call.subject());
-                            None
+                            Held {
+                                store: &self.store,
+                                lease: None,
+                            }
                         }
                     };
                     let keep = async {
-                        match &lease {
-                            Some(lease) => self.store.keep(&key, lease).await,
+                        match &held.lease {
+                            Some((key, lease)) => self.store.keep(key, lease).await,
                             None => std::future::pending().await,
                         }
                     };
@@ -361,22 +367,22 @@ impl<S: AsyncStore> AsyncCache<S> {
                             // Waiters get the value now; the flight stays registered while it
                             // is written, unless an invalidation revoked it meanwhile.
                             if leader.begin_storing(Outcome::Value(value.clone())) {
-                                if let Some(lease) = &lease {
+                                if let Some((key, lease)) = held.end() {
                                     let written =
-                                        self.store.insert_leased(key, value.clone(), lease).await;
+                                        self.store.insert_leased(key, value.clone(), &lease).await;
                                     if let Err(error) = written {
                                         self.failed("insert", &error, call.subject());
                                     }
                                 }
                                 leader.stored();
-                            } else if let Some(lease) = &lease {
-                                self.release(&key, lease, call.subject()).await;
+                            } else if let Some((key, lease)) = held.end() {
+                                self.release(&key, &lease, call.subject()).await;
                             }
                             M::rebuild(value)
                         }
                         Err(result) => {
-                            if let Some(lease) = &lease {
-                                self.release(&key, lease, call.subject()).await;
+                            if let Some((key, lease)) = held.end() {
+                                self.release(&key, &lease, call.subject()).await;
                             }
                             call.fail(leader, result)
                         }
@@ -417,6 +423,30 @@ impl<S: AsyncStore> AsyncCache<S> {
     fn failed(&self, operation: &str, error: &S::Error, subject: &trace::Subject) {
         self.engine.counters.store_error();
         trace::store_failed(subject, operation, error);
+    }
+}
+
+/// A lease this process's leader holds (none if the store could not be reached); one that is
+/// dropped before it [`end`](Held::end)s (the computation panicked, or the caller's future was
+/// dropped) is [`abandon`](AsyncStore::abandon)ed, so that another process may take over
+/// before it expires.
+struct Held<'s, S: AsyncStore> {
+    store: &'s S,
+    lease: Option<(S::Key, Lease)>,
+}
+
+impl<S: AsyncStore> Held<'_, S> {
+    /// The key and the lease, for the leader to write its value under or release.
+    fn end(mut self) -> Option<(S::Key, Lease)> {
+        self.lease.take()
+    }
+}
+
+impl<S: AsyncStore> Drop for Held<'_, S> {
+    fn drop(&mut self) {
+        if let Some((key, lease)) = self.lease.take() {
+            self.store.abandon(&key, lease);
+        }
     }
 }
 

@@ -223,6 +223,14 @@ pub trait AsyncStore: Send + Sync {
         let _ = (key, lease);
         async { Ok(()) }
     }
+
+    /// Called, in a destructor, when a leader holding `lease` ends without writing or
+    /// releasing it: its computation panicked, or its caller's future was dropped. It cannot
+    /// await; a store may end the lease in the background (the Redis store does, on the
+    /// current tokio runtime), or leave it to expire. Does nothing by default.
+    fn abandon(&self, key: &Self::Key, lease: Lease) {
+        let _ = (key, lease);
+    }
 }
 
 /// What [`AsyncStore::lead`] decided for a key that had no value.
@@ -347,6 +355,9 @@ macro_rules! forward_async_store {
                 lease: &Lease,
             ) -> impl Future<Output = Result<(), Self::Error>> + Send {
                 (**self).release(key, lease)
+            }
+            fn abandon(&self, key: &Self::Key, lease: Lease) {
+                (**self).abandon(key, lease)
             }
         }
     };

@@ -654,6 +654,27 @@ where
         Ok(written == 1)
     }
 
+    /// Releases the lease from a task on the current tokio runtime, if there is one and the
+    /// store is connected; otherwise the lease expires.
+    fn abandon(&self, key: &K, lease: Lease) {
+        let (Some(token), Some(link), Ok((_, lease_name)), Ok(runtime)) = (
+            lease.token().map(str::to_owned),
+            self.link.get().cloned(),
+            self.names(key),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let timeout = self.timeout;
+        runtime.spawn(async move {
+            let mut link = link;
+            let mut command = redis::cmd("EVAL");
+            command.arg(RELEASE).arg(1).arg(&lease_name).arg(&token);
+            let release = command.query_async::<i64>(&mut link);
+            let _ = tokio::time::timeout(timeout, release).await;
+        });
+    }
+
     async fn release(&self, key: &K, lease: &Lease) -> Result<(), RedisStoreError> {
         let Some(token) = lease.token() else {
             return Ok(());
