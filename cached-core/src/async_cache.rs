@@ -28,7 +28,8 @@ use std::future::Future;
 /// others wait for it without blocking their thread and receive a clone of its value (they do
 /// not read the store again). Calls on different keys never wait on each other. A hit is one
 /// store read: no lock of the cache is taken. Several processes sharing one store each run
-/// their own computation.
+/// their own computation, unless the store coordinates them through leases
+/// ([`AsyncStore::lead`]; the `redis` feature's `RedisStore` does).
 ///
 /// # Store failures
 ///

@@ -32,8 +32,9 @@
 //!
 //! # Faults
 //!
-//! Every operation has a deadline ([`RedisStore::timeout`]); a connection attempt that fails
-//! is not retried for a second. A failure is an error of the store, which the cache turns into
+//! Every operation has a deadline ([`RedisStore::timeout`]), waiting for a connection
+//! included; once a first connection attempt failed, none is tried for a second. A lost
+//! reply to the lease script, or a failed write, releases the lease in the background. A failure is an error of the store, which the cache turns into
 //! a local computation ([`AsyncCache`](crate::AsyncCache)'s "store failures"). Bytes that do not
 //! decode, or longer than [`RedisStore::max_value_bytes`], are a miss, and the value computed
 //! then overwrites them. Nothing read from Redis can panic.
@@ -84,6 +85,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// Deletes the value if it is still the given bytes. KEYS: value; ARGV: bytes.
+const DROP_IF_SAME: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
 /// The longest interval between two polls of a waiting process.
 const MAX_POLL: Duration = Duration::from_millis(50);
 /// How long a failed connection attempt keeps the store from trying again.
@@ -96,7 +103,8 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// Keys and values are serialized with serde as [postcard](https://docs.rs/postcard), a
 /// compact binary format (`benches/README.md` compares it). Use it with
 /// `#[cached(async_store = RedisStore::new(url))]`; the store takes the function's name from
-/// the cache.
+/// the first cache it is given to (give each function a store of its own). It needs a tokio
+/// runtime with its timer enabled (`#[tokio::main]` has it).
 ///
 /// # Concurrency and guarantees
 ///
@@ -284,24 +292,45 @@ impl<K, V> RedisStore<K, V> {
     }
 
     fn namespace_for(&self, function: &str) -> String {
-        let fingerprint = foldhash::fast::FixedState::with_seed(0x6d66)
-            .hash_one(std::any::type_name::<V>()) as u32;
+        let types = (std::any::type_name::<K>(), std::any::type_name::<V>());
+        let fingerprint = foldhash::fast::FixedState::with_seed(0x6d66).hash_one(types) as u32;
         format!(
             "{}:{function}:v{}.{fingerprint:08x}:",
             self.prefix, self.schema
         )
     }
 
+    fn recently_failed(&self) -> bool {
+        self.failed_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some_and(|at| at.elapsed() < RECONNECT_AFTER)
+    }
+
+    /// Ends the lease `token` holds on `lease_name` from a task on the current tokio runtime
+    /// (when there is one and the store is connected): for a destructor, or a reply lost.
+    fn release_in_background(&self, lease_name: Vec<u8>, token: String) {
+        let (Some(link), Ok(runtime)) = (
+            self.link.get().cloned(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let timeout = self.timeout;
+        runtime.spawn(async move {
+            let mut link = link;
+            let mut command = redis::cmd("EVAL");
+            command.arg(RELEASE).arg(1).arg(&lease_name).arg(&token);
+            let release = command.query_async::<i64>(&mut link);
+            let _ = tokio::time::timeout(timeout, release).await;
+        });
+    }
+
     async fn connection(&self) -> Result<ConnectionManager, RedisStoreError> {
         if let Some(link) = self.link.get() {
             return Ok(link.clone());
         }
-        let recently_failed = self
-            .failed_at
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .is_some_and(|at| at.elapsed() < RECONNECT_AFTER);
-        if recently_failed {
+        if self.recently_failed() {
             return Err(RedisStoreError::Unreachable);
         }
         let connect = async {
@@ -309,20 +338,25 @@ impl<K, V> RedisStore<K, V> {
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(self.timeout))
                 .set_response_timeout(Some(self.timeout))
-                .set_number_of_retries(1);
+                .set_number_of_retries(0);
             client
                 .get_connection_manager_with_config(config)
                 .await
                 .map_err(RedisStoreError::Redis)
         };
-        let made = self
-            .link
-            .get_or_try_init(|| async {
-                tokio::time::timeout(self.timeout, connect)
-                    .await
-                    .unwrap_or(Err(RedisStoreError::Timeout("connect")))
-            })
-            .await;
+        // The whole wait is under the deadline, queueing behind another caller's attempt
+        // included; an attempt that starts after one failed recently fails at once.
+        let made = tokio::time::timeout(
+            self.timeout,
+            self.link.get_or_try_init(|| async {
+                if self.recently_failed() {
+                    return Err(RedisStoreError::Unreachable);
+                }
+                connect.await
+            }),
+        )
+        .await
+        .unwrap_or(Err(RedisStoreError::Timeout("connect")));
         match made {
             Ok(link) => Ok(link.clone()),
             Err(error) => {
@@ -352,10 +386,13 @@ impl<K, V> RedisStore<K, V> {
         }
     }
 
+    /// Milliseconds for `PX`/`PEXPIRE`, at least 1 and at most 100 years (Redis refuses
+    /// expiries past `i64`).
     fn millis(duration: Duration) -> u64 {
+        const CENTURY_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
         u64::try_from(duration.as_millis())
             .unwrap_or(u64::MAX)
-            .max(1)
+            .clamp(1, CENTURY_MS)
     }
 }
 
@@ -406,13 +443,18 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
         Ok((bytes.len() <= self.max_value_bytes).then_some(bytes))
     }
 
+    /// A lease token: 128 bits from the standard library's hasher, randomly seeded from the
+    /// OS, over the pid, the time and a counter.
     fn token() -> String {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let count = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_nanos());
-        format!("{}-{nanos:x}-{count:x}", std::process::id())
+        let seed = (std::process::id(), nanos, count);
+        let random = std::collections::hash_map::RandomState::new();
+        let (high, low) = (random.hash_one((1u8, seed)), random.hash_one((2u8, seed)));
+        format!("{high:016x}{low:016x}")
     }
 
     /// Every key of this store's namespace, deleted in batches found by `SCAN`.
@@ -564,7 +606,7 @@ where
         let started = Instant::now();
         let mut interval = Duration::from_millis(2);
         loop {
-            let answer: Answer = self
+            let answer: Result<Answer, _> = self
                 .run("lead", |pipe| {
                     pipe.cmd("EVAL")
                         .arg(LEAD)
@@ -574,7 +616,15 @@ where
                         .arg(&token)
                         .arg(lease_ms);
                 })
-                .await?;
+                .await;
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(error) => {
+                    // The script may have taken the lease and its reply been lost: end it.
+                    self.release_in_background(lease_name, token);
+                    return Err(error);
+                }
+            };
             match answer {
                 Answer::Leased => return Ok(Lead::Compute(Lease::new(token))),
                 Answer::Value(bytes) => {
@@ -583,8 +633,14 @@ where
                     }
                     // Bytes that do not decode: a miss, computed here and written over them
                     // (this process takes the lease once nobody holds it).
+                    // Deleted only if they are still the bytes read: a value written since
+                    // stays.
                     self.run::<()>("lead", |pipe| {
-                        pipe.cmd("DEL").arg(&name);
+                        pipe.cmd("EVAL")
+                            .arg(DROP_IF_SAME)
+                            .arg(1)
+                            .arg(&name)
+                            .arg(&bytes);
                     })
                     .await?;
                     continue;
@@ -639,7 +695,7 @@ where
             return Ok(false);
         };
         let ttl = self.ttl.map_or(0, Self::millis);
-        let written: i64 = self
+        let written: Result<i64, _> = self
             .run("insert", |pipe| {
                 pipe.cmd("EVAL")
                     .arg(STORE)
@@ -650,29 +706,20 @@ where
                     .arg(&bytes)
                     .arg(ttl);
             })
-            .await?;
-        Ok(written == 1)
+            .await;
+        if written.is_err() {
+            // Not written, perhaps not even run: the lease must not outlive the leader.
+            self.release_in_background(lease_name, token.to_owned());
+        }
+        Ok(written? == 1)
     }
 
     /// Releases the lease from a task on the current tokio runtime, if there is one and the
     /// store is connected; otherwise the lease expires.
     fn abandon(&self, key: &K, lease: Lease) {
-        let (Some(token), Some(link), Ok((_, lease_name)), Ok(runtime)) = (
-            lease.token().map(str::to_owned),
-            self.link.get().cloned(),
-            self.names(key),
-            tokio::runtime::Handle::try_current(),
-        ) else {
-            return;
-        };
-        let timeout = self.timeout;
-        runtime.spawn(async move {
-            let mut link = link;
-            let mut command = redis::cmd("EVAL");
-            command.arg(RELEASE).arg(1).arg(&lease_name).arg(&token);
-            let release = command.query_async::<i64>(&mut link);
-            let _ = tokio::time::timeout(timeout, release).await;
-        });
+        if let (Some(token), Ok((_, lease_name))) = (lease.token(), self.names(key)) {
+            self.release_in_background(lease_name, token.to_owned());
+        }
     }
 
     async fn release(&self, key: &K, lease: &Lease) -> Result<(), RedisStoreError> {
