@@ -457,21 +457,30 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
         format!("{high:016x}{low:016x}")
     }
 
+    /// One page of `SCAN cursor MATCH pattern`: the next cursor (0 at the end) and the keys.
+    async fn scan_page(
+        &self,
+        operation: &'static str,
+        pattern: &str,
+        cursor: u64,
+    ) -> Result<(u64, Vec<Vec<u8>>), RedisStoreError> {
+        self.run(operation, |pipe| {
+            pipe.cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
+        })
+        .await
+    }
+
     /// Every key of this store's namespace, deleted in batches found by `SCAN`.
     async fn unlink_namespace(&self) -> Result<(), RedisStoreError> {
         let pattern = format!("{}*", glob_escape(self.namespace()));
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self
-                .run("clear", |pipe| {
-                    pipe.cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000);
-                })
-                .await?;
+            let (next, keys) = self.scan_page("clear", &pattern, cursor).await?;
             if !keys.is_empty() {
                 self.run::<()>("clear", |pipe| {
                     pipe.cmd("UNLINK").arg(&keys);
@@ -577,16 +586,7 @@ where
         let mut cursor: u64 = 0;
         let mut count = 0;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self
-                .run("len", |pipe| {
-                    pipe.cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(1000);
-                })
-                .await?;
+            let (next, keys) = self.scan_page("len", &pattern, cursor).await?;
             count += keys.len();
             if next == 0 {
                 return Ok(count);
