@@ -46,8 +46,28 @@ impl Server {
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")
             .port();
-        let dir =
-            std::env::temp_dir().join(format!("memoflight-redis-{}-{port}", std::process::id()));
+        Some(Server::start_on(port))
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients).
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A fresh server on the same port, after [`kill`](Server::kill).
+    fn restart(&mut self) {
+        let fresh = Server::start_on(self.port);
+        drop(std::mem::replace(self, fresh));
+    }
+
+    fn start_on(port: u16) -> Server {
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "memoflight-redis-{}-{port}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
         std::fs::create_dir_all(&dir).expect("a temporary directory");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -74,7 +94,7 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
-        Some(server)
+        server
     }
 
     fn url(&self) -> String {
@@ -550,6 +570,64 @@ fn a_cancelled_leader_releases_its_lease() {
             a.get(&1).await.unwrap().as_deref(),
             Some("taken over"),
             "written under a lease of its own"
+        );
+    });
+}
+
+/// Redis killed while one caller computes and another waits for it (in another cache, as
+/// another process would): both return a computed value; then Redis comes back on the same
+/// port, the same caches store again, and their counters show the failures.
+#[test]
+fn redis_killed_mid_flight_and_restarted() {
+    let Some(mut server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let timeout = Duration::from_millis(300);
+        let leader = AsyncCache::new("restarted", store::<String>(&url, "rs").timeout(timeout));
+        let waiter = AsyncCache::new("restarted", store::<String>(&url, "rs").timeout(timeout));
+        let leading = leader.get_or_compute(1, || async {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            "from the leader".to_owned()
+        });
+        let waiting = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waiter
+                .get_or_compute(1, || async { "computed alone".to_owned() })
+                .await
+        };
+        let killer = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            server.kill();
+        };
+        let (led, waited, ()) = tokio::join!(leading, waiting, killer);
+        assert_eq!(led, "from the leader");
+        assert_eq!(
+            waited, "computed alone",
+            "the waiter computed once Redis was gone"
+        );
+
+        server.restart();
+        let mut stored = None;
+        for round in 0..50 {
+            leader
+                .get_or_compute(2, || async move { format!("round {round}") })
+                .await;
+            stored = leader.get(&2).await.ok().flatten();
+            if stored.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(stored.is_some(), "stored again after the restart");
+        let waiter_stats = waiter.stats().await.unwrap();
+        assert_eq!(waiter_stats.executions, 1);
+        assert!(waiter_stats.store_errors >= 1, "{waiter_stats:?}");
+        let leader_stats = leader.stats().await.unwrap();
+        assert!(
+            leader_stats.store_errors >= 1,
+            "its write failed: {leader_stats:?}"
         );
     });
 }

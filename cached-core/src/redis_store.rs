@@ -49,12 +49,13 @@ use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// Returns the value, or takes the lease, or reports it held. KEYS: value, lease; ARGV: token,
-/// lease in ms.
+/// Returns the value, or takes the lease (or finds it already the caller's: a retried run),
+/// or reports it held. KEYS: value, lease; ARGV: token, lease in ms.
 const LEAD: &str = r"
 local value = redis.call('GET', KEYS[1])
 if value then return {1, value} end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+if redis.call('GET', KEYS[2]) == ARGV[1] then return {2} end
 return {0}
 ";
 
@@ -378,8 +379,18 @@ impl<K, V> RedisStore<K, V> {
         let mut link = self.connection().await?;
         let mut pipe = redis::pipe();
         command(&mut pipe);
-        let reply = tokio::time::timeout(self.timeout, pipe.query_async::<(T,)>(&mut link)).await;
-        match reply {
+        // A connection found broken (the server restarted) is re-made by the manager for the
+        // next request: the command is sent once more, within the same deadline. Every script
+        // is safe to run twice.
+        let attempts = async {
+            match pipe.query_async::<(T,)>(&mut link).await {
+                Err(error) if error.is_connection_dropped() || error.is_io_error() => {
+                    pipe.query_async::<(T,)>(&mut link).await
+                }
+                reply => reply,
+            }
+        };
+        match tokio::time::timeout(self.timeout, attempts).await {
             Ok(Ok((value,))) => Ok(value),
             Ok(Err(error)) => Err(RedisStoreError::Redis(error)),
             Err(_) => Err(RedisStoreError::Timeout(operation)),
