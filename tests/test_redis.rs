@@ -631,3 +631,64 @@ fn redis_killed_mid_flight_and_restarted() {
         );
     });
 }
+
+/// `Result` and `Option` follow the same rules as in memory: an `Err` (or `None`) is returned
+/// and not stored, so the next call, in any process, computes again; `Ok` is stored; with
+/// `cache_err` the whole `Result` is stored.
+#[test]
+fn results_follow_the_in_memory_rules() {
+    static URL: OnceLock<String> = OnceLock::new();
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    fn url() -> String {
+        URL.get().expect("set by the test").clone()
+    }
+    fn counted() {
+        CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+    #[cached(async_store = RedisStore::new(url()).prefix("res"))]
+    async fn parse(text: String) -> Result<u32, String> {
+        counted();
+        text.parse().map_err(|_| format!("not a number: {text}"))
+    }
+    #[cached(async_store = RedisStore::new(url()).prefix("res"))]
+    async fn find(id: u32) -> Option<String> {
+        counted();
+        (id % 2 == 0).then(|| format!("even {id}"))
+    }
+    #[cached(async_store = RedisStore::new(url()).prefix("res"), cache_err = true)]
+    async fn parse_remembering(text: String) -> Result<u32, String> {
+        counted();
+        text.parse().map_err(|_| format!("not a number: {text}"))
+    }
+
+    let Some(server) = Server::start() else {
+        return;
+    };
+    URL.set(server.url()).unwrap();
+    let calls = || CALLS.load(std::sync::atomic::Ordering::SeqCst);
+    multi_thread().block_on(async {
+        for _ in 0..2 {
+            assert_eq!(
+                parse("x".to_owned()).await,
+                Err("not a number: x".to_owned())
+            );
+        }
+        assert_eq!(calls(), 2, "an Err is not stored");
+        for _ in 0..2 {
+            assert_eq!(parse("7".to_owned()).await, Ok(7));
+        }
+        assert_eq!(calls(), 3, "an Ok is");
+        for _ in 0..2 {
+            assert_eq!(find(1).await, None);
+            assert_eq!(find(2).await.as_deref(), Some("even 2"));
+        }
+        assert_eq!(calls(), 6, "None twice, Some once");
+        for _ in 0..2 {
+            assert_eq!(
+                parse_remembering("y".to_owned()).await,
+                Err("not a number: y".to_owned())
+            );
+        }
+        assert_eq!(calls(), 7, "cache_err stores the Err");
+    });
+}
