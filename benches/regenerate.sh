@@ -34,6 +34,10 @@ done
 cargo bench --bench peers_async 2>&1 | tee "$out/peers_async.txt"
 step "peers_async"
 
+# RedisStore against cached's Redis cache; says it skipped without redis-server on PATH.
+cargo bench --bench redis 2>&1 | tee "$out/redis.txt"
+step "redis"
+
 cargo bench --bench charts 2>&1 | tee "$out/charts.txt"
 step "charts"
 
