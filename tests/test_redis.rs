@@ -692,3 +692,73 @@ fn results_follow_the_in_memory_rules() {
         assert_eq!(calls(), 7, "cache_err stores the Err");
     });
 }
+
+/// `refresh_after` across processes (two caches on one namespace, 4 calls each, at once): a
+/// due value is served at once to 7 of the 8 calls while exactly one, in one process,
+/// refreshes it; the refreshed value is then a hit everywhere.
+#[test]
+fn one_process_refreshes_a_due_value_while_every_other_call_is_served() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let refreshing = || {
+            store::<String>(&url, "rf")
+                .ttl(Duration::from_secs(60))
+                .refresh_after(Duration::from_millis(300))
+        };
+        let a = AsyncCache::new("refreshed", refreshing());
+        let b = AsyncCache::new("refreshed", refreshing());
+        let executions = std::sync::atomic::AtomicUsize::new(0);
+        // The refresh ends only once the 7 other calls returned: served at once, not waited.
+        let gate = tokio::sync::Semaphore::new(0);
+        let compute = |version: &'static str| {
+            let (executions, gate) = (&executions, &gate);
+            move || async move {
+                executions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if version == "v2" {
+                    gate.acquire().await.expect("open").forget();
+                }
+                version.to_owned()
+            }
+        };
+        a.get_or_compute(1, compute("v1")).await;
+        assert_eq!(
+            b.get_or_compute(1, compute("never")).await,
+            "v1",
+            "fresh: a hit"
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+
+        let calls = (0..4).flat_map(|_| {
+            [
+                a.get_or_compute(1, compute("v2")),
+                b.get_or_compute(1, compute("v2")),
+            ]
+        });
+        let mut pending: futures::stream::FuturesUnordered<_> = calls.collect();
+        let mut results = Vec::new();
+        let collect = async {
+            while let Some(result) = futures::StreamExt::next(&mut pending).await {
+                results.push(result);
+                if results.len() == 7 {
+                    gate.add_permits(1);
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), collect)
+            .await
+            .expect("the served calls did not wait for the refresh");
+        results.sort();
+        assert_eq!(executions.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(
+            results,
+            ["v1", "v1", "v1", "v1", "v1", "v1", "v1", "v2"],
+            "one call refreshed, the others were served the due value at once"
+        );
+        assert_eq!(b.get_or_compute(1, compute("never")).await, "v2");
+        assert_eq!(a.get_or_compute(1, compute("never")).await, "v2");
+        assert_eq!(executions.load(std::sync::atomic::Ordering::SeqCst), 2);
+    });
+}

@@ -9,7 +9,7 @@
 
 use crate::async_store::{AsyncStore, Lead, Lease};
 use crate::engine::Engine;
-use crate::flight::{Outcome, Revocation};
+use crate::flight::{Leader, Outcome, Revocation};
 use crate::future::{run, wait};
 use crate::origin::Origin;
 use crate::output::{CacheAll, Mode, Sharing};
@@ -17,6 +17,7 @@ use crate::protocol::{Call, Join, Step};
 use crate::stats::Stats;
 use crate::trace;
 use std::future::Future;
+use std::sync::OnceLock;
 
 /// The cache of an `async fn` whose values live in an [`AsyncStore`] (a Redis server, a
 /// database): `#[cached(async_store = ..)]` creates one and generates `f_cache()`, which returns
@@ -318,42 +319,46 @@ impl<S: AsyncStore> AsyncCache<S> {
         M: Mode<R, Value = S::Value>,
         F: Future<Output = R>,
     {
+        // A value due for a refresh: served at once to every caller of this process while one
+        // of them refreshes it (they join with a look that finds it).
+        let due: OnceLock<S::Value> = OnceLock::new();
+        let serve_due = |_: &S::Key| due.get().map(|value| (value.clone(), true));
         let mut call = Call::<_, _, R, M>::new(&self.engine, key, sharing, Join::Unlooked);
-        if let Some(value) = self.look(call.key(), call.subject()).await {
-            return call.hit(value);
+        match self.look(call.key(), call.subject()).await {
+            Some((value, false)) => return call.hit(value),
+            Some((value, true)) => {
+                let _ = due.set(value);
+                call.serve_while_refreshing(&serve_due);
+            }
+            None => {}
         }
         let mut step = call.join();
         loop {
             step = match step {
                 Step::Done(result, origin) => return (result, origin),
                 Step::Lead(leader) => {
-                    // A second look, now that the flight is registered: it finds a value stored
-                    // by a leader that finished between the first look and the registration.
-                    let found = self.look(leader.key(), call.subject()).await;
-                    let mut leader = match call.looked(leader, found) {
-                        Ok(leader) => leader,
-                        Err(done) => return done,
-                    };
-                    // Across processes: another process's computation is waited for, or
-                    // this one takes the key's lease (a store that cannot be reached: the
-                    // value is computed here and not written).
-                    let key = leader.key().clone();
-                    let held = match self.store.lead(&key, self.engine.wait_timeout).await {
-                        Ok(Lead::Computed(value)) => {
-                            call.count_wait();
+                    let mut leader = leader;
+                    if due.get().is_none() {
+                        // A second look, now that the flight is registered: it finds a value
+                        // stored by a leader that finished between the first look and the
+                        // registration.
+                        let found = self.look(leader.key(), call.subject()).await;
+                        leader = match call.looked(leader, found.map(|(value, _)| value)) {
+                            Ok(leader) => leader,
+                            Err(done) => return done,
+                        };
+                    }
+                    let held = match self.lease(&mut call, &leader, due.get()).await {
+                        Ok(held) => held,
+                        Err(value) => {
+                            // Another process computed it (waited for), or refreshes it (the
+                            // due value, served).
                             leader.finish_unstored(Outcome::Value(value.clone()));
-                            return (M::rebuild(value), Origin::Waited);
-                        }
-                        Ok(Lead::Compute(lease)) => Held {
-                            store: &self.store,
-                            lease: Some((key, lease)),
-                        },
-                        Err(error) => {
-                            self.failed("lead", &error, call.subject());
-                            Held {
-                                store: &self.store,
-                                lease: None,
-                            }
+                            let origin = match due.get() {
+                                Some(_) => Origin::Hit,
+                                None => Origin::Waited,
+                            };
+                            return (M::rebuild(value), origin);
                         }
                     };
                     let keep = async {
@@ -403,15 +408,55 @@ impl<S: AsyncStore> AsyncCache<S> {
         }
     }
 
-    /// Reads the store; a failure is counted, traced, and taken as a miss.
-    async fn look(&self, key: &S::Key, subject: &trace::Subject) -> Option<S::Value> {
-        match self.store.get(key).await {
+    /// Reads the store: the value and whether it is due for a refresh. A failure is counted,
+    /// traced, and taken as a miss.
+    async fn look(&self, key: &S::Key, subject: &trace::Subject) -> Option<(S::Value, bool)> {
+        match self.store.look(key).await {
             Ok(found) => found,
             Err(error) => {
                 self.failed("get", &error, subject);
                 None
             }
         }
+    }
+
+    /// Across processes, for this process's leader: waits for another process's computation
+    /// and returns its value (`Err`), or takes the key's lease. For a refresh of `due`, the
+    /// value is never waited for: another process refreshing it means `due` is served. A store
+    /// that cannot be reached leaves no lease: the value is computed here and not written.
+    async fn lease<'s, R, M>(
+        &'s self,
+        call: &mut Call<'_, S::Key, S::Value, R, M>,
+        leader: &Leader<'_, S::Key, S::Value>,
+        due: Option<&S::Value>,
+    ) -> Result<Held<'s, S>, S::Value>
+    where
+        M: Mode<R, Value = S::Value>,
+    {
+        let key = leader.key().clone();
+        let taken = match due {
+            Some(due) => match self.store.lead_refresh(&key).await {
+                Ok(Some(lease)) => Ok(Lead::Compute(lease)),
+                Ok(None) => return Err(due.clone()),
+                Err(error) => Err(error),
+            },
+            None => self.store.lead(&key, self.engine.wait_timeout).await,
+        };
+        let lease = match taken {
+            Ok(Lead::Computed(value)) => {
+                call.count_wait();
+                return Err(value);
+            }
+            Ok(Lead::Compute(lease)) => Some((key, lease)),
+            Err(error) => {
+                self.failed("lead", &error, call.subject());
+                None
+            }
+        };
+        Ok(Held {
+            store: &self.store,
+            lease,
+        })
     }
 
     /// Ends a lease without a value; a failure leaves it to expire.

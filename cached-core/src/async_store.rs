@@ -154,6 +154,37 @@ pub trait AsyncStore: Send + Sync {
         0
     }
 
+    /// The value stored under `key` and whether it is due for a refresh: the cache reads
+    /// through this. A store with a refresh policy returns `true` for a value old enough; the
+    /// cache then serves it to every caller while one refreshes it
+    /// ([`lead_refresh`](AsyncStore::lead_refresh)). The default is [`get`](AsyncStore::get),
+    /// never due.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](AsyncStore::get).
+    fn look(
+        &self,
+        key: &Self::Key,
+    ) -> impl Future<Output = Result<Option<(Self::Value, bool)>, Self::Error>> + Send {
+        async move { Ok(self.get(key).await?.map(|value| (value, false))) }
+    }
+
+    /// For a value due for a refresh: takes the key's lease so that this process refreshes
+    /// it, or returns `None` if another process already does (the due value is then served).
+    /// The default coordinates nothing: every process refreshes.
+    ///
+    /// # Errors
+    ///
+    /// The store's; the cache then refreshes locally and does not write the value.
+    fn lead_refresh(
+        &self,
+        key: &Self::Key,
+    ) -> impl Future<Output = Result<Option<Lease>, Self::Error>> + Send {
+        let _ = key;
+        async { Ok(Some(Lease::unshared())) }
+    }
+
     /// Called once by [`AsyncCache::new`](crate::AsyncCache::new) with the cache's name (the
     /// memoized function's, under `#[cached]`): a store shared by several functions uses it
     /// to keep their keys apart. Does nothing by default.
@@ -330,6 +361,18 @@ macro_rules! forward_async_store {
             }
             fn bind(&self, name: &'static str) {
                 (**self).bind(name)
+            }
+            fn look(
+                &self,
+                key: &Self::Key,
+            ) -> impl Future<Output = Result<Option<(Self::Value, bool)>, Self::Error>> + Send {
+                (**self).look(key)
+            }
+            fn lead_refresh(
+                &self,
+                key: &Self::Key,
+            ) -> impl Future<Output = Result<Option<Lease>, Self::Error>> + Send {
+                (**self).lead_refresh(key)
             }
             fn lead(
                 &self,

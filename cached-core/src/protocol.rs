@@ -106,6 +106,14 @@ where
         }
     }
 
+    /// After a first look (a store with I/O) found a value due for a refresh: the call joins
+    /// with `look`, which serves that value, so that a flight already refreshing it is not
+    /// waited for, and otherwise this call leads the refresh.
+    #[cfg(feature = "async")]
+    pub(crate) fn serve_while_refreshing(&mut self, look: Look<'e, K, V>) {
+        self.join = Join::Task(look);
+    }
+
     /// For traces: the function and key.
     pub(crate) fn subject(&self) -> &trace::Subject {
         &self.subject

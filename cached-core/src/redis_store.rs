@@ -86,6 +86,21 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// The value and its remaining expiry in ms (nil when absent). KEYS: value.
+const LOOK: &str = r"
+local value = redis.call('GET', KEYS[1])
+if not value then return nil end
+return {value, redis.call('PTTL', KEYS[1])}
+";
+
+/// Takes the lease whatever the value (a refresh), or finds it already the caller's.
+/// KEYS: lease; ARGV: token, lease in ms.
+const LEAD_REFRESH: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+";
+
 /// Deletes the value if it is still the given bytes. KEYS: value; ARGV: bytes.
 const DROP_IF_SAME: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -144,6 +159,7 @@ pub struct RedisStore<K, V> {
     prefix: String,
     schema: u32,
     ttl: Option<Duration>,
+    refresh_after: Option<Duration>,
     lease: Duration,
     timeout: Duration,
     max_value_bytes: usize,
@@ -215,6 +231,7 @@ impl<K, V> RedisStore<K, V> {
     ///     .prefix("billing")
     ///     .schema(2)
     ///     .ttl(Duration::from_secs(600))
+    ///     .refresh_after(Duration::from_secs(60))
     ///     .lease(Duration::from_secs(30))
     ///     .timeout(Duration::from_millis(200))
     ///     .max_value_bytes(1 << 20);
@@ -226,6 +243,7 @@ impl<K, V> RedisStore<K, V> {
             prefix: "memoflight".to_owned(),
             schema: 1,
             ttl: None,
+            refresh_after: None,
             lease: Duration::from_secs(10),
             timeout: Duration::from_secs(1),
             max_value_bytes: 16 << 20,
@@ -259,6 +277,27 @@ impl<K, V> RedisStore<K, V> {
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(ttl);
         self
+    }
+
+    /// Values older than this are refreshed: a call that reads one gets it at once, and one
+    /// process in the fleet recomputes it meanwhile (the others keep serving the old value
+    /// until the new one is written). Ages are measured by Redis (from the key's remaining
+    /// expiry), so the processes' clocks do not matter.
+    ///
+    /// See [`new`](RedisStore::new) for an example.
+    pub fn refresh_after(mut self, refresh_after: Duration) -> Self {
+        self.refresh_after = Some(refresh_after);
+        self
+    }
+
+    /// The expiry every write sets, in ms (0: none). With `refresh_after` and no `ttl`, a
+    /// century: the age of a value is read from its remaining expiry.
+    fn expiry_ms(&self) -> u64 {
+        match (self.ttl, self.refresh_after) {
+            (Some(ttl), _) => Self::millis(ttl),
+            (None, Some(_)) => Self::millis(Duration::MAX),
+            (None, None) => 0,
+        }
     }
 
     /// How long a lease lives without renewal: a dead leader's key is taken over after at most
@@ -525,6 +564,29 @@ enum Answer {
     Held,
 }
 
+/// What the [`LOOK`] script answered: the bytes and the remaining expiry.
+struct Looked(Option<(Vec<u8>, i64)>);
+
+impl redis::FromRedisValue for Looked {
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        match value {
+            redis::Value::Nil => Ok(Looked(None)),
+            redis::Value::Array(items) => {
+                let mut items = items.into_iter();
+                match (items.next(), items.next(), items.next()) {
+                    (
+                        Some(redis::Value::BulkString(bytes)),
+                        Some(redis::Value::Int(pttl)),
+                        None,
+                    ) => Ok(Looked(Some((bytes, pttl)))),
+                    _ => Err(String::from("unexpected reply to LOOK").into()),
+                }
+            }
+            _ => Err(String::from("unexpected reply to LOOK").into()),
+        }
+    }
+}
+
 impl redis::FromRedisValue for Answer {
     fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
         let redis::Value::Array(items) = value else {
@@ -568,11 +630,11 @@ where
         let Some(bytes) = self.encode(&value)? else {
             return Ok(());
         };
-        let ttl = self.ttl.map(Self::millis);
+        let expiry = self.expiry_ms();
         self.run("insert", |pipe| {
             let set = pipe.cmd("SET").arg(&name).arg(&bytes);
-            if let Some(ttl) = ttl {
-                set.arg("PX").arg(ttl);
+            if expiry > 0 {
+                set.arg("PX").arg(expiry);
             }
         })
         .await
@@ -603,6 +665,52 @@ where
                 return Ok(count);
             }
             cursor = next;
+        }
+    }
+
+    /// With [`refresh_after`](RedisStore::refresh_after), one script reads the value and its
+    /// remaining expiry; without, a plain `GET`.
+    async fn look(&self, key: &K) -> Result<Option<(V, bool)>, RedisStoreError> {
+        let Some(refresh_after) = self.refresh_after else {
+            return Ok(self.get(key).await?.map(|value| (value, false)));
+        };
+        let (name, _) = self.names(key)?;
+        let Looked(found) = self
+            .run("get", |pipe| {
+                pipe.cmd("EVAL").arg(LOOK).arg(1).arg(&name);
+            })
+            .await?;
+        Ok(found.and_then(|(bytes, remaining)| {
+            // No expiry (-1): written by a store without `refresh_after`; its age is unknown.
+            let age = u64::try_from(remaining)
+                .ok()
+                .map(|remaining| self.expiry_ms().saturating_sub(remaining));
+            let due = age.is_some_and(|age| age >= Self::millis(refresh_after));
+            self.decode(&bytes).map(|value| (value, due))
+        }))
+    }
+
+    async fn lead_refresh(&self, key: &K) -> Result<Option<Lease>, RedisStoreError> {
+        let (_, lease_name) = self.names(key)?;
+        let token = Self::token();
+        let taken: Result<i64, _> = self
+            .run("lead", |pipe| {
+                pipe.cmd("EVAL")
+                    .arg(LEAD_REFRESH)
+                    .arg(1)
+                    .arg(&lease_name)
+                    .arg(&token)
+                    .arg(Self::millis(self.lease));
+            })
+            .await;
+        match taken {
+            Ok(1) => Ok(Some(Lease::new(token))),
+            Ok(_) => Ok(None),
+            Err(error) => {
+                // The script may have taken the lease and its reply been lost: end it.
+                self.release_in_background(lease_name, token);
+                Err(error)
+            }
         }
     }
 
@@ -705,7 +813,7 @@ where
             self.release(&key, lease).await?;
             return Ok(false);
         };
-        let ttl = self.ttl.map_or(0, Self::millis);
+        let ttl = self.expiry_ms();
         let written: Result<i64, _> = self
             .run("insert", |pipe| {
                 pipe.cmd("EVAL")
