@@ -338,6 +338,21 @@ fn a_stampede_of_eight_processes_runs_once() {
         1,
         "one execution in 8 processes"
     );
+    // Round trips to the lease script (and the leader's write): each waiting process tries the
+    // lease once, is woken by the leader's write, and reads the value; polling would make
+    // some ten tries each during the 300 ms computation.
+    let stats = server.command(&["INFO", "commandstats"]).expect("INFO");
+    let scripts: usize = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_eval:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .expect("EVAL was called");
+    eprintln!("EVAL calls in the stampede: {scripts}");
+    assert!(
+        scripts <= 3 * 8,
+        "{scripts} script round trips for 8 processes"
+    );
 }
 
 /// The leader process is SIGKILLed mid-computation: its lease expires, exactly one of the
