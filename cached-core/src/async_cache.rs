@@ -35,8 +35,9 @@ use std::sync::OnceLock;
 /// # Store failures
 ///
 /// A store that fails does not fail the call: a failed read counts as a miss and the function
-/// runs, a failed write leaves the value uncached; both are counted in
-/// [`Stats::store_errors`] and traced. [`invalidate`](AsyncCache::invalidate) and
+/// runs, a failed lease ([`AsyncStore::lead`]) has the function run here without writing its
+/// value, a failed write leaves the value uncached; each is counted in
+/// [`Stats::store_errors`] and traced (a `tracing` event with the `tracing` feature). [`invalidate`](AsyncCache::invalidate) and
 /// [`clear`](AsyncCache::clear) return the store's error, since stale values may then remain.
 ///
 /// # Panics and cancellation

@@ -54,7 +54,8 @@ pub struct Stats {
     /// after their `ttl`. Invalidations are not counted.
     pub evictions: u64,
     /// Operations of an [`AsyncStore`](crate::AsyncStore) that failed and that the cache
-    /// worked around: a failed read ran the function, a failed write left the value uncached.
+    /// worked around: a failed read ran the function, a failed lease had it run locally, a
+    /// failed write left the value uncached.
     /// Always zero for an in-memory [`Store`](crate::Store).
     pub store_errors: u64,
     /// Values in the store now.
