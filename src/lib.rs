@@ -296,7 +296,7 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "async")]
-pub use memoflight_core::{AsyncCache, AsyncStore, Lead, Lease};
+pub use memoflight_core::{AsyncCache, AsyncStore, Lead, Lease, Refresh};
 pub use memoflight_core::{Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded};
 #[cfg(feature = "redis")]
 pub use memoflight_core::{RedisStore, RedisStoreError};

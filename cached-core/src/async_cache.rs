@@ -7,17 +7,17 @@
 //! registered (`Storing`) while it writes, handing the value to its waiters before the write
 //! starts. Waiting and running are the async driver's of `future.rs`.
 
-use crate::async_store::{AsyncStore, Lead, Lease};
+use crate::async_store::{AsyncStore, Lead, Lease, Refresh};
 use crate::engine::Engine;
-use crate::flight::{Leader, Outcome, Revocation};
+use crate::flight::{Outcome, Revocation};
 use crate::future::{run, wait};
 use crate::origin::Origin;
 use crate::output::{CacheAll, Mode, Sharing};
 use crate::protocol::{Call, Join, Step};
 use crate::stats::Stats;
+use crate::sync::{lock, Mutex};
 use crate::trace;
 use std::future::Future;
-use std::sync::OnceLock;
 
 /// The cache of an `async fn` whose values live in an [`AsyncStore`] (a Redis server, a
 /// database): `#[cached(async_store = ..)]` creates one and generates `f_cache()`, which returns
@@ -322,14 +322,14 @@ impl<S: AsyncStore> AsyncCache<S> {
     {
         // A value due for a refresh: served at once to every caller of this process while one
         // of them refreshes it (they join with a look that finds it).
-        let due: OnceLock<S::Value> = OnceLock::new();
-        let serve_due = |_: &S::Key| due.get().map(|value| (value.clone(), true));
+        let due: Mutex<Option<S::Value>> = Mutex::new(None);
+        let serve_due = |_: &S::Key| lock(&due).clone().map(|value| (value, true));
         let mut call = Call::<_, _, R, M>::new(&self.engine, key, sharing, Join::Unlooked);
         match self.look(call.key(), call.subject()).await {
             Some((value, false)) => return call.hit(value),
             Some((value, true)) => {
-                let _ = due.set(value);
-                call.serve_while_refreshing(&serve_due);
+                *lock(&due) = Some(value);
+                call.serve_while_refreshing(Some(&serve_due));
             }
             None => {}
         }
@@ -337,30 +337,45 @@ impl<S: AsyncStore> AsyncCache<S> {
         loop {
             step = match step {
                 Step::Done(result, origin) => return (result, origin),
-                Step::Lead(leader) => {
-                    let mut leader = leader;
-                    if due.get().is_none() {
-                        // A second look, now that the flight is registered: it finds a value
-                        // stored by a leader that finished between the first look and the
-                        // registration.
-                        let found = self.look(leader.key(), call.subject()).await;
-                        leader = match call.looked(leader, found.map(|(value, _)| value)) {
-                            Ok(leader) => leader,
-                            Err(done) => return done,
-                        };
-                    }
-                    let held = match self.lease(&mut call, &leader, due.get()).await {
-                        Ok(held) => held,
-                        Err(value) => {
-                            // Another process computed it (waited for), or refreshes it (the
-                            // due value, served).
-                            leader.finish_unstored(Outcome::Value(value.clone()));
-                            let origin = match due.get() {
-                                Some(_) => Origin::Hit,
-                                None => Origin::Waited,
-                            };
-                            return (M::rebuild(value), origin);
+                Step::Lead(leader) => 'lead: {
+                    let refreshing = lock(&due).clone();
+                    let (found, held) = match refreshing {
+                        None => {
+                            // A second look, now that the flight is registered: it finds a
+                            // value stored by a leader that finished between the first look
+                            // and the registration.
+                            let found = self.look(leader.key(), call.subject()).await;
+                            let found = found.map(|(value, _)| value);
+                            if found.is_some() {
+                                (found, self.unleased())
+                            } else {
+                                match self.lease(&mut call, leader.key()).await {
+                                    Ok(held) => (None, held),
+                                    Err(value) => {
+                                        // Another process computed it: waited for.
+                                        leader.finish_unstored(Outcome::Value(value.clone()));
+                                        return (M::rebuild(value), Origin::Waited);
+                                    }
+                                }
+                            }
                         }
+                        Some(old) => match self.refresh_lease(&call, leader.key(), old).await {
+                            Some((found, held)) => (found, held),
+                            None => {
+                                // Gone meanwhile (invalidated or expired): a miss like any
+                                // other; this flight's waiters go around too.
+                                leader.vacate();
+                                *lock(&due) = None;
+                                call.serve_while_refreshing(None);
+                                break 'lead call.join();
+                            }
+                        },
+                    };
+                    // A value found (stored meanwhile, or served while another process
+                    // refreshes it) is a hit; otherwise this call computes.
+                    let mut leader = match call.looked(leader, found) {
+                        Ok(leader) => leader,
+                        Err(done) => return done,
                     };
                     let keep = async {
                         match &held.lease {
@@ -374,23 +389,24 @@ impl<S: AsyncStore> AsyncCache<S> {
                             // Waiters get the value now; the flight stays registered while it
                             // is written, unless an invalidation revoked it meanwhile.
                             if leader.begin_storing(Outcome::Value(value.clone())) {
-                                if let Some((key, lease)) = held.end() {
-                                    let written =
-                                        self.store.insert_leased(key, value.clone(), &lease).await;
+                                if let Some((key, lease)) = &held.lease {
+                                    let written = self
+                                        .store
+                                        .insert_leased(key.clone(), value.clone(), lease)
+                                        .await;
                                     if let Err(error) = written {
                                         self.failed("insert", &error, call.subject());
                                     }
                                 }
+                                held.end();
                                 leader.stored();
-                            } else if let Some((key, lease)) = held.end() {
-                                self.release(&key, &lease, call.subject()).await;
+                            } else {
+                                self.release(held, call.subject()).await;
                             }
                             M::rebuild(value)
                         }
                         Err(result) => {
-                            if let Some((key, lease)) = held.end() {
-                                self.release(&key, &lease, call.subject()).await;
-                            }
+                            self.release(held, call.subject()).await;
                             call.fail(leader, result)
                         }
                     };
@@ -421,50 +437,82 @@ impl<S: AsyncStore> AsyncCache<S> {
         }
     }
 
-    /// Across processes, for this process's leader: waits for another process's computation
-    /// and returns its value (`Err`), or takes the key's lease. For a refresh of `due`, the
-    /// value is never waited for: another process refreshing it means `due` is served. A store
-    /// that cannot be reached leaves no lease: the value is computed here and not written.
-    async fn lease<'s, R, M>(
-        &'s self,
+    /// No lease: the value is not written.
+    fn unleased(&self) -> Held<'_, S> {
+        Held {
+            store: &self.store,
+            lease: None,
+        }
+    }
+
+    /// Across processes, for this process's leader of a miss: waits for another process's
+    /// computation and returns its value (`Err`), or takes the key's lease. A store that cannot
+    /// be reached leaves no lease: the value is computed here and not written.
+    async fn lease<R, M>(
+        &self,
         call: &mut Call<'_, S::Key, S::Value, R, M>,
-        leader: &Leader<'_, S::Key, S::Value>,
-        due: Option<&S::Value>,
-    ) -> Result<Held<'s, S>, S::Value>
+        key: &S::Key,
+    ) -> Result<Held<'_, S>, S::Value>
     where
         M: Mode<R, Value = S::Value>,
     {
-        let key = leader.key().clone();
-        let taken = match due {
-            Some(due) => match self.store.lead_refresh(&key).await {
-                Ok(Some(lease)) => Ok(Lead::Compute(lease)),
-                Ok(None) => return Err(due.clone()),
-                Err(error) => Err(error),
-            },
-            None => self.store.lead(&key, self.engine.wait_timeout).await,
-        };
-        let lease = match taken {
+        match self.store.lead(key, self.engine.wait_timeout).await {
             Ok(Lead::Computed(value)) => {
                 call.count_wait();
-                return Err(value);
+                Err(value)
             }
-            Ok(Lead::Compute(lease)) => Some((key, lease)),
+            Ok(Lead::Compute(lease)) => Ok(Held {
+                store: &self.store,
+                lease: Some((key.clone(), lease)),
+            }),
             Err(error) => {
                 self.failed("lead", &error, call.subject());
-                None
+                Ok(self.unleased())
             }
-        };
-        Ok(Held {
-            store: &self.store,
-            lease,
-        })
+        }
     }
 
-    /// Ends a lease without a value; a failure leaves it to expire.
-    async fn release(&self, key: &S::Key, lease: &Lease, subject: &trace::Subject) {
-        if let Err(error) = self.store.release(key, lease).await {
-            self.failed("release", &error, subject);
+    /// Across processes, for this process's leader of a refresh of `due`: the value to serve
+    /// (`due` while another process refreshes it, or if the store cannot be reached; the new
+    /// one if it was refreshed since), or the lease to refresh under; `None` if the value is
+    /// gone.
+    async fn refresh_lease<R, M>(
+        &self,
+        call: &Call<'_, S::Key, S::Value, R, M>,
+        key: &S::Key,
+        due: S::Value,
+    ) -> Option<(Option<S::Value>, Held<'_, S>)>
+    where
+        M: Mode<R, Value = S::Value>,
+    {
+        let served = |value| Some((Some(value), self.unleased()));
+        match self.store.lead_refresh(key).await {
+            Ok(Refresh::Lead(lease)) => Some((
+                None,
+                Held {
+                    store: &self.store,
+                    lease: Some((key.clone(), lease)),
+                },
+            )),
+            Ok(Refresh::Refreshing) => served(due),
+            Ok(Refresh::Refreshed(value)) => served(value),
+            Ok(Refresh::Gone) => None,
+            Err(error) => {
+                self.failed("lead", &error, call.subject());
+                served(due)
+            }
         }
+    }
+
+    /// Ends a lease without a value; a failure leaves it to expire. Ended once the release
+    /// returned: a caller dropped while it waits leaves the lease to `abandon`.
+    async fn release(&self, held: Held<'_, S>, subject: &trace::Subject) {
+        if let Some((key, lease)) = &held.lease {
+            if let Err(error) = self.store.release(key, lease).await {
+                self.failed("release", &error, subject);
+            }
+        }
+        held.end();
     }
 
     fn failed(&self, operation: &str, error: &S::Error, subject: &trace::Subject) {
@@ -483,9 +531,9 @@ struct Held<'s, S: AsyncStore> {
 }
 
 impl<S: AsyncStore> Held<'_, S> {
-    /// The key and the lease, for the leader to write its value under or release.
-    fn end(mut self) -> Option<(S::Key, Lease)> {
-        self.lease.take()
+    /// The lease was written under, or released: nothing left to abandon.
+    fn end(mut self) {
+        self.lease = None;
     }
 }
 

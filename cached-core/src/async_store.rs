@@ -170,19 +170,19 @@ pub trait AsyncStore: Send + Sync {
         async move { Ok(self.get(key).await?.map(|value| (value, false))) }
     }
 
-    /// For a value due for a refresh: takes the key's lease so that this process refreshes
-    /// it, or returns `None` if another process already does (the due value is then served).
-    /// The default coordinates nothing: every process refreshes.
+    /// For a value [`look`](AsyncStore::look) found due for a refresh: decides, across the
+    /// processes sharing the store, whether this one refreshes it (see [`Refresh`]). The
+    /// default coordinates nothing: every process refreshes.
     ///
     /// # Errors
     ///
-    /// The store's; the cache then refreshes locally and does not write the value.
+    /// The store's; the cache then serves the due value.
     fn lead_refresh(
         &self,
         key: &Self::Key,
-    ) -> impl Future<Output = Result<Option<Lease>, Self::Error>> + Send {
+    ) -> impl Future<Output = Result<Refresh<Self::Value>, Self::Error>> + Send {
         let _ = key;
-        async { Ok(Some(Lease::unshared())) }
+        async { Ok(Refresh::Lead(Lease::unshared())) }
     }
 
     /// Called once by [`AsyncCache::new`](crate::AsyncCache::new) with the cache's name (the
@@ -283,6 +283,28 @@ pub enum Lead<V> {
     Compute(Lease),
 }
 
+/// What [`AsyncStore::lead_refresh`] decided for a value due for a refresh.
+///
+/// ```
+/// use memoflight::{Lease, Refresh};
+///
+/// let decided: Refresh<String> = Refresh::Refreshing;
+/// let serve_the_due_value = matches!(decided, Refresh::Refreshing);
+/// assert!(serve_the_due_value);
+/// # let _ = Refresh::<String>::Lead(Lease::unshared());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refresh<V> {
+    /// This process refreshes the value, under this lease.
+    Lead(Lease),
+    /// Another process refreshes it: the due value is served meanwhile.
+    Refreshing,
+    /// It was refreshed since it was read: this is the new value.
+    Refreshed(V),
+    /// It is gone (invalidated or expired): the call is a miss.
+    Gone,
+}
+
 /// A process's right to compute a key for every process sharing an [`AsyncStore`]: the token
 /// that fences its write (see [`AsyncStore::insert_leased`]).
 ///
@@ -371,7 +393,7 @@ macro_rules! forward_async_store {
             fn lead_refresh(
                 &self,
                 key: &Self::Key,
-            ) -> impl Future<Output = Result<Option<Lease>, Self::Error>> + Send {
+            ) -> impl Future<Output = Result<Refresh<Self::Value>, Self::Error>> + Send {
                 (**self).lead_refresh(key)
             }
             fn lead(

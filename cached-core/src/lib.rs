@@ -34,7 +34,7 @@ mod wait_graph;
 #[cfg(feature = "async")]
 pub use async_cache::AsyncCache;
 #[cfg(feature = "async")]
-pub use async_store::{AsyncStore, Lead, Lease};
+pub use async_store::{AsyncStore, Lead, Lease, Refresh};
 pub use cache::Cache;
 pub use clock::Clock;
 pub use equivalent::Equivalent;

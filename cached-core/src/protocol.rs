@@ -50,6 +50,11 @@ pub(crate) enum Join<'s, K, V> {
     /// reads it after registering and reports what it found through [`Call::looked`].
     #[cfg(feature = "async")]
     Unlooked,
+    /// An async task over a store with I/O whose first look found a value due for a refresh:
+    /// joins with a look that serves that value (a flight refreshing it is not waited for);
+    /// as a leader it refreshes, and reports through [`Call::looked`] whether it did.
+    #[cfg(feature = "async")]
+    Refreshing(Look<'s, K, V>),
 }
 
 /// What the driver does next.
@@ -108,10 +113,14 @@ where
 
     /// After a first look (a store with I/O) found a value due for a refresh: the call joins
     /// with `look`, which serves that value, so that a flight already refreshing it is not
-    /// waited for, and otherwise this call leads the refresh.
+    /// waited for, and otherwise this call leads the refresh ([`Join::Refreshing`]); `None`
+    /// goes back to joining without a look (the value is gone).
     #[cfg(feature = "async")]
-    pub(crate) fn serve_while_refreshing(&mut self, look: Look<'e, K, V>) {
-        self.join = Join::Task(look);
+    pub(crate) fn serve_while_refreshing(&mut self, look: Option<Look<'e, K, V>>) {
+        self.join = match look {
+            Some(look) => Join::Refreshing(look),
+            None => Join::Unlooked,
+        };
     }
 
     /// For traces: the function and key.
@@ -157,7 +166,7 @@ where
         let role = match &self.join {
             Join::Thread(look) => flights.join_or_lead(key, look, Some(current_thread())),
             #[cfg(feature = "async")]
-            Join::Task(look) => flights.join_or_lead(key, look, None),
+            Join::Task(look) | Join::Refreshing(look) => flights.join_or_lead(key, look, None),
             #[cfg(feature = "async")]
             Join::Unlooked => flights.join_or_lead(key, |_: &K| None, None),
         };
@@ -168,7 +177,7 @@ where
             }
             Role::Lead(leader) => {
                 #[cfg(feature = "async")]
-                let looked = !matches!(self.join, Join::Unlooked);
+                let looked = !matches!(self.join, Join::Unlooked | Join::Refreshing(_));
                 #[cfg(not(feature = "async"))]
                 let looked = true;
                 if looked {

@@ -17,8 +17,9 @@
 //! leader that dies stops renewing, so its lease expires and one waiter takes over.
 //!
 //! Why pub/sub with polling behind it: with only polling, a waiting process makes one round
-//! trip per poll (in the 8-process test, 79 script calls for a 300 ms computation, against 16
-//! with wake-ups: one lease try and one read per process, and the write). A message can be
+//! trip per poll (in the 8-process test, 79 script calls for a 300 ms computation, against 23
+//! with wake-ups: per process a lease try, one more as the subscription is first made, and a
+//! read once woken; and the write). A message can be
 //! lost (the subscription is being made, or its connection dropped), so every wait is also
 //! bounded: by the polling interval (2 ms doubling to [`MAX_POLL`]) while there is no
 //! subscription, by half a second while there is one.
@@ -43,7 +44,7 @@
 
 mod wakeups;
 
-use crate::async_store::{AsyncStore, Lead, Lease};
+use crate::async_store::{AsyncStore, Lead, Lease, Refresh};
 use base64::Engine as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::de::DeserializeOwned;
@@ -52,6 +53,7 @@ use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use wakeups::Subscription;
 
 /// Returns the value, or takes the lease (or finds it already the caller's: a retried run),
 /// or reports it held. KEYS: value, lease; ARGV: token, lease in ms.
@@ -101,12 +103,18 @@ if not value then return nil end
 return {value, redis.call('PTTL', KEYS[1])}
 ";
 
-/// Takes the lease whatever the value (a refresh), or finds it already the caller's.
-/// KEYS: lease; ARGV: token, lease in ms.
+/// For a value read as due: {3} if it is gone, {2, value} if it is no longer due (refreshed
+/// since), {1} if the caller takes (or already holds) the lease, {0} if another holds it.
+/// KEYS: value, lease; ARGV: token, lease in ms, the writes' expiry in ms, refresh age in ms.
 const LEAD_REFRESH: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0
+local remaining = redis.call('PTTL', KEYS[1])
+if remaining == -2 then return {3} end
+if remaining >= 0 and tonumber(ARGV[3]) - remaining < tonumber(ARGV[4]) then
+  return {2, redis.call('GET', KEYS[1])}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1} end
+if redis.call('GET', KEYS[2]) == ARGV[1] then return {1} end
+return {0}
 ";
 
 /// Deletes the value if it is still the given bytes. KEYS: value; ARGV: bytes.
@@ -357,6 +365,15 @@ impl<K, V> RedisStore<K, V> {
             .is_some_and(|at| at.elapsed() < RECONNECT_AFTER)
     }
 
+    /// Releases the lease `token` may hold on `names` when dropped, unless disarmed: for a
+    /// script whose reply was lost, or a caller dropped while it waited for one.
+    fn guard<'s>(&'s self, names: Names, token: &str) -> LeaseGuard<'s, K, V> {
+        LeaseGuard {
+            store: self,
+            release: Some((names, token.to_owned())),
+        }
+    }
+
     /// The channel on which this namespace's writes, releases and invalidations wake waiters.
     fn channel(&self) -> String {
         format!("{}~wake", self.namespace())
@@ -364,7 +381,7 @@ impl<K, V> RedisStore<K, V> {
 
     /// Ends the lease `token` holds on the key named `name` from a task on the current tokio runtime
     /// (when there is one and the store is connected): for a destructor, or a reply lost.
-    fn release_in_background(&self, (name, lease_name): (Vec<u8>, Vec<u8>), token: String) {
+    fn release_in_background(&self, (name, lease_name): Names, token: String) {
         let (Some(link), Ok(runtime)) = (
             self.link.get().cloned(),
             tokio::runtime::Handle::try_current(),
@@ -494,7 +511,7 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
         Ok(name)
     }
 
-    fn names(&self, key: &K) -> Result<(Vec<u8>, Vec<u8>), RedisStoreError> {
+    fn names(&self, key: &K) -> Result<Names, RedisStoreError> {
         let value = self.redis_key(key)?;
         let mut lease = value.clone();
         lease.extend_from_slice(b":lease");
@@ -566,6 +583,30 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
     }
 }
 
+/// The Redis names of a key's value and of its lease.
+type Names = (Vec<u8>, Vec<u8>);
+
+/// See [`RedisStore::guard`].
+struct LeaseGuard<'s, K, V> {
+    store: &'s RedisStore<K, V>,
+    release: Option<(Names, String)>,
+}
+
+impl<K, V> LeaseGuard<'_, K, V> {
+    /// The lease is handed over (or was never taken): nothing to release.
+    fn disarm(mut self) {
+        self.release = None;
+    }
+}
+
+impl<K, V> Drop for LeaseGuard<'_, K, V> {
+    fn drop(&mut self) {
+        if let Some((names, token)) = self.release.take() {
+            self.store.release_in_background(names, token);
+        }
+    }
+}
+
 /// `text` with the characters `SCAN MATCH` treats as a pattern escaped.
 fn glob_escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
@@ -583,6 +624,33 @@ enum Answer {
     Value(Vec<u8>),
     Leased,
     Held,
+}
+
+/// What the [`LEAD_REFRESH`] script answered.
+enum RefreshAnswer {
+    Leased,
+    Held,
+    Fresh(Vec<u8>),
+    Gone,
+}
+
+impl redis::FromRedisValue for RefreshAnswer {
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        let unexpected = || String::from("unexpected reply to LEAD_REFRESH").into();
+        let redis::Value::Array(items) = value else {
+            return Err(unexpected());
+        };
+        let mut items = items.into_iter();
+        match (items.next(), items.next(), items.next()) {
+            (Some(redis::Value::Int(1)), None, None) => Ok(RefreshAnswer::Leased),
+            (Some(redis::Value::Int(0)), None, None) => Ok(RefreshAnswer::Held),
+            (Some(redis::Value::Int(2)), Some(redis::Value::BulkString(bytes)), None) => {
+                Ok(RefreshAnswer::Fresh(bytes))
+            }
+            (Some(redis::Value::Int(3)), None, None) => Ok(RefreshAnswer::Gone),
+            _ => Err(unexpected()),
+        }
+    }
 }
 
 /// What the [`LOOK`] script answered: the bytes and the remaining expiry.
@@ -713,28 +781,36 @@ where
         }))
     }
 
-    async fn lead_refresh(&self, key: &K) -> Result<Option<Lease>, RedisStoreError> {
+    async fn lead_refresh(&self, key: &K) -> Result<Refresh<V>, RedisStoreError> {
+        let Some(refresh_after) = self.refresh_after else {
+            return Ok(Refresh::Lead(Lease::unshared()));
+        };
         let (name, lease_name) = self.names(key)?;
         let token = Self::token();
-        let taken: Result<i64, _> = self
+        let guard = self.guard((name.clone(), lease_name.clone()), &token);
+        let answer: RefreshAnswer = self
             .run("lead", |pipe| {
                 pipe.cmd("EVAL")
                     .arg(LEAD_REFRESH)
-                    .arg(1)
+                    .arg(2)
+                    .arg(&name)
                     .arg(&lease_name)
                     .arg(&token)
-                    .arg(Self::millis(self.lease));
+                    .arg(Self::millis(self.lease))
+                    .arg(self.expiry_ms())
+                    .arg(Self::millis(refresh_after));
             })
-            .await;
-        match taken {
-            Ok(1) => Ok(Some(Lease::new(token))),
-            Ok(_) => Ok(None),
-            Err(error) => {
-                // The script may have taken the lease and its reply been lost: end it.
-                self.release_in_background((name, lease_name), token);
-                Err(error)
-            }
-        }
+            .await?;
+        guard.disarm();
+        Ok(match answer {
+            RefreshAnswer::Leased => Refresh::Lead(Lease::new(token)),
+            RefreshAnswer::Held => Refresh::Refreshing,
+            RefreshAnswer::Fresh(bytes) => match self.decode(&bytes) {
+                Some(value) => Refresh::Refreshed(value),
+                None => Refresh::Gone,
+            },
+            RefreshAnswer::Gone => Refresh::Gone,
+        })
     }
 
     fn bind(&self, name: &'static str) {
@@ -748,6 +824,8 @@ where
         let started = Instant::now();
         let mut interval = Duration::from_millis(2);
         let waiting = self.wakeups.wait_for(&name);
+        // A caller dropped while a script may have given it the lease releases it.
+        let guard = self.guard((name.clone(), lease_name.clone()), &token);
         loop {
             // Listening before the script runs: a write published after it is not missed.
             let mut woken = std::pin::pin!(waiting.notify.notified());
@@ -763,18 +841,17 @@ where
                         .arg(lease_ms);
                 })
                 .await;
-            let answer = match answer {
-                Ok(answer) => answer,
-                Err(error) => {
-                    // The script may have taken the lease and its reply been lost: end it.
-                    self.release_in_background((name, lease_name), token);
-                    return Err(error);
-                }
-            };
+            // An error: the script may have taken the lease and its reply been lost; the
+            // guard ends it.
+            let answer = answer?;
             match answer {
-                Answer::Leased => return Ok(Lead::Compute(Lease::new(token))),
+                Answer::Leased => {
+                    guard.disarm();
+                    return Ok(Lead::Compute(Lease::new(token)));
+                }
                 Answer::Value(bytes) => {
                     if let Some(value) = self.decode(&bytes) {
+                        guard.disarm();
                         return Ok(Lead::Computed(value));
                     }
                     // Bytes that do not decode: a miss, computed here and written over them
@@ -794,17 +871,29 @@ where
                 Answer::Held => {}
             }
             if wait.is_some_and(|wait| started.elapsed() >= wait) {
+                guard.disarm();
                 return Ok(Lead::Compute(Lease::unshared()));
             }
-            if self
-                .wakeups
-                .subscribed(&self.url, &self.channel(), self.timeout)
-                .await
-            {
-                wakeups::woken_or(woken, wakeups::SUBSCRIBED_BACKSTOP).await;
-            } else {
-                wakeups::woken_or(woken, interval).await;
-                interval = (interval * 2).min(MAX_POLL);
+            // Never past `wait`: the caller then computes on its own.
+            let left = wait.map_or(Duration::MAX, |wait| wait.saturating_sub(started.elapsed()));
+            let subscription = match left > interval {
+                true => {
+                    self.wakeups
+                        .subscribed(&self.url, &self.channel(), self.timeout.min(left))
+                        .await
+                }
+                false => Subscription::Down,
+            };
+            match subscription {
+                // A write published before the subscription was made is not seen: look again.
+                Subscription::Made => {}
+                Subscription::Live => {
+                    wakeups::woken_or(woken, wakeups::SUBSCRIBED_BACKSTOP.min(left)).await;
+                }
+                Subscription::Down => {
+                    wakeups::woken_or(woken, interval.min(left)).await;
+                    interval = (interval * 2).min(MAX_POLL);
+                }
             }
         }
     }

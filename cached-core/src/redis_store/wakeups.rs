@@ -7,16 +7,20 @@
 //! subscription is down the backstop is the polling interval of `redis_store.rs`; while it is up,
 //! [`SUBSCRIBED_BACKSTOP`].
 
+use crate::sync::{lock, Arc, Mutex};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Weak;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
-/// How long a subscribed waiter waits for a message before it polls anyway.
+/// How long a subscribed waiter waits for a message before it polls anyway (a half-open
+/// connection delivers nothing and is not noticed).
 pub(super) const SUBSCRIBED_BACKSTOP: Duration = Duration::from_millis(500);
+/// How long a failed attempt to subscribe keeps the store from trying again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The waiters of one store, by the Redis name of the key they wait for.
 #[derive(Default)]
@@ -24,6 +28,10 @@ pub(super) struct Wakeups {
     shared: Arc<Shared>,
     /// Held while a subscription is being made, so that one caller makes it.
     subscribing: tokio::sync::Mutex<()>,
+    /// When the last attempt to subscribe failed.
+    failed_at: Mutex<Option<Instant>>,
+    /// The task reading the subscription's messages, aborted when the store is dropped.
+    reader: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 #[derive(Default)]
@@ -56,12 +64,6 @@ impl Drop for Waiting {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 impl Wakeups {
     /// Registers a waiter for the key named `name`.
     pub(super) fn wait_for(&self, name: &[u8]) -> Waiting {
@@ -77,18 +79,27 @@ impl Wakeups {
         }
     }
 
-    /// Whether messages arrive now; if not, tries once (within `timeout`) to subscribe to
-    /// `channel` on a connection of its own, read by a task on the current tokio runtime.
-    pub(super) async fn subscribed(&self, url: &str, channel: &str, timeout: Duration) -> bool {
+    /// Whether messages arrive: [`Subscription::Live`], or [`Subscription::Made`] by this call
+    /// (a message published before it was made is lost, so the caller looks again at once),
+    /// or [`Subscription::Down`]. When down, tries (within `timeout`, at most once a second
+    /// after a failure) to subscribe to `channel` on a connection of its own, read by a task
+    /// on the current tokio runtime.
+    pub(super) async fn subscribed(
+        &self,
+        url: &str,
+        channel: &str,
+        timeout: Duration,
+    ) -> Subscription {
         if self.shared.live.load(Ordering::Acquire) {
-            return true;
+            return Subscription::Live;
         }
+        let recently_failed = lock(&self.failed_at).is_some_and(|at| at.elapsed() < RETRY_AFTER);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return false;
+            return Subscription::Down;
         };
-        let Ok(_subscribing) = self.subscribing.try_lock() else {
-            // Another waiter is subscribing: this one polls meanwhile.
-            return false;
+        let (false, Ok(_subscribing)) = (recently_failed, self.subscribing.try_lock()) else {
+            // Failed a moment ago, or another waiter is subscribing: poll meanwhile.
+            return Subscription::Down;
         };
         let subscribe = async {
             let client = redis::Client::open(url).ok()?;
@@ -97,23 +108,23 @@ impl Wakeups {
             Some(pubsub.into_on_message())
         };
         let Ok(Some(mut messages)) = tokio::time::timeout(timeout, subscribe).await else {
-            return false;
+            *lock(&self.failed_at) = Some(Instant::now());
+            return Subscription::Down;
         };
         self.shared.live.store(true, Ordering::Release);
         let shared = Arc::downgrade(&self.shared);
-        runtime.spawn(async move {
+        let reader = runtime.spawn(async move {
+            // However the task ends (the connection closed, the runtime shut down, the store
+            // dropped), waiters stop counting on messages.
+            let _down = Down(shared.clone());
             loop {
                 let next = std::future::poll_fn(|cx| {
                     futures_core::Stream::poll_next(Pin::new(&mut messages), cx)
                 });
-                let message = next.await;
-                // The store is gone: stop reading.
-                let Some(shared) = shared.upgrade() else {
+                let Some(message) = next.await else {
                     return;
                 };
-                let Some(message) = message else {
-                    // The connection ended: waiters poll until a new subscription is made.
-                    shared.live.store(false, Ordering::Release);
+                let Some(shared) = shared.upgrade() else {
                     return;
                 };
                 let notify = lock(&shared.waiters)
@@ -124,8 +135,42 @@ impl Wakeups {
                 }
             }
         });
-        true
+        if let Some(old) = lock(&self.reader).replace(reader.abort_handle()) {
+            old.abort();
+        }
+        Subscription::Made
     }
+}
+
+impl Drop for Wakeups {
+    /// The store is dropped: its subscription's reader and connection end with it.
+    fn drop(&mut self) {
+        if let Some(reader) = lock(&self.reader).take() {
+            reader.abort();
+        }
+    }
+}
+
+/// Marks the subscription down when the reader task ends.
+struct Down(Weak<Shared>);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.upgrade() {
+            shared.live.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// What [`Wakeups::subscribed`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Subscription {
+    /// Messages arrive.
+    Live,
+    /// Made by this call: messages arrive from now on.
+    Made,
+    /// No messages: poll.
+    Down,
 }
 
 /// Waits for `notified` (already enabled) or `backstop`, whichever comes first.
