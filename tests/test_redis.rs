@@ -826,3 +826,29 @@ fn a_refresh_is_decided_on_the_value_redis_holds_now() {
         );
     });
 }
+
+/// A value written directly (`AsyncStore::insert`) while a leader computes is newer: the
+/// leader's write is fenced out, and the direct value stays.
+#[test]
+fn a_direct_write_fences_a_running_leader() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let cache = AsyncCache::new("direct", store::<String>(&url, "dw"));
+        let other = store::<String>(&url, "dw");
+        other.bind("direct");
+        let leader = cache.get_or_compute(1, || async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            "computed".to_owned()
+        });
+        let writer = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            other.insert(1, "direct".to_owned()).await.unwrap();
+        };
+        let (value, ()) = tokio::join!(leader, writer);
+        assert_eq!(value, "computed", "the leader's caller gets its own value");
+        assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("direct"));
+    });
+}

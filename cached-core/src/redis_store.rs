@@ -712,21 +712,27 @@ where
         Ok(bytes.and_then(|bytes| self.decode(&bytes)))
     }
 
-    /// Writes without a lease: a value that no computation of this cache leads (the cache
-    /// itself writes through [`insert_leased`](AsyncStore::insert_leased)).
+    /// Writes without a lease (the cache itself writes through
+    /// [`insert_leased`](AsyncStore::insert_leased)), and ends the key's lease, if any: a
+    /// computation in flight anywhere does not overwrite this newer value. Waiters are woken.
     async fn insert(&self, key: K, value: V) -> Result<(), RedisStoreError> {
-        let (name, _) = self.names(&key)?;
+        let (name, lease) = self.names(&key)?;
         let Some(bytes) = self.encode(&value)? else {
             return Ok(());
         };
         let expiry = self.expiry_ms();
         self.run("insert", |pipe| {
+            pipe.atomic();
             let set = pipe.cmd("SET").arg(&name).arg(&bytes);
             if expiry > 0 {
                 set.arg("PX").arg(expiry);
             }
+            set.ignore();
+            pipe.cmd("DEL").arg(&lease).ignore();
+            pipe.cmd("PUBLISH").arg(self.channel()).arg(&name);
         })
         .await
+        .map(|_: i64| ())
     }
 
     /// Deletes the value and the lease: a computation in flight anywhere does not write.
