@@ -292,9 +292,38 @@
 //! (put `#[cached]` on the method): the value is cached, not the boxed future `#[async_trait]`
 //! makes of it. A trait impl cannot hold other items, so such a method's cache has no handle
 //! (`_cache()`, `_with_origin`, `_no_cache` are not generated).
+//!
+//! # Testing your caches (feature `testing`)
+//!
+//! `memoflight::testing` writes the race regression tests users want in their own crate:
+//! `stampede(n, ..)` releases `n` callers at the same instant (threads; `stampede_async` for
+//! futures, on any executor) and reports each one's value and [`Origin`], its panic caught;
+//! `invalidation_race` counts stale reads while a key is invalidated under readers; and
+//! `cache.stats() - before` is what happened in between, even when other tests share the
+//! cache. Its module docs reproduce the stampede of a hand-rolled check-then-act cache (8
+//! loads) next to `#[cached]` (1).
+//!
+//! ```
+//! # #[cfg(feature = "testing")] {
+//! use memoflight::{cached, testing::stampede};
+//!
+//! #[cached]
+//! fn rules(tenant: u32) -> Vec<String> {
+//!     std::thread::sleep(std::time::Duration::from_millis(20));
+//!     vec![format!("rules of {tenant}")]
+//! }
+//!
+//! let before = rules_cache().stats();
+//! let report = stampede(8, |_| rules_with_origin(1));
+//! assert_eq!((report.computed(), report.waited(), report.panics()), (1, 7, 0));
+//! assert_eq!((rules_cache().stats() - before).executions, 1);
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "testing")]
+pub use memoflight_core::testing;
 #[cfg(feature = "async")]
 pub use memoflight_core::{AsyncCache, AsyncStore, Lead, Lease, Refresh};
 pub use memoflight_core::{Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded};

@@ -28,6 +28,8 @@ mod stats;
 mod store;
 mod sync;
 mod teardown;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod trace;
 mod wait_graph;
 

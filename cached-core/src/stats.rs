@@ -65,6 +65,47 @@ pub struct Stats {
     pub in_flight: u64,
 }
 
+/// What happened between two snapshots: `later - earlier` subtracts every counter, and keeps
+/// `later`'s sizes (`entries`, `in_flight`). A test that shares its cache with others asserts on
+/// the delta of its own calls only.
+///
+/// ```
+/// use memoflight::cached;
+///
+/// #[cached]
+/// fn cube(n: u64) -> u64 {
+///     n * n * n
+/// }
+///
+/// cube(2); // another test's call, say
+/// let before = cube_cache().stats();
+/// cube(3);
+/// cube(3);
+/// let delta = cube_cache().stats() - before;
+/// assert_eq!((delta.hits, delta.misses, delta.executions), (1, 1, 1));
+/// assert_eq!(delta.entries, 2); // a size: the later snapshot's
+/// ```
+impl std::ops::Sub for Stats {
+    type Output = Stats;
+
+    fn sub(self, earlier: Stats) -> Stats {
+        Stats {
+            hits: self.hits.saturating_sub(earlier.hits),
+            misses: self.misses.saturating_sub(earlier.misses),
+            executions: self.executions.saturating_sub(earlier.executions),
+            waits: self.waits.saturating_sub(earlier.waits),
+            errors: self.errors.saturating_sub(earlier.errors),
+            panics: self.panics.saturating_sub(earlier.panics),
+            cancellations: self.cancellations.saturating_sub(earlier.cancellations),
+            timeouts: self.timeouts.saturating_sub(earlier.timeouts),
+            evictions: self.evictions.saturating_sub(earlier.evictions),
+            store_errors: self.store_errors.saturating_sub(earlier.store_errors),
+            entries: self.entries,
+            in_flight: self.in_flight,
+        }
+    }
+}
+
 /// Per-thread hit counters: a hit writes only its own thread's cache line, with a plain load and
 /// store (no read-modify-write), so hits on two cores never contend. `stats()` sums them. A
 /// thread that has ended keeps its counter (a few bytes) for the next thread that gets its id.
