@@ -1,10 +1,12 @@
-//! "Did my call compute it?": `f_with_origin` tells each caller whether it ran the function.
+//! "Did my call compute it?": `f_with_origin` tells each caller whether it ran the function
+//! (the callers released at once by `memoflight::testing::stampede`).
 //! The throttle of SCENARIOS.md §4: of 10 concurrent checks, exactly one is "not throttled".
 //! (A window ends here with `invalidate`; with `ttl` it will end on its own.)
 
-mod common;
+#![cfg(feature = "testing")]
 
-use memoflight::{cached, Origin};
+use memoflight::cached;
+use memoflight::testing::stampede;
 
 #[cached]
 fn play(sound: &str) -> u64 {
@@ -12,22 +14,17 @@ fn play(sound: &str) -> u64 {
     sound.len() as u64
 }
 
-fn ten_concurrent_checks() -> Vec<Origin> {
-    common::together(10, || play_with_origin("ding").1)
-        .into_iter()
-        .map(|outcome| outcome.expect("a check panicked"))
-        .collect()
-}
-
 #[test]
 fn exactly_one_of_ten_concurrent_callers_computes_per_window() {
     for window in 0..50 {
-        let origins = ten_concurrent_checks();
-        let computed = origins.iter().filter(|&&o| o == Origin::Computed).count();
-        assert_eq!(computed, 1, "window {window}: {origins:?}");
-        assert!(origins
-            .iter()
-            .all(|o| matches!(o, Origin::Computed | Origin::Waited | Origin::Hit)));
+        let checks = stampede(10, |_| play_with_origin("ding"));
+        assert_eq!(checks.panics(), 0);
+        assert_eq!(
+            checks.computed(),
+            1,
+            "window {window}: {:?}",
+            checks.results
+        );
         play_cache().invalidate("ding"); // the window ends
     }
     assert_eq!(play_cache().stats().executions, 50);
