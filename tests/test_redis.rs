@@ -852,3 +852,117 @@ fn a_direct_write_fences_a_running_leader() {
         assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("direct"));
     });
 }
+
+/// Sync functions over Redis: 4 processes × 8 threads on one key run it once; a sync
+/// computation may call another memoized function (nested calls park the same thread); the
+/// handle's `block_on` invalidates from sync code.
+#[test]
+fn sync_functions_share_one_execution_across_processes() {
+    const TEST: &str = "sync_functions_share_one_execution_across_processes";
+    static URL: OnceLock<String> = OnceLock::new();
+    fn url() -> String {
+        URL.get().expect("set first").clone()
+    }
+    #[cached(async_store = RedisStore::new(url()).prefix("sync"))]
+    fn report(day: u32) -> String {
+        count_execution_blocking(&url(), "sync:executions");
+        std::thread::sleep(Duration::from_millis(300));
+        format!("report {day} by {}: {}", std::process::id(), header(day))
+    }
+    #[cached(async_store = RedisStore::new(url()).prefix("sync"))]
+    fn header(day: u32) -> String {
+        format!("header {day}")
+    }
+
+    if role().as_deref() == Some("caller") {
+        URL.set(child_url()).unwrap();
+        let start: u128 = std::env::var("START_AT_MS").unwrap().parse().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        if let Some(wait) = start.checked_sub(now) {
+            std::thread::sleep(Duration::from_millis(wait as u64));
+        }
+        let results: Vec<String> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..8).map(|_| scope.spawn(|| report(7))).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(results.iter().all(|r| r == &results[0]));
+        println!("RESULT {}", results[0]);
+        return;
+    }
+    let Some(server) = Server::start() else {
+        return;
+    };
+    URL.set(server.url()).unwrap();
+    let start_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 1500;
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            spawn_child(
+                TEST,
+                "caller",
+                &server.url(),
+                &[("START_AT_MS", start_at.to_string())],
+            )
+        })
+        .collect();
+    let results: Vec<String> = children.into_iter().flat_map(results_of).collect();
+    assert_eq!(results.len(), 4);
+    assert!(results.iter().all(|r| r == &results[0]), "{results:?}");
+    assert!(results[0].ends_with("header 7"), "{}", results[0]);
+    assert_eq!(
+        server.counter("sync:executions"),
+        1,
+        "one execution in 4 processes"
+    );
+
+    // From this (sync) test: a hit, then an invalidation through the handle's `block_on`.
+    assert_eq!(report_with_origin(7).1, Origin::Hit);
+    let cache = report_cache();
+    cache.block_on(cache.invalidate(&7)).unwrap();
+    assert_eq!(report_with_origin(7).1, Origin::Computed);
+    assert_eq!(server.counter("sync:executions"), 2);
+}
+
+/// A sync function whose computation calls itself on the same key panics with a clear
+/// message instead of hanging.
+#[test]
+fn sync_same_key_recursion_over_redis_panics() {
+    static URL: OnceLock<String> = OnceLock::new();
+    #[cached(async_store = RedisStore::new(URL.get().unwrap().clone()).prefix("rec"))]
+    fn looping(n: u32) -> u32 {
+        looping(n) + 1
+    }
+    let Some(server) = Server::start() else {
+        return;
+    };
+    URL.set(server.url()).unwrap();
+    let outcome = common::run_bounded(|| std::panic::catch_unwind(|| looping(1)));
+    let panic = outcome
+        .expect("no hang")
+        .expect_err("same-key recursion panics");
+    let message = common::panic_message(panic.as_ref());
+    assert!(message.contains("same-key recursion"), "{message}");
+}
+
+/// `count_execution` for sync code: a plain connection of the test's own.
+fn count_execution_blocking(url: &str, counter: &str) {
+    let port: u16 = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("a port");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("redis-server");
+    let request = format!("*2\r\n$4\r\nINCR\r\n${}\r\n{counter}\r\n", counter.len());
+    stream.write_all(request.as_bytes()).expect("INCR");
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("INCR's answer");
+}

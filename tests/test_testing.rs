@@ -64,7 +64,9 @@ fn the_kit_reports_a_hand_rolled_caches_races_and_none_with_cached() {
 
     let before = versioned_cache().stats();
     let memoized = stampede(8, |_| versioned_with_origin(1));
-    assert_eq!((memoized.computed(), memoized.waited()), (1, 7));
+    // One computes; the others wait for it (or, if one is late, find its value).
+    assert_eq!(memoized.computed(), 1, "{:?}", memoized.results);
+    assert_eq!(memoized.waited() + memoized.hits(), 7);
     assert_eq!((versioned_cache().stats() - before).executions, 1);
     let race = invalidation_race(
         4,
@@ -116,6 +118,7 @@ fn the_async_stampede_runs_on_tokio() {
     let report = common::multi_thread().block_on(memoflight::testing::stampede_async(16, |_| {
         fetched_with_origin(3)
     }));
-    assert_eq!((report.computed(), report.waited()), (1, 15));
+    assert_eq!(report.computed(), 1);
+    assert_eq!(report.waited() + report.hits(), 15);
     assert!(report.values().all(|value| *value == 30));
 }

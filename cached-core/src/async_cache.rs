@@ -270,6 +270,36 @@ impl<S: AsyncStore> AsyncCache<S> {
         cleared
     }
 
+    /// Runs `operation`, one of this cache's async methods, to its end on the current thread,
+    /// for sync code (feature `tokio`): the cache of a sync function over an async store is
+    /// invalidated, cleared and counted this way.
+    ///
+    /// ```
+    /// # use memoflight::{AsyncCache, AsyncStore};
+    /// # use std::collections::HashMap;
+    /// # use std::sync::Mutex;
+    /// # #[derive(Default)]
+    /// # struct Remote(Mutex<HashMap<u32, u32>>);
+    /// # impl AsyncStore for Remote {
+    /// #     type Key = u32;
+    /// #     type Value = u32;
+    /// #     type Error = std::io::Error;
+    /// #     async fn get(&self, k: &u32) -> std::io::Result<Option<u32>> { Ok(self.0.lock().unwrap().get(k).cloned()) }
+    /// #     async fn insert(&self, k: u32, v: u32) -> std::io::Result<()> { self.0.lock().unwrap().insert(k, v); Ok(()) }
+    /// #     async fn remove(&self, k: &u32) -> std::io::Result<()> { self.0.lock().unwrap().remove(k); Ok(()) }
+    /// #     async fn clear(&self) -> std::io::Result<()> { self.0.lock().unwrap().clear(); Ok(()) }
+    /// #     async fn len(&self) -> std::io::Result<usize> { Ok(self.0.lock().unwrap().len()) }
+    /// # }
+    /// let cache = AsyncCache::new("squares", Remote::default());
+    /// cache.block_on(cache.get_or_compute(3, || async { 9 }));
+    /// cache.block_on(cache.invalidate(&3)).unwrap();
+    /// assert_eq!(cache.block_on(cache.len()).unwrap(), 0);
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn block_on<T>(&self, operation: impl Future<Output = T>) -> T {
+        crate::blocking::block_on(operation)
+    }
+
     /// The number of values in the store.
     ///
     /// # Errors
@@ -423,6 +453,21 @@ impl<S: AsyncStore> AsyncCache<S> {
                 }
             }
         }
+    }
+
+    /// The whole call of a sync function over this store: [`compute`](Self::compute) run to
+    /// its end on the caller's thread (see `blocking.rs`); the computation runs inside the
+    /// leader's poll, so that a call of its own key from inside it is caught.
+    pub(crate) fn compute_blocking<R, M>(
+        &self,
+        key: S::Key,
+        compute: impl FnOnce() -> R,
+        sharing: Option<Sharing<R>>,
+    ) -> (R, Origin)
+    where
+        M: Mode<R, Value = S::Value>,
+    {
+        crate::blocking::block_on(self.compute::<R, M, _>(key, || async { compute() }, sharing))
     }
 
     /// Reads the store: the value and whether it is due for a refresh. A failure is counted,

@@ -9,6 +9,8 @@
 mod async_cache;
 #[cfg(feature = "async")]
 mod async_store;
+#[cfg(feature = "async")]
+mod blocking;
 mod cache;
 mod clock;
 mod engine;

@@ -121,6 +121,22 @@ where
     cache.compute::<R, M, F>(key, compute, sharing).await
 }
 
+/// The whole call of a sync function over an [`AsyncStore`](crate::AsyncStore) (feature
+/// `tokio`, see `blocking.rs`).
+#[cfg(feature = "async")]
+pub fn compute_in_async_store_blocking<R, M, S>(
+    cache: &crate::AsyncCache<S>,
+    key: S::Key,
+    compute: impl FnOnce() -> R,
+    sharing: Option<Sharing<R>>,
+) -> (R, Origin)
+where
+    S: crate::AsyncStore + crate::blocking::Blocking,
+    M: Mode<R, Value = S::Value>,
+{
+    cache.compute_blocking::<R, M>(key, compute, sharing)
+}
+
 /// Sets how a cache shows its keys in panic messages and traces (their `Debug` form, when
 /// they have one).
 pub fn describing_keys<S: Store>(

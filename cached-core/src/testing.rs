@@ -37,12 +37,13 @@
 //! }
 //!
 //! let by_hand = stampede(8, |_| rules_by_hand(1));
-//! assert_eq!(by_hand.computed(), 8, "each of the 8 callers loaded");
+//! assert!(by_hand.computed() > 1, "several of the 8 callers loaded");
 //!
 //! let before = rules_cache().stats();
 //! let memoized = stampede(8, |_| rules_with_origin(1));
-//! assert_eq!((memoized.computed(), memoized.waited()), (1, 7));
-//! assert_eq!(memoized.panics(), 0);
+//! assert_eq!((memoized.computed(), memoized.panics()), (1, 0));
+//! // The others waited for it (a caller released late finds its value: a hit).
+//! assert_eq!(memoized.waited() + memoized.hits(), 7);
 //! assert_eq!((rules_cache().stats() - before).executions, 1);
 //! ```
 //!

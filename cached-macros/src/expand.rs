@@ -306,7 +306,13 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             quote!(.await),
             quote!(__memo_cache.__memo_compute_async::<#ret, #mode, _>(#args)),
         ),
-        (None, _) => (
+        (None, true) => (
+            quote!(),
+            quote!(::memoflight::__private::compute_in_async_store_blocking::<#ret, #mode, _>(
+                __memo_cache, #args
+            )),
+        ),
+        (None, false) => (
             quote!(),
             quote!(__memo_cache.__memo_compute::<#ret, #mode>(#args)),
         ),

@@ -270,17 +270,17 @@ fn check_method(receiver: &syn::Receiver, args: &Args, errors: &mut Errors) {
     }
 }
 
-/// `async_store = ..` serves an `async fn` (free, for now), in place of every in-memory store
-/// option.
+/// `async_store = ..` serves a free function, `async` or not (a sync one needs the `tokio`
+/// feature, checked by the trait bound of its generated call), in place of every in-memory
+/// store option.
 fn check_async_store(args: &Args, function: &MemoFn, errors: &mut Errors) {
     let Some(async_store) = &args.async_store else {
         return;
     };
-    if function.sig.asyncness.is_none() || function.boxed_output.is_some() {
+    if function.boxed_output.is_some() {
         errors.at(
             &async_store.name,
-            "`async_store = ..` serves a free `async fn`: its store is awaited; a sync \
-             function keeps its values in a `Store` (`store = ..`)",
+            "`async_store = ..` is not supported on `#[async_trait]` methods yet",
         );
     }
     if function.sig.receiver().is_some() {
