@@ -966,3 +966,41 @@ fn count_execution_blocking(url: &str, counter: &str) {
         .read_line(&mut line)
         .expect("INCR's answer");
 }
+
+/// A sync computation longer than its lease keeps the lease (renewed by a task while the
+/// computation holds its thread): another process waits for it instead of taking over.
+#[test]
+fn a_long_sync_computation_keeps_its_lease() {
+    static URL: OnceLock<String> = OnceLock::new();
+    static EXECUTIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    #[cached(async_store = RedisStore::new(URL.get().unwrap().clone())
+        .prefix("long")
+        .lease(Duration::from_millis(300)))]
+    fn slow_sync(n: u32) -> String {
+        EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1200));
+        format!("slow {n}")
+    }
+    let Some(server) = Server::start() else {
+        return;
+    };
+    URL.set(server.url()).unwrap();
+    let leader = std::thread::spawn(|| slow_sync(1));
+    std::thread::sleep(Duration::from_millis(200));
+    // Another process, as far as Redis can tell: a cache of its own on the same namespace.
+    let other = multi_thread().block_on(async {
+        let cache = AsyncCache::new(
+            "slow_sync",
+            store::<String>(&server.url(), "long").lease(Duration::from_millis(300)),
+        );
+        cache
+            .get_or_compute(1, || async {
+                EXECUTIONS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                "taken over".to_owned()
+            })
+            .await
+    });
+    assert_eq!(leader.join().unwrap(), "slow 1");
+    assert_eq!(other, "slow 1", "it waited for the leader's value");
+    assert_eq!(EXECUTIONS.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -122,3 +122,34 @@ fn the_async_stampede_runs_on_tokio() {
     assert_eq!(report.waited() + report.hits(), 15);
     assert!(report.values().all(|value| *value == 30));
 }
+
+#[test]
+fn swapped_snapshots_panic_instead_of_reading_zero() {
+    let earlier = versioned_cache().stats();
+    versioned(99);
+    let later = versioned_cache().stats();
+    assert_eq!((later - earlier).misses, 1);
+    let swapped = std::panic::catch_unwind(|| earlier - later);
+    let message = common::panic_message(swapped.expect_err("swapped").as_ref());
+    assert!(message.contains("swapped snapshots"), "{message}");
+}
+
+#[test]
+fn a_panicking_change_stops_the_readers() {
+    let outcome = common::run_bounded(|| {
+        std::panic::catch_unwind(|| {
+            invalidation_race(
+                2,
+                10,
+                || versioned(3),
+                |round| {
+                    if round == 5 {
+                        panic!("the source of truth is down");
+                    }
+                },
+            )
+        })
+    });
+    let panicked = outcome.expect("the readers stopped: no hang");
+    assert!(panicked.is_err());
+}

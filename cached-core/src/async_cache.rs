@@ -467,7 +467,21 @@ impl<S: AsyncStore> AsyncCache<S> {
     where
         M: Mode<R, Value = S::Value>,
     {
-        crate::blocking::block_on(self.compute::<R, M, _>(key, || async { compute() }, sharing))
+        if !crate::teardown::thread_alive() {
+            // During the thread's teardown tokio's context is gone and cannot be entered: the
+            // function runs uncached.
+            return (compute(), Origin::Computed);
+        }
+        // The computation runs in the caller's runtime context, if it had one, not the I/O
+        // runtime's (a task it spawns must not land on memoflight's I/O thread).
+        #[cfg(feature = "tokio")]
+        let outer = tokio::runtime::Handle::try_current().ok();
+        let compute = || async {
+            #[cfg(feature = "tokio")]
+            let _outer = outer.as_ref().map(tokio::runtime::Handle::enter);
+            compute()
+        };
+        crate::blocking::block_on(self.compute::<R, M, _>(key, compute, sharing))
     }
 
     /// Reads the store: the value and whether it is due for a refresh. A failure is counted,

@@ -45,10 +45,12 @@
 mod wakeups;
 
 use crate::async_store::{AsyncStore, Lead, Lease, Refresh};
+use crate::sync::lock;
 use base64::Engine as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
@@ -185,6 +187,7 @@ pub struct RedisStore<K, V> {
     /// When the last connection attempt failed.
     failed_at: Mutex<Option<Instant>>,
     wakeups: wakeups::Wakeups,
+    renewals: Renewals,
     types: PhantomData<fn(K) -> V>,
 }
 
@@ -268,6 +271,7 @@ impl<K, V> RedisStore<K, V> {
             link: tokio::sync::OnceCell::new(),
             failed_at: Mutex::new(None),
             wakeups: wakeups::Wakeups::default(),
+            renewals: Renewals::default(),
             types: PhantomData,
         }
     }
@@ -372,6 +376,40 @@ impl<K, V> RedisStore<K, V> {
             store: self,
             release: Some((names, token.to_owned())),
         }
+    }
+
+    /// Renews the lease `token` holds on `lease_name` every third of its duration, from a task
+    /// on the current tokio runtime, until the leader ends it (write, release, abandon) or it
+    /// is lost. A task rather than a future polled next to the computation: a sync
+    /// computation holds its thread, and the renewal must go on meanwhile.
+    fn renew_while_held(&self, lease_name: Vec<u8>, token: &str) {
+        let (Some(link), Ok(runtime)) = (
+            self.link.get().cloned(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        let (lease, timeout, owned_token) = (self.lease, self.timeout, token.to_owned());
+        let renewal = runtime.spawn(async move {
+            let mut link = link;
+            loop {
+                tokio::time::sleep(lease / 3).await;
+                let mut command = redis::cmd("EVAL");
+                command
+                    .arg(RENEW)
+                    .arg(1)
+                    .arg(&lease_name)
+                    .arg(&owned_token)
+                    .arg(Self::millis(lease));
+                let renewed = tokio::time::timeout(timeout, command.query_async::<i64>(&mut link));
+                // Lost (expired, or revoked by an invalidation): the write will be fenced
+                // out; renewing cannot bring it back.
+                if matches!(renewed.await, Ok(Ok(0))) {
+                    return;
+                }
+            }
+        });
+        self.renewals.start(token, renewal.abort_handle());
     }
 
     /// The channel on which this namespace's writes, releases and invalidations wake waiters.
@@ -579,6 +617,31 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
                 return Ok(());
             }
             cursor = next;
+        }
+    }
+}
+
+/// The renewal tasks of the leases this store's leaders hold, by token; each is aborted when
+/// its lease ends, and all of them with the store.
+#[derive(Default)]
+struct Renewals(Mutex<HashMap<String, tokio::task::AbortHandle>>);
+
+impl Renewals {
+    fn start(&self, token: &str, renewal: tokio::task::AbortHandle) {
+        lock(&self.0).insert(token.to_owned(), renewal);
+    }
+
+    fn stop(&self, token: &str) {
+        if let Some(renewal) = lock(&self.0).remove(token) {
+            renewal.abort();
+        }
+    }
+}
+
+impl Drop for Renewals {
+    fn drop(&mut self) {
+        for (_, renewal) in lock(&self.0).drain() {
+            renewal.abort();
         }
     }
 }
@@ -809,7 +872,10 @@ where
             .await?;
         guard.disarm();
         Ok(match answer {
-            RefreshAnswer::Leased => Refresh::Lead(Lease::new(token)),
+            RefreshAnswer::Leased => {
+                self.renew_while_held(lease_name, &token);
+                Refresh::Lead(Lease::new(token))
+            }
             RefreshAnswer::Held => Refresh::Refreshing,
             RefreshAnswer::Fresh(bytes) => match self.decode(&bytes) {
                 Some(value) => Refresh::Refreshed(value),
@@ -853,6 +919,7 @@ where
             match answer {
                 Answer::Leased => {
                     guard.disarm();
+                    self.renew_while_held(lease_name, &token);
                     return Ok(Lead::Compute(Lease::new(token)));
                 }
                 Answer::Value(bytes) => {
@@ -904,31 +971,6 @@ where
         }
     }
 
-    async fn keep(&self, key: &K, lease: &Lease) {
-        let (Some(token), Ok((_, lease_name))) = (lease.token(), self.names(key)) else {
-            return std::future::pending().await;
-        };
-        let lease_ms = Self::millis(self.lease);
-        loop {
-            tokio::time::sleep(self.lease / 3).await;
-            let renewed: Result<i64, _> = self
-                .run("renew", |pipe| {
-                    pipe.cmd("EVAL")
-                        .arg(RENEW)
-                        .arg(1)
-                        .arg(&lease_name)
-                        .arg(token)
-                        .arg(lease_ms);
-                })
-                .await;
-            // Lost (expired, or revoked by an invalidation): the write will be fenced out;
-            // renewing again cannot bring it back.
-            if matches!(renewed, Ok(0)) {
-                return std::future::pending().await;
-            }
-        }
-    }
-
     async fn insert_leased(
         &self,
         key: K,
@@ -938,6 +980,7 @@ where
         let Some(token) = lease.token() else {
             return Ok(false);
         };
+        self.renewals.stop(token);
         let (name, lease_name) = self.names(&key)?;
         let Some(bytes) = self.encode(&value)? else {
             self.release(&key, lease).await?;
@@ -968,6 +1011,7 @@ where
     /// store is connected; otherwise the lease expires.
     fn abandon(&self, key: &K, lease: Lease) {
         if let (Some(token), Ok(names)) = (lease.token(), self.names(key)) {
+            self.renewals.stop(token);
             self.release_in_background(names, token.to_owned());
         }
     }
@@ -976,6 +1020,7 @@ where
         let Some(token) = lease.token() else {
             return Ok(());
         };
+        self.renewals.stop(token);
         let (name, lease_name) = self.names(key)?;
         self.run("release", |pipe| {
             pipe.cmd("EVAL")

@@ -85,21 +85,35 @@ pub struct Stats {
 /// assert_eq!((delta.hits, delta.misses, delta.executions), (1, 1, 1));
 /// assert_eq!(delta.entries, 2); // a size: the later snapshot's
 /// ```
+///
+/// # Panics
+///
+/// If a counter of `earlier` exceeds the later one's: the snapshots are in the wrong order, or
+/// of two different caches (a zero there would let an assertion pass untested).
 impl std::ops::Sub for Stats {
     type Output = Stats;
 
     fn sub(self, earlier: Stats) -> Stats {
+        let delta = |later: u64, earlier: u64, name: &str| {
+            later.checked_sub(earlier).unwrap_or_else(|| {
+                panic!(
+                    "memoflight: `later - earlier` of two stats where `earlier.{name}` \
+                     ({earlier}) exceeds `later.{name}` ({later}): swapped snapshots, or \
+                     snapshots of two caches"
+                )
+            })
+        };
         Stats {
-            hits: self.hits.saturating_sub(earlier.hits),
-            misses: self.misses.saturating_sub(earlier.misses),
-            executions: self.executions.saturating_sub(earlier.executions),
-            waits: self.waits.saturating_sub(earlier.waits),
-            errors: self.errors.saturating_sub(earlier.errors),
-            panics: self.panics.saturating_sub(earlier.panics),
-            cancellations: self.cancellations.saturating_sub(earlier.cancellations),
-            timeouts: self.timeouts.saturating_sub(earlier.timeouts),
-            evictions: self.evictions.saturating_sub(earlier.evictions),
-            store_errors: self.store_errors.saturating_sub(earlier.store_errors),
+            hits: delta(self.hits, earlier.hits, "hits"),
+            misses: delta(self.misses, earlier.misses, "misses"),
+            executions: delta(self.executions, earlier.executions, "executions"),
+            waits: delta(self.waits, earlier.waits, "waits"),
+            errors: delta(self.errors, earlier.errors, "errors"),
+            panics: delta(self.panics, earlier.panics, "panics"),
+            cancellations: delta(self.cancellations, earlier.cancellations, "cancellations"),
+            timeouts: delta(self.timeouts, earlier.timeouts, "timeouts"),
+            evictions: delta(self.evictions, earlier.evictions, "evictions"),
+            store_errors: delta(self.store_errors, earlier.store_errors, "store_errors"),
             entries: self.entries,
             in_flight: self.in_flight,
         }

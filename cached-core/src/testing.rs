@@ -81,7 +81,7 @@
 
 use crate::origin::Origin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::Barrier;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// What each caller of a [`stampede`] got, in caller order, and how long the stampede took.
@@ -177,23 +177,25 @@ impl<T> Report<T> {
 ///
 /// # Panics
 ///
-/// If a thread cannot be spawned.
+/// If a thread cannot be spawned (the callers already started are released first).
 ///
 /// See the [module docs](self) for an example.
 pub fn stampede<T: Send>(callers: usize, call: impl Fn(usize) -> (T, Origin) + Sync) -> Report<T> {
-    let barrier = Barrier::new(callers + 1);
+    let gate = Gate::default();
     let (results, wall) = std::thread::scope(|scope| {
+        // Opened however this scope ends: a failed spawn leaves no caller waiting for it.
+        let opened = gate.opener();
         let threads: Vec<_> = (0..callers)
             .map(|i| {
-                let (barrier, call) = (&barrier, &call);
+                let (gate, call) = (&gate, &call);
                 scope.spawn(move || {
-                    barrier.wait();
+                    gate.wait();
                     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| call(i)))
                         .map_err(|payload| panic_message(payload.as_ref()))
                 })
             })
             .collect();
-        barrier.wait();
+        drop(opened);
         let start = Instant::now();
         let results: Vec<_> = threads
             .into_iter()
@@ -285,7 +287,8 @@ pub struct Race {
 ///
 /// # Panics
 ///
-/// If a reader panics, or a thread cannot be spawned.
+/// If `change` or a reader panics, or a thread cannot be spawned (the readers are stopped
+/// first).
 ///
 /// See the [module docs](self) for an example.
 pub fn invalidation_race(
@@ -297,11 +300,14 @@ pub fn invalidation_race(
     let completed = AtomicU64::new(0);
     let done = AtomicBool::new(false);
     let (reads, stale) = (AtomicU64::new(0), AtomicU64::new(0));
-    let start = Barrier::new(readers + 1);
+    let gate = Gate::default();
     std::thread::scope(|scope| {
+        // However the rounds end (a panic in `change` included), the readers stop.
+        let _stop = SetOnDrop(&done);
+        let opened = gate.opener();
         for _ in 0..readers {
             scope.spawn(|| {
-                start.wait();
+                gate.wait();
                 while !done.load(SeqCst) {
                     let floor = completed.load(SeqCst);
                     let version = read();
@@ -312,17 +318,65 @@ pub fn invalidation_race(
                 }
             });
         }
-        start.wait();
+        drop(opened);
         for round in 1..=rounds {
             change(round);
             completed.store(round, SeqCst);
             std::thread::yield_now();
         }
-        done.store(true, SeqCst);
     });
     Race {
         reads: reads.into_inner(),
         stale_reads: stale.into_inner(),
+    }
+}
+
+/// Holds threads until it is opened (by dropping its [`Opener`], however the opener's scope
+/// ends).
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while !*open {
+            open = self
+                .opened
+                .wait(open)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+
+    fn opener(&self) -> Opener<'_> {
+        Opener(self)
+    }
+}
+
+struct Opener<'g>(&'g Gate);
+
+impl Drop for Opener<'_> {
+    fn drop(&mut self) {
+        *self
+            .0
+            .open
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
+        self.0.opened.notify_all();
+    }
+}
+
+/// Sets its flag when dropped.
+struct SetOnDrop<'f>(&'f AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
     }
 }
 
