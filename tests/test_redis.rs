@@ -276,6 +276,41 @@ fn results_of(child: Child) -> Vec<String> {
         .collect()
 }
 
+/// Runs `processes` children of `test` in the role "caller", all released at the same instant
+/// (1.5 s from now, see [`sleep_until_released`]); what each printed after `RESULT `.
+fn callers_released_together(test: &str, server: &Server, processes: usize) -> Vec<String> {
+    let release_at = now_ms() + 1500;
+    let children: Vec<Child> = (0..processes)
+        .map(|_| {
+            spawn_child(
+                test,
+                "caller",
+                &server.url(),
+                &[("RELEASE_AT_MS", release_at.to_string())],
+            )
+        })
+        .collect();
+    children.into_iter().flat_map(results_of).collect()
+}
+
+/// In a child of [`callers_released_together`]: sleeps until the release instant.
+fn sleep_until_released() {
+    let release_at: u128 = std::env::var("RELEASE_AT_MS")
+        .expect("set by the parent")
+        .parse()
+        .expect("milliseconds");
+    if let Some(wait) = release_at.checked_sub(now_ms()) {
+        std::thread::sleep(Duration::from_millis(wait as u64));
+    }
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis()
+}
+
 fn child_url() -> String {
     std::env::var("MEMOFLIGHT_REDIS_URL").expect("set by the parent")
 }
@@ -286,18 +321,9 @@ fn a_stampede_of_eight_processes_runs_once() {
     const TEST: &str = "a_stampede_of_eight_processes_runs_once";
     if role().as_deref() == Some("caller") {
         let url = child_url();
-        let start: u128 = std::env::var("START_AT_MS").unwrap().parse().unwrap();
         multi_thread().block_on(async {
             let cache = AsyncCache::new("stampede", store::<String>(&url, "st"));
-            let now = || {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis()
-            };
-            if let Some(wait) = start.checked_sub(now()) {
-                tokio::time::sleep(Duration::from_millis(wait as u64)).await;
-            }
+            sleep_until_released();
             let calls = (0..8).map(|_| {
                 cache.get_or_compute(42, || async {
                     count_execution(&url, "st:executions").await;
@@ -315,22 +341,7 @@ fn a_stampede_of_eight_processes_runs_once() {
     let Some(server) = Server::start() else {
         return;
     };
-    let start_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 1500;
-    let children: Vec<Child> = (0..8)
-        .map(|_| {
-            spawn_child(
-                TEST,
-                "caller",
-                &server.url(),
-                &[("START_AT_MS", start_at.to_string())],
-            )
-        })
-        .collect();
-    let results: Vec<String> = children.into_iter().flat_map(results_of).collect();
+    let results = callers_released_together(TEST, &server, 8);
     assert_eq!(results.len(), 8, "every process returned");
     assert!(results.iter().all(|r| r == &results[0]), "{results:?}");
     assert_eq!(
@@ -876,14 +887,7 @@ fn sync_functions_share_one_execution_across_processes() {
 
     if role().as_deref() == Some("caller") {
         URL.set(child_url()).unwrap();
-        let start: u128 = std::env::var("START_AT_MS").unwrap().parse().unwrap();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis();
-        if let Some(wait) = start.checked_sub(now) {
-            std::thread::sleep(Duration::from_millis(wait as u64));
-        }
+        sleep_until_released();
         let results: Vec<String> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..8).map(|_| scope.spawn(|| report(7))).collect();
             threads.into_iter().map(|t| t.join().unwrap()).collect()
@@ -896,22 +900,7 @@ fn sync_functions_share_one_execution_across_processes() {
         return;
     };
     URL.set(server.url()).unwrap();
-    let start_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        + 1500;
-    let children: Vec<Child> = (0..4)
-        .map(|_| {
-            spawn_child(
-                TEST,
-                "caller",
-                &server.url(),
-                &[("START_AT_MS", start_at.to_string())],
-            )
-        })
-        .collect();
-    let results: Vec<String> = children.into_iter().flat_map(results_of).collect();
+    let results = callers_released_together(TEST, &server, 4);
     assert_eq!(results.len(), 4);
     assert!(results.iter().all(|r| r == &results[0]), "{results:?}");
     assert!(results[0].ends_with("header 7"), "{}", results[0]);
