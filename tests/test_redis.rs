@@ -993,3 +993,135 @@ fn a_long_sync_computation_keeps_its_lease() {
     assert_eq!(other, "slow 1", "it waited for the leader's value");
     assert_eq!(EXECUTIONS.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// `rediss://` (feature `redis-tls`): a server that speaks only TLS, with a certificate of a
+/// CA the test makes (openssl). With the CA given, values are stored and read back; without
+/// it, the server is not trusted and every call computes locally.
+#[cfg(feature = "redis-tls")]
+#[test]
+fn rediss_urls_connect_over_tls() {
+    if Server::start().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("memoflight-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl (Debian's openssl package) makes the test's certificates");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ]
+        .into_iter()
+        .chain([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=memoflight test CA",
+        ])
+        .collect::<Vec<_>>(),
+    );
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+        ]
+        .into_iter()
+        .chain(["-out", "server.csr", "-subj", "/CN=127.0.0.1"])
+        .collect::<Vec<_>>(),
+    );
+    std::fs::write(dir.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+        ]
+        .into_iter()
+        .chain([
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+        ])
+        .collect::<Vec<_>>(),
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .args([
+            "--tls-cert-file",
+            "server.crt",
+            "--tls-key-file",
+            "server.key",
+        ])
+        .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+        .args(["--save", "", "--appendonly", "no"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no TLS port");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let url = format!("rediss://127.0.0.1:{port}/");
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    multi_thread().block_on(async {
+        let trusted = AsyncCache::new(
+            "tls",
+            RedisStore::<u32, String>::new(url.clone()).tls_root_cert(ca),
+        );
+        trusted
+            .get_or_compute(1, || async { "over TLS".to_owned() })
+            .await;
+        assert_eq!(trusted.get(&1).await.unwrap().as_deref(), Some("over TLS"));
+        assert_eq!(trusted.stats().await.unwrap().store_errors, 0);
+
+        let untrusting = AsyncCache::new(
+            "tls",
+            RedisStore::<u32, String>::new(url).timeout(Duration::from_millis(500)),
+        );
+        let value = untrusting
+            .get_or_compute(1, || async { "computed here".to_owned() })
+            .await;
+        assert_eq!(value, "computed here", "an untrusted server is not read");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -160,6 +160,8 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// with [`RedisStoreError`], and the cache computes locally and returns the value (counted in
 /// [`Stats::store_errors`](crate::Stats::store_errors)). Undecodable or oversized bytes are a
 /// miss. Credentials go in the URL (`redis://user:password@host/`) and never appear in errors.
+/// With the `redis-tls` feature, `rediss://` URLs connect over TLS (rustls), verified against
+/// the system's roots or a CA given to [`tls_root_cert`](RedisStore::tls_root_cert).
 ///
 /// # Example
 ///
@@ -181,6 +183,8 @@ pub struct RedisStore<K, V> {
     lease: Duration,
     timeout: Duration,
     max_value_bytes: usize,
+    #[cfg(feature = "redis-tls")]
+    tls_root_cert: Option<Vec<u8>>,
     /// `prefix:function:vSCHEMA.TYPE:`, once the cache told its name.
     namespace: OnceLock<String>,
     link: tokio::sync::OnceCell<ConnectionManager>,
@@ -267,6 +271,8 @@ impl<K, V> RedisStore<K, V> {
             lease: Duration::from_secs(10),
             timeout: Duration::from_secs(1),
             max_value_bytes: 16 << 20,
+            #[cfg(feature = "redis-tls")]
+            tls_root_cert: None,
             namespace: OnceLock::new(),
             link: tokio::sync::OnceCell::new(),
             failed_at: Mutex::new(None),
@@ -339,6 +345,21 @@ impl<K, V> RedisStore<K, V> {
         self
     }
 
+    /// With the `redis-tls` feature, a `rediss://` URL's server is verified against this CA
+    /// certificate (PEM) instead of the system's roots: a private CA, or a test's.
+    ///
+    /// ```
+    /// # use memoflight::RedisStore;
+    /// let ca = b"-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n".to_vec();
+    /// let store = RedisStore::<u32, String>::new("rediss://cache.internal:6380/").tls_root_cert(ca);
+    /// # let _ = store;
+    /// ```
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_root_cert(mut self, pem: Vec<u8>) -> Self {
+        self.tls_root_cert = Some(pem);
+        self
+    }
+
     /// Stored values longer than this are read as a miss (and not written).
     ///
     /// See [`new`](RedisStore::new) for an example.
@@ -360,6 +381,20 @@ impl<K, V> RedisStore<K, V> {
             "{}:{function}:v{}.{fingerprint:08x}:",
             self.prefix, self.schema
         )
+    }
+
+    /// A client for the URL: with the `redis-tls` feature and a
+    /// [`tls_root_cert`](RedisStore::tls_root_cert), one that trusts that CA.
+    fn client(&self) -> redis::RedisResult<redis::Client> {
+        #[cfg(feature = "redis-tls")]
+        if let Some(root_cert) = &self.tls_root_cert {
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert.clone()),
+            };
+            return redis::Client::build_with_tls(self.url.as_str(), certificates);
+        }
+        redis::Client::open(self.url.as_str())
     }
 
     fn recently_failed(&self) -> bool {
@@ -450,7 +485,7 @@ impl<K, V> RedisStore<K, V> {
             return Err(RedisStoreError::Unreachable);
         }
         let connect = async {
-            let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::Redis)?;
+            let client = self.client().map_err(RedisStoreError::Redis)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(self.timeout))
                 .set_response_timeout(Some(self.timeout))
@@ -952,7 +987,11 @@ where
             let subscription = match left > interval {
                 true => {
                     self.wakeups
-                        .subscribed(&self.url, &self.channel(), self.timeout.min(left))
+                        .subscribed(
+                            || self.client().ok(),
+                            &self.channel(),
+                            self.timeout.min(left),
+                        )
                         .await
                 }
                 false => Subscription::Down,

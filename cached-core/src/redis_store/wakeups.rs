@@ -82,11 +82,11 @@ impl Wakeups {
     /// Whether messages arrive: [`Subscription::Live`], or [`Subscription::Made`] by this call
     /// (a message published before it was made is lost, so the caller looks again at once),
     /// or [`Subscription::Down`]. When down, tries (within `timeout`, at most once a second
-    /// after a failure) to subscribe to `channel` on a connection of its own, read by a task
-    /// on the current tokio runtime.
+    /// after a failure) to subscribe to `channel` on a connection of its own (from `client`),
+    /// read by a task on the current tokio runtime.
     pub(super) async fn subscribed(
         &self,
-        url: &str,
+        client: impl FnOnce() -> Option<redis::Client>,
         channel: &str,
         timeout: Duration,
     ) -> Subscription {
@@ -102,7 +102,7 @@ impl Wakeups {
             return Subscription::Down;
         };
         let subscribe = async {
-            let client = redis::Client::open(url).ok()?;
+            let client = client()?;
             let mut pubsub = client.get_async_pubsub().await.ok()?;
             pubsub.subscribe(channel).await.ok()?;
             Some(pubsub.into_on_message())
