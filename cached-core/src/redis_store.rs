@@ -570,16 +570,25 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
     /// let name = String::from_utf8(store.redis_key(&7).unwrap()).unwrap();
     /// assert!(name.starts_with("app:unnamed:v1."));
     /// assert!(name.ends_with(":{Bw}"));
+    ///
+    /// // A key of no bytes still has a hash tag.
+    /// let unit = RedisStore::<(), String>::new("redis://127.0.0.1:6379");
+    /// assert!(String::from_utf8(unit.redis_key(&()).unwrap()).unwrap().ends_with(":{.}"));
     /// ```
     pub fn redis_key(&self, key: &K) -> Result<Vec<u8>, RedisStoreError> {
         let bytes = postcard::to_allocvec(key).map_err(RedisStoreError::Encode)?;
         let mut name = self.namespace().as_bytes().to_vec();
         name.push(b'{');
-        name.extend(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(bytes)
-                .bytes(),
-        );
+        // An empty hash tag (`{}`, a unit key's) would not be one: its value and lease could
+        // land in different Cluster slots. `.` is outside base64url, so no key encodes to it.
+        match bytes.is_empty() {
+            true => name.push(b'.'),
+            false => name.extend(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(bytes)
+                    .bytes(),
+            ),
+        }
         name.push(b'}');
         Ok(name)
     }
