@@ -45,7 +45,7 @@
 mod wakeups;
 
 use crate::async_store::{AsyncStore, Lead, Lease, Refresh};
-use crate::sync::lock;
+use crate::sync::lock_std as lock;
 use base64::Engine as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::de::DeserializeOwned;

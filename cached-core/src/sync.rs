@@ -60,6 +60,15 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// [`lock`] for std's mutex: code that is never model-checked (the I/O stores) keeps std's
+/// types even under loom.
+#[cfg(feature = "redis")]
+pub(crate) fn lock_std<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Pads a value to its own cache line pair (128 bytes: adjacent-line prefetch on x86), so that
 /// threads writing neighbouring values do not bounce one line between cores.
 #[derive(Default)]

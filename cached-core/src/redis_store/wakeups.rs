@@ -7,12 +7,14 @@
 //! subscription is down the backstop is the polling interval of `redis_store.rs`; while it is up,
 //! [`SUBSCRIBED_BACKSTOP`].
 
-use crate::sync::{lock, Arc, Mutex};
+// std's types even under loom: I/O code, never model-checked.
+use crate::sync::lock_std as lock;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Weak;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
