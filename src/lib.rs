@@ -330,6 +330,8 @@ pub use memoflight_core::testing;
 #[cfg(feature = "async")]
 pub use memoflight_core::{AsyncCache, AsyncStore, Lead, Lease, Refresh};
 pub use memoflight_core::{Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded};
+#[cfg(feature = "disk")]
+pub use memoflight_core::{DiskStore, DiskStoreError};
 #[cfg(feature = "redis")]
 pub use memoflight_core::{RedisStore, RedisStoreError};
 

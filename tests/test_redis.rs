@@ -1,12 +1,13 @@
 //! `RedisStore` against a real `redis-server`, started by each test on a free loopback port
 //! with a temporary directory, and killed at its end. Processes are this test binary run again
-//! as children (`MEMOFLIGHT_REDIS_ROLE`), killed for real where a test says so. Executions are
+//! as children (`tests/common/children.rs`), killed for real where a test says so. Executions are
 //! counted in Redis (`INCR`), across every process. Without `redis-server` on `PATH` the tests
 //! say they were skipped; with `CI` set its absence fails them.
 #![cfg(feature = "redis")]
 
 mod common;
 
+use common::children::{self, results_of, role, sleep_until_released};
 use common::multi_thread;
 use memoflight::{cached, AsyncCache, AsyncStore, Origin, RedisStore, Refresh};
 use serde::{Deserialize, Serialize};
@@ -243,72 +244,16 @@ fn the_attribute_form_names_keys_after_the_function() {
     });
 }
 
-/// What a child process does, by `MEMOFLIGHT_REDIS_ROLE`; `None` in the parent.
-fn role() -> Option<String> {
-    std::env::var("MEMOFLIGHT_REDIS_ROLE").ok()
-}
-
-/// Runs this test again in a child process with `role`.
+/// Runs this test again in a child process with `role`, told the server's URL.
 fn spawn_child(test: &str, role: &str, url: &str, extra: &[(&str, String)]) -> Child {
-    let mut command = Command::new(std::env::current_exe().expect("the test binary"));
-    command
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("MEMOFLIGHT_REDIS_ROLE", role)
-        .env("MEMOFLIGHT_REDIS_URL", url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (name, value) in extra {
-        command.env(name, value);
-    }
-    command.spawn().expect("a child process")
+    let mut env = vec![("MEMOFLIGHT_REDIS_URL", url.to_owned())];
+    env.extend_from_slice(extra);
+    children::spawn(test, role, &env)
 }
 
-/// What a child printed after `RESULT ` (libtest may print the test's name first on the line).
-fn results_of(child: Child) -> Vec<String> {
-    let output = child.wait_with_output().expect("the child ends");
-    assert!(output.status.success(), "a child failed");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            line.split_once("RESULT ")
-                .map(|(_, result)| result.to_owned())
-        })
-        .collect()
-}
-
-/// Runs `processes` children of `test` in the role "caller", all released at the same instant
-/// (1.5 s from now, see [`sleep_until_released`]); what each printed after `RESULT `.
+/// Runs `processes` children of `test` in the role "caller" released at the same instant.
 fn callers_released_together(test: &str, server: &Server, processes: usize) -> Vec<String> {
-    let release_at = now_ms() + 1500;
-    let children: Vec<Child> = (0..processes)
-        .map(|_| {
-            spawn_child(
-                test,
-                "caller",
-                &server.url(),
-                &[("RELEASE_AT_MS", release_at.to_string())],
-            )
-        })
-        .collect();
-    children.into_iter().flat_map(results_of).collect()
-}
-
-/// In a child of [`callers_released_together`]: sleeps until the release instant.
-fn sleep_until_released() {
-    let release_at: u128 = std::env::var("RELEASE_AT_MS")
-        .expect("set by the parent")
-        .parse()
-        .expect("milliseconds");
-    if let Some(wait) = release_at.checked_sub(now_ms()) {
-        std::thread::sleep(Duration::from_millis(wait as u64));
-    }
-}
-
-fn now_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis()
+    children::callers_released_together(test, processes, &[("MEMOFLIGHT_REDIS_URL", server.url())])
 }
 
 fn child_url() -> String {

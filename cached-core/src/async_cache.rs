@@ -253,6 +253,13 @@ impl<S: AsyncStore> AsyncCache<S> {
     /// the same way, without a key.
     pub async fn clear(&self) -> Result<(), S::Error> {
         trace::cleared(self.engine.name);
+        self.revoking_all(self.store.clear()).await
+    }
+
+    /// Runs `operation` (a store operation that removes values by no single key) with every
+    /// flight revoked before and after it, as [`invalidate`](AsyncCache::invalidate) does
+    /// for one key.
+    async fn revoking_all<T>(&self, operation: impl Future<Output = T>) -> T {
         let flights = &self.engine.flights;
         let mut revoked = Vec::new();
         loop {
@@ -264,10 +271,11 @@ impl<S: AsyncStore> AsyncCache<S> {
                 flight.wait_stored().await;
             }
         }
-        let cleared = self.store.clear().await;
-        // As for `invalidate`: flights registered during the clear may have read old values.
+        let done = operation.await;
+        // As for `invalidate`: flights registered during the operation may have read old
+        // values.
         let _ = flights.revoke_each(&mut revoked);
-        cleared
+        done
     }
 
     /// Runs `operation`, one of this cache's async methods, to its end on the current thread,
@@ -577,6 +585,44 @@ impl<S: AsyncStore> AsyncCache<S> {
     fn failed(&self, operation: &str, error: &S::Error, subject: &trace::Subject) {
         self.engine.counters.store_error();
         trace::store_failed(subject, operation, error);
+    }
+}
+
+impl<S: AsyncStore> AsyncCache<S> {
+    /// Removes the values for which `predicate(key, value)` is true, in every process sharing
+    /// the store. Computations in flight when it is called, in this process and (for a store
+    /// shared by processes) in the others, will not store their values (they have no value
+    /// yet to test); calls made after it returns compute afresh. It takes O(entries) and runs
+    /// `predicate` with no lock held. A store that cannot test values removes them all (see
+    /// [`AsyncStore::retain`]).
+    ///
+    /// # Errors
+    ///
+    /// The store's: some of the values `predicate` picks may then remain.
+    ///
+    /// ```
+    /// # #[cfg(target_os = "linux")] {
+    /// use memoflight::{AsyncCache, DiskStore};
+    ///
+    /// let dir = std::env::temp_dir().join(format!("memoflight-doc-{}", std::process::id()));
+    /// let cache = AsyncCache::new("queries", DiskStore::<String, u32>::new(&dir));
+    /// cache.block_on(async {
+    ///     cache.get_or_compute("users:1".to_string(), || async { 1 }).await;
+    ///     cache.get_or_compute("orders:1".to_string(), || async { 2 }).await;
+    ///     cache.invalidate_if(|key, _| key.starts_with("users:")).await.unwrap();
+    ///     assert_eq!(cache.get(&"users:1".to_string()).await.unwrap(), None);
+    ///     assert_eq!(cache.get(&"orders:1".to_string()).await.unwrap(), Some(2));
+    /// });
+    /// std::fs::remove_dir_all(dir).unwrap();
+    /// # }
+    /// ```
+    pub async fn invalidate_if(
+        &self,
+        mut predicate: impl FnMut(&S::Key, &S::Value) -> bool + Send,
+    ) -> Result<(), S::Error> {
+        trace::invalidated(self.engine.name);
+        let keep = move |key: &S::Key, value: &S::Value| !predicate(key, value);
+        self.revoking_all(self.store.retain(keep)).await
     }
 }
 

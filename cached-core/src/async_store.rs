@@ -148,6 +148,72 @@ pub trait AsyncStore: Send + Sync {
         async { Ok(self.len().await? == 0) }
     }
 
+    /// Removes the values for which `keep(key, value)` is false: what
+    /// [`AsyncCache::invalidate_if`](crate::AsyncCache::invalidate_if) calls.
+    ///
+    /// The default removes every value ([`clear`](AsyncStore::clear)): a store that cannot
+    /// test its values removes more than asked, never less, so no value the predicate picks
+    /// survives. [`DiskStore`](crate::DiskStore) and [`RedisStore`](crate::RedisStore) test
+    /// each value.
+    ///
+    /// # Concurrency
+    ///
+    /// A computation in flight in any process sharing the store when it is called must not
+    /// write its value afterwards (it has no value yet to test). `keep` is user code: run it
+    /// with no lock held that another operation of the store may need.
+    ///
+    /// # Errors
+    ///
+    /// The store's; some values `keep` rejects may then remain.
+    ///
+    /// ```
+    /// # use memoflight::AsyncStore;
+    /// # use std::collections::HashMap;
+    /// # use std::sync::Mutex;
+    /// # #[derive(Default)]
+    /// # struct Remote(Mutex<HashMap<u64, String>>);
+    /// impl AsyncStore for Remote {
+    ///     // get, insert, remove, clear and len as in the trait's example
+    /// #   type Key = u64;
+    /// #   type Value = String;
+    /// #   type Error = std::io::Error;
+    /// #   async fn get(&self, k: &u64) -> std::io::Result<Option<String>> { Ok(self.0.lock().unwrap().get(k).cloned()) }
+    /// #   async fn insert(&self, k: u64, v: String) -> std::io::Result<()> { self.0.lock().unwrap().insert(k, v); Ok(()) }
+    /// #   async fn remove(&self, k: &u64) -> std::io::Result<()> { self.0.lock().unwrap().remove(k); Ok(()) }
+    /// #   async fn clear(&self) -> std::io::Result<()> { self.0.lock().unwrap().clear(); Ok(()) }
+    /// #   async fn len(&self) -> std::io::Result<usize> { Ok(self.0.lock().unwrap().len()) }
+    ///     async fn retain<F>(&self, mut keep: F) -> std::io::Result<()>
+    ///     where
+    ///         F: FnMut(&u64, &String) -> bool + Send,
+    ///     {
+    ///         // A copy, so that `keep` (user code) runs with no lock held.
+    ///         let entries: Vec<_> = self.0.lock().unwrap().clone().into_iter().collect();
+    ///         for (key, value) in entries {
+    ///             if !keep(&key, &value) {
+    ///                 self.0.lock().unwrap().remove(&key);
+    ///             }
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// futures::executor::block_on(async {
+    ///     let store = Remote::default();
+    ///     store.insert(1, "one".into()).await.unwrap();
+    ///     store.insert(2, "two".into()).await.unwrap();
+    ///     store.retain(|key, _| key % 2 == 0).await.unwrap();
+    ///     assert_eq!(store.get(&2).await.unwrap().as_deref(), Some("two"));
+    ///     assert_eq!(store.len().await.unwrap(), 1);
+    /// });
+    /// ```
+    fn retain<F>(&self, keep: F) -> impl Future<Output = Result<(), Self::Error>> + Send
+    where
+        F: FnMut(&Self::Key, &Self::Value) -> bool + Send,
+    {
+        drop(keep);
+        self.clear()
+    }
+
     /// How many entries the store has dropped on its own so far (evicted, expired), when it
     /// knows; zero otherwise.
     fn evictions(&self) -> u64 {
@@ -377,6 +443,12 @@ macro_rules! forward_async_store {
             }
             fn is_empty(&self) -> impl Future<Output = Result<bool, Self::Error>> + Send {
                 (**self).is_empty()
+            }
+            fn retain<F>(&self, keep: F) -> impl Future<Output = Result<(), Self::Error>> + Send
+            where
+                F: FnMut(&Self::Key, &Self::Value) -> bool + Send,
+            {
+                (**self).retain(keep)
             }
             fn evictions(&self) -> u64 {
                 (**self).evictions()

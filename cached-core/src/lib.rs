@@ -13,6 +13,13 @@ mod async_store;
 mod blocking;
 mod cache;
 mod clock;
+#[cfg(feature = "disk")]
+mod disk_store;
+#[cfg(all(feature = "disk", not(any(target_os = "linux", target_os = "android"))))]
+compile_error!(
+    "memoflight's `disk` feature needs Linux: its per-key locks are byte-range locks of open \
+     file descriptions (F_OFD_SETLK)"
+);
 mod engine;
 mod flight;
 #[cfg(feature = "async")]
@@ -26,6 +33,8 @@ mod polling;
 mod protocol;
 #[cfg(feature = "redis")]
 mod redis_store;
+#[cfg(any(feature = "redis", feature = "disk"))]
+mod shared_store;
 mod stats;
 mod store;
 mod sync;
@@ -41,6 +50,8 @@ pub use async_cache::AsyncCache;
 pub use async_store::{AsyncStore, Lead, Lease, Refresh};
 pub use cache::Cache;
 pub use clock::Clock;
+#[cfg(feature = "disk")]
+pub use disk_store::{DiskStore, DiskStoreError};
 pub use equivalent::Equivalent;
 pub use origin::Origin;
 #[cfg(feature = "redis")]

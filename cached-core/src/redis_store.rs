@@ -51,7 +51,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -375,8 +375,7 @@ impl<K, V> RedisStore<K, V> {
     }
 
     fn namespace_for(&self, function: &str) -> String {
-        let types = (std::any::type_name::<K>(), std::any::type_name::<V>());
-        let fingerprint = foldhash::fast::FixedState::with_seed(0x6d66).hash_one(types) as u32;
+        let fingerprint = crate::shared_store::type_fingerprint::<K, V>();
         format!(
             "{}:{function}:v{}.{fingerprint:08x}:",
             self.prefix, self.schema
@@ -600,6 +599,23 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
         Ok((value, lease))
     }
 
+    /// The key a value's Redis name holds (see [`redis_key`](Self::redis_key)); `None` for a
+    /// name that is not one of this namespace's.
+    fn key_of(&self, name: &[u8]) -> Option<K>
+    where
+        K: DeserializeOwned,
+    {
+        let tag = name.strip_prefix(self.namespace().as_bytes())?;
+        let encoded = tag.strip_prefix(b"{")?.strip_suffix(b"}")?;
+        let bytes = match encoded {
+            b"." => Vec::new(),
+            _ => base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(encoded)
+                .ok()?,
+        };
+        postcard::from_bytes(&bytes).ok()
+    }
+
     /// Stored bytes as a value: `None` for bytes that do not decode or are too long.
     fn decode(&self, bytes: &[u8]) -> Option<V> {
         if bytes.len() > self.max_value_bytes {
@@ -611,20 +627,6 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
     fn encode(&self, value: &V) -> Result<Option<Vec<u8>>, RedisStoreError> {
         let bytes = postcard::to_allocvec(value).map_err(RedisStoreError::Encode)?;
         Ok((bytes.len() <= self.max_value_bytes).then_some(bytes))
-    }
-
-    /// A lease token: 128 bits from the standard library's hasher, randomly seeded from the
-    /// OS, over the pid, the time and a counter.
-    fn token() -> String {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let count = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos());
-        let seed = (std::process::id(), nanos, count);
-        let random = std::collections::hash_map::RandomState::new();
-        let (high, low) = (random.hash_one((1u8, seed)), random.hash_one((2u8, seed)));
-        format!("{high:016x}{low:016x}")
     }
 
     /// One page of `SCAN cursor MATCH pattern`: the next cursor (0 at the end) and the keys.
@@ -645,14 +647,19 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
         .await
     }
 
-    /// Every key of this store's namespace, deleted in batches found by `SCAN`.
-    async fn unlink_namespace(&self) -> Result<(), RedisStoreError> {
-        let pattern = format!("{}*", glob_escape(self.namespace()));
+    /// Every key of this store's namespace matching `pattern` (a glob after the namespace),
+    /// deleted in batches found by `SCAN`.
+    async fn unlink_matching(
+        &self,
+        operation: &'static str,
+        pattern: &str,
+    ) -> Result<(), RedisStoreError> {
+        let pattern = format!("{}{pattern}", glob_escape(self.namespace()));
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys) = self.scan_page("clear", &pattern, cursor).await?;
+            let (next, keys) = self.scan_page(operation, &pattern, cursor).await?;
             if !keys.is_empty() {
-                self.run::<()>("clear", |pipe| {
+                self.run::<()>(operation, |pipe| {
                     pipe.cmd("UNLINK").arg(&keys);
                 })
                 .await?;
@@ -802,7 +809,7 @@ impl redis::FromRedisValue for Answer {
 
 impl<K, V> AsyncStore for RedisStore<K, V>
 where
-    K: Serialize + Hash + Eq + Clone + Send + Sync,
+    K: Serialize + DeserializeOwned + Hash + Eq + Clone + Send + Sync,
     V: Serialize + DeserializeOwned + Clone + Send + Sync,
 {
     type Key = K;
@@ -854,7 +861,7 @@ where
     }
 
     async fn clear(&self) -> Result<(), RedisStoreError> {
-        self.unlink_namespace().await
+        self.unlink_matching("clear", "*").await
     }
 
     /// Counts the namespace's values with `SCAN` (O(keys in the database)).
@@ -867,6 +874,49 @@ where
             count += keys.len();
             if next == 0 {
                 return Ok(count);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Deletes every lease of the namespace (no computation in flight in any process writes
+    /// its value), then reads every value (`SCAN` + `MGET`, decoding each key from its name)
+    /// and deletes those `keep` rejects. O(keys in the database) in round trips of 1,000, and
+    /// every value of the namespace in transfer: for a large namespace, prefer `invalidate`
+    /// per key or `clear`. Bytes that do not decode are left for the next read to replace.
+    async fn retain<F>(&self, mut keep: F) -> Result<(), RedisStoreError>
+    where
+        F: FnMut(&K, &V) -> bool + Send,
+    {
+        self.unlink_matching("invalidate_if", "*}:lease").await?;
+        let pattern = format!("{}*}}", glob_escape(self.namespace()));
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, names) = self.scan_page("invalidate_if", &pattern, cursor).await?;
+            if !names.is_empty() {
+                let values: Vec<Option<Vec<u8>>> = self
+                    .run("invalidate_if", |pipe| {
+                        pipe.cmd("MGET").arg(&names);
+                    })
+                    .await?;
+                let rejected: Vec<&Vec<u8>> = names
+                    .iter()
+                    .zip(values)
+                    .filter_map(|(name, bytes)| {
+                        let key = self.key_of(name)?;
+                        let value = self.decode(&bytes?)?;
+                        (!keep(&key, &value)).then_some(name)
+                    })
+                    .collect();
+                if !rejected.is_empty() {
+                    self.run::<()>("invalidate_if", |pipe| {
+                        pipe.cmd("UNLINK").arg(&rejected);
+                    })
+                    .await?;
+                }
+            }
+            if next == 0 {
+                return Ok(());
             }
             cursor = next;
         }
@@ -899,7 +949,7 @@ where
             return Ok(Refresh::Lead(Lease::unshared()));
         };
         let (name, lease_name) = self.names(key)?;
-        let token = Self::token();
+        let token = crate::shared_store::token();
         let guard = self.guard((name.clone(), lease_name.clone()), &token);
         let answer: RefreshAnswer = self
             .run("lead", |pipe| {
@@ -935,7 +985,7 @@ where
 
     async fn lead(&self, key: &K, wait: Option<Duration>) -> Result<Lead<V>, RedisStoreError> {
         let (name, lease_name) = self.names(key)?;
-        let token = Self::token();
+        let token = crate::shared_store::token();
         let lease_ms = Self::millis(self.lease);
         let started = Instant::now();
         let mut interval = Duration::from_millis(2);

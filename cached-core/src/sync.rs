@@ -62,7 +62,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// [`lock`] for std's mutex: code that is never model-checked (the I/O stores) keeps std's
 /// types even under loom.
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "disk"))]
 pub(crate) fn lock_std<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

@@ -2,6 +2,8 @@
 //! failure; no test asserts on how long anything took.
 #![allow(dead_code)]
 
+pub mod children;
+
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 

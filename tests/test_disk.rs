@@ -1,0 +1,537 @@
+//! `DiskStore` in temporary directories, across processes: the test binary run again as
+//! children (`tests/common/children.rs`), killed for real where a test says so. Executions are
+//! counted in a file each execution appends a line to, across every process.
+#![cfg(all(feature = "disk", target_os = "linux"))]
+
+mod common;
+
+use common::children::{self, results_of, role, sleep_until_released};
+use common::multi_thread;
+use memoflight::{cached, AsyncCache, DiskStore, Origin};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A test's directory, `{base}/{test}`: removed when dropped (in the parent only).
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(test: &str) -> TempDir {
+        let path = dir(test);
+        std::fs::create_dir_all(&path).expect("a temporary directory");
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        // The last test out removes the base.
+        let _ = std::fs::remove_dir(base());
+    }
+}
+
+/// The directory of this test process's tests: its own, or the one a child's parent gave it.
+fn base() -> PathBuf {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| match std::env::var_os("MEMOFLIGHT_DISK_DIR") {
+        Some(base) => PathBuf::from(base),
+        None => std::env::temp_dir().join(format!(
+            "memoflight-disk-{}-{}",
+            std::process::id(),
+            children::now_ms()
+        )),
+    })
+    .clone()
+}
+
+/// The directory of `test`, the same in the parent and its children.
+fn dir(test: &str) -> PathBuf {
+    base().join(test)
+}
+
+/// What a child needs to find its parent's directories.
+fn env() -> Vec<(&'static str, String)> {
+    vec![("MEMOFLIGHT_DISK_DIR", base().display().to_string())]
+}
+
+/// Counts one execution: a line appended to `counter` in `test`'s directory (an append of a
+/// few bytes is atomic among processes).
+fn count_execution(test: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir(test).join("executions"))
+        .expect("the counter file");
+    writeln!(file, "{}", std::process::id()).expect("an appended line");
+}
+
+fn executions(test: &str) -> usize {
+    std::fs::read_to_string(dir(test).join("executions")).map_or(0, |text| text.lines().count())
+}
+
+/// Waits (bounded) until `path` exists: a child's signal.
+fn wait_for_file(path: &Path) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < common::HANG,
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Every entry file of a store's namespace.
+fn entry_files(namespace: &Path) -> Vec<PathBuf> {
+    let Ok(shards) = std::fs::read_dir(namespace.join("data")) else {
+        return Vec::new();
+    };
+    shards
+        .flatten()
+        .flat_map(|shard| std::fs::read_dir(shard.path()).into_iter().flatten())
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| !path.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Rule {
+    id: u32,
+    pattern: String,
+    weights: Vec<f64>,
+}
+
+#[test]
+fn values_round_trip_and_a_stampede_in_one_process_runs_once() {
+    const TEST: &str = "round-trip";
+    let _temp = TempDir::new(TEST);
+    multi_thread().block_on(async {
+        let rules = AsyncCache::new("rules", DiskStore::<u32, Rule>::new(dir(TEST)));
+        let rule = |id| Rule {
+            id,
+            pattern: "a*b".to_owned(),
+            weights: vec![0.5, 1.5],
+        };
+        let calls = (0..16).map(|_| {
+            rules.get_or_compute(1, || async {
+                count_execution(TEST);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                rule(1)
+            })
+        });
+        let results = futures::future::join_all(calls).await;
+        assert!(results.iter().all(|r| *r == rule(1)));
+        assert_eq!(executions(TEST), 1);
+        assert_eq!(rules.get(&1).await.unwrap(), Some(rule(1)));
+
+        // Another store on the same directory, as the next run of the program would open.
+        let next_run = AsyncCache::new("rules", DiskStore::<u32, Rule>::new(dir(TEST)));
+        assert_eq!(next_run.get(&1).await.unwrap(), Some(rule(1)));
+        let stats = rules.stats().await.unwrap();
+        assert_eq!(
+            (stats.misses, stats.waits, stats.executions, stats.entries),
+            (16, 15, 1, 1)
+        );
+        assert_eq!(stats.store_errors, 0);
+
+        // A function's values are its own; another value type reads none of them.
+        let other_function = AsyncCache::new("other", DiskStore::<u32, Rule>::new(dir(TEST)));
+        assert_eq!(other_function.get(&1).await.unwrap(), None);
+        let other_type = AsyncCache::new("rules", DiskStore::<u32, String>::new(dir(TEST)));
+        assert_eq!(other_type.get(&1).await.unwrap(), None);
+        let other_schema =
+            AsyncCache::new("rules", DiskStore::<u32, Rule>::new(dir(TEST)).schema(2));
+        assert_eq!(other_schema.get(&1).await.unwrap(), None);
+    });
+}
+
+/// The attribute form on a sync function, 8 processes × 8 threads on one key released at the
+/// same instant: one execution in all.
+#[test]
+fn a_stampede_of_eight_processes_by_eight_threads_runs_once() {
+    const TEST: &str = "a_stampede_of_eight_processes_by_eight_threads_runs_once";
+    #[cached(async_store = DiskStore::new(dir(TEST)))]
+    fn report(id: u32) -> String {
+        count_execution(TEST);
+        std::thread::sleep(Duration::from_millis(300));
+        format!("report {id} computed by {}", std::process::id())
+    }
+
+    if role().as_deref() == Some("caller") {
+        sleep_until_released();
+        let results: Vec<(String, Origin)> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..8).map(|_| s.spawn(|| report_with_origin(42))).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let first = &results[0].0;
+        assert!(results.iter().all(|(r, _)| r == first));
+        let computed = results
+            .iter()
+            .filter(|(_, o)| *o == Origin::Computed)
+            .count();
+        println!("RESULT {first} computed={computed}");
+        return;
+    }
+    let _temp = TempDir::new(TEST);
+    let results = children::callers_released_together(TEST, 8, &env());
+    assert_eq!(results.len(), 8, "every process returned");
+    let value = |r: &String| r.split(" computed=").next().unwrap().to_owned();
+    assert!(
+        results.iter().all(|r| value(r) == value(&results[0])),
+        "{results:?}"
+    );
+    assert_eq!(executions(TEST), 1, "one execution in 64 calls");
+    let computed: usize = results
+        .iter()
+        .map(|r| r.rsplit('=').next().unwrap().parse::<usize>().unwrap())
+        .sum();
+    assert_eq!(computed, 1, "one call says it computed: {results:?}");
+}
+
+/// The leader process is SIGKILLed mid-computation: the kernel releases its lock, exactly one
+/// of the waiting processes takes over, and every one of them returns its value.
+#[test]
+fn a_killed_leader_is_taken_over_once() {
+    const TEST: &str = "a_killed_leader_is_taken_over_once";
+    if let Some(role) = role() {
+        multi_thread().block_on(async {
+            let cache = AsyncCache::new("takeover", DiskStore::<u32, String>::new(dir(TEST)));
+            let value = cache
+                .get_or_compute(9, || async {
+                    count_execution(TEST);
+                    if role == "doomed" {
+                        // Killed here by the parent.
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    format!("computed by {}", std::process::id())
+                })
+                .await;
+            println!("RESULT {value}");
+        });
+        return;
+    }
+    let _temp = TempDir::new(TEST);
+    let mut doomed = children::spawn(TEST, "doomed", &env());
+    let started = Instant::now();
+    while executions(TEST) == 0 {
+        assert!(started.elapsed() < common::HANG, "the leader never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let waiters: Vec<Child> = (0..3)
+        .map(|_| children::spawn(TEST, "waiter", &env()))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    doomed.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    let _ = doomed.wait();
+    let results: Vec<String> = waiters.into_iter().flat_map(results_of).collect();
+    eprintln!(
+        "takeover and its 200 ms computation done {:?} after the kill",
+        killed.elapsed()
+    );
+    assert_eq!(results.len(), 3, "every waiter returned");
+    assert!(results.iter().all(|r| r == &results[0]), "{results:?}");
+    assert_eq!(executions(TEST), 2, "the doomed leader and one taker");
+}
+
+/// A value computed by one process run is a hit in the next run; once its wall-clock `ttl`
+/// passed, it is not.
+#[test]
+fn a_value_outlives_its_process_until_it_expires() {
+    const TEST: &str = "a_value_outlives_its_process_until_it_expires";
+    #[cached(async_store = DiskStore::new(dir(TEST)).ttl(Duration::from_millis(600)))]
+    fn greeting(name: String) -> String {
+        count_execution(TEST);
+        format!("hello {name}")
+    }
+
+    if role().is_some() {
+        let (value, origin) = greeting_with_origin("ada".to_owned());
+        println!("RESULT {value} {origin:?}");
+        return;
+    }
+    let _temp = TempDir::new(TEST);
+    let run = || results_of(children::spawn(TEST, "run", &env()));
+    assert_eq!(run(), ["hello ada Computed"]);
+    assert_eq!(
+        run(),
+        ["hello ada Hit"],
+        "the second run reads the first's value"
+    );
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(run(), ["hello ada Computed"], "expired: computed again");
+    assert_eq!(executions(TEST), 2);
+}
+
+/// Files cut short, overwritten, emptied: every call still returns its computed value, the
+/// error is counted, and the file is replaced by the value computed.
+#[test]
+fn corrupt_and_truncated_files_are_misses_that_get_replaced() {
+    const TEST: &str = "corrupt";
+    let _temp = TempDir::new(TEST);
+    multi_thread().block_on(async {
+        let cache = AsyncCache::new("corrupt", DiskStore::<u32, Vec<u8>>::new(dir(TEST)));
+        let namespace = cache.store().namespace_dir().to_owned();
+        let value = vec![7u8; 1000];
+        let compute = |value: Vec<u8>| {
+            let value = value.clone();
+            move || async move {
+                count_execution(TEST);
+                value
+            }
+        };
+        assert_eq!(cache.get_or_compute(1, compute(value.clone())).await, value);
+        let files = entry_files(&namespace);
+        let [file] = files.as_slice() else {
+            panic!("one entry file: {files:?}")
+        };
+        let bytes = std::fs::read(file).unwrap();
+        let damages: Vec<(&str, Vec<u8>)> = vec![
+            ("cut short", bytes[..bytes.len() / 2].to_vec()),
+            ("emptied", Vec::new()),
+            ("one byte changed", {
+                let mut changed = bytes.clone();
+                changed[bytes.len() / 2] ^= 0x40;
+                changed
+            }),
+            ("garbage", (0..5000u32).map(|i| (i * 7919) as u8).collect()),
+            (
+                "a length prefix of 2^60",
+                vec![0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10],
+            ),
+        ];
+        for (round, (damage, bytes)) in damages.into_iter().enumerate() {
+            std::fs::write(file, bytes).unwrap();
+            let errors = cache.stats().await.unwrap().store_errors;
+            let got = cache.get_or_compute(1, compute(value.clone())).await;
+            assert_eq!(got, value, "{damage}: the computed value is returned");
+            assert_eq!(executions(TEST), round + 2, "{damage}: computed again");
+            assert!(
+                cache.stats().await.unwrap().store_errors > errors,
+                "{damage}: the error is counted"
+            );
+            assert_eq!(
+                cache.get(&1).await.unwrap(),
+                Some(value.clone()),
+                "{damage}: the file was replaced"
+            );
+        }
+        // The counters file cut short or filled with garbage changes nothing a caller sees.
+        std::fs::write(namespace.join("epochs"), b"xyz").unwrap();
+        cache.invalidate(&1).await.unwrap();
+        assert_eq!(cache.get_or_compute(1, compute(value.clone())).await, value);
+        assert_eq!(cache.get(&1).await.unwrap(), Some(value));
+    });
+}
+
+/// A directory that cannot be created or written: calls compute and return, and count it.
+#[test]
+fn an_unwritable_directory_still_returns_computed_values() {
+    let temp = TempDir::new("unwritable");
+    // A path under a regular file can be created by nobody, root included.
+    let file = temp.0.join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let read_only = temp.0.join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root writes into read-only directories: that half is then a second path under a file.
+    let enforced = std::fs::write(read_only.join("probe"), b"").is_err();
+    if !enforced {
+        eprintln!("running as root: the read-only directory is writable; testing a file path");
+    }
+    let unwritable = [
+        file.join("cache"),
+        match enforced {
+            true => read_only.clone(),
+            false => file.join("other"),
+        },
+    ];
+    for path in unwritable {
+        multi_thread().block_on(async {
+            let cache = AsyncCache::new("unwritable", DiskStore::<u32, String>::new(&path));
+            for round in 0..3 {
+                let value = cache
+                    .get_or_compute(1, || async move { format!("round {round}") })
+                    .await;
+                assert_eq!(value, format!("round {round}"), "computed every time");
+            }
+            let stats = cache.stats().await.unwrap();
+            assert_eq!(stats.executions, 3);
+            assert!(stats.store_errors >= 3, "{stats:?}");
+        });
+    }
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Invalidation by another process: `invalidate`, `invalidate_if` and `clear`, each called in
+/// the parent while a child process computes the key; the child's value, computed from before
+/// the invalidation, is not written, and a third process sees nothing.
+#[test]
+fn invalidation_reaches_every_process_with_no_repopulation_window() {
+    const TEST: &str = "invalidation_reaches_every_process_with_no_repopulation_window";
+    let cache = |test: &str| AsyncCache::new("inv", DiskStore::<u32, String>::new(dir(test)));
+    if let Some(role) = role() {
+        let test = std::env::var("MEMOFLIGHT_SUBTEST").expect("set by the parent");
+        multi_thread().block_on(async {
+            let cache = cache(&test);
+            match role.as_str() {
+                "slow" => {
+                    let value = cache
+                        .get_or_compute(1, || async {
+                            count_execution(&test);
+                            std::fs::write(dir(&test).join("started"), b"").unwrap();
+                            while !dir(&test).join("go").exists() {
+                                tokio::time::sleep(Duration::from_millis(2)).await;
+                            }
+                            "old".to_owned()
+                        })
+                        .await;
+                    println!("RESULT {value}");
+                }
+                _ => println!("RESULT {:?}", cache.get(&1).await.unwrap()),
+            }
+        });
+        return;
+    }
+    for operation in ["invalidate", "invalidate_if", "clear"] {
+        let test = format!("invalidation-{operation}");
+        let _temp = TempDir::new(&test);
+        let mut env = env();
+        env.push(("MEMOFLIGHT_SUBTEST", test.clone()));
+        let slow = children::spawn(TEST, "slow", &env);
+        wait_for_file(&dir(&test).join("started"));
+        multi_thread().block_on(async {
+            let cache = cache(&test);
+            match operation {
+                "invalidate" => cache.invalidate(&1).await.unwrap(),
+                "invalidate_if" => cache.invalidate_if(|key, _| *key == 1).await.unwrap(),
+                _ => cache.clear().await.unwrap(),
+            }
+        });
+        std::fs::write(dir(&test).join("go"), b"").unwrap();
+        assert_eq!(
+            results_of(slow),
+            ["old"],
+            "{operation}: the caller got its value"
+        );
+        let seen = results_of(children::spawn(TEST, "reader", &env));
+        assert_eq!(seen, ["None"], "{operation}: the old value was not written");
+        multi_thread().block_on(async {
+            let cache = cache(&test);
+            let fresh = cache.get_or_compute(1, || async { "new".to_owned() }).await;
+            assert_eq!(fresh, "new", "{operation}");
+            assert_eq!(cache.get(&1).await.unwrap().as_deref(), Some("new"));
+        });
+        assert_eq!(executions(&test), 1, "{operation}");
+    }
+}
+
+/// A leader process that never finishes (stuck) holds its key: a caller with `wait_timeout`
+/// waits that long, then computes its own value and returns it.
+#[test]
+fn wait_timeout_bounds_a_wait_for_a_stuck_process() {
+    const TEST: &str = "wait_timeout_bounds_a_wait_for_a_stuck_process";
+    let store = || DiskStore::<u32, String>::new(dir(TEST));
+    if role().is_some() {
+        multi_thread().block_on(async {
+            AsyncCache::new("stuck", store())
+                .get_or_compute(1, || async {
+                    count_execution(TEST);
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    "never".to_owned()
+                })
+                .await;
+        });
+        return;
+    }
+    let _temp = TempDir::new(TEST);
+    let mut stuck = children::spawn(TEST, "stuck", &env());
+    let started = Instant::now();
+    while executions(TEST) == 0 {
+        assert!(started.elapsed() < common::HANG, "the leader never started");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    multi_thread().block_on(async {
+        let cache = AsyncCache::new("stuck", store()).with_wait_timeout(Duration::from_millis(200));
+        let value = cache
+            .get_or_compute(1, || async {
+                count_execution(TEST);
+                "mine".to_owned()
+            })
+            .await;
+        assert_eq!(value, "mine");
+        // Computed alone: not written over the stuck leader's key.
+        assert_eq!(cache.get(&1).await.unwrap(), None);
+    });
+    stuck.kill().expect("SIGKILL");
+    let _ = stuck.wait();
+    assert_eq!(executions(TEST), 2);
+}
+
+/// `../shared/SCENARIOS.md` §4 across processes: 10 hook processes fire at once in each
+/// window; exactly one plays.
+#[test]
+fn ten_hook_processes_play_once_per_window() {
+    const TEST: &str = "ten_hook_processes_play_once_per_window";
+    #[cached(async_store = DiskStore::new(dir(TEST)).ttl(Duration::from_millis(1000)))]
+    fn play(sound: String) -> u32 {
+        count_execution(TEST);
+        let _ = sound;
+        std::process::id()
+    }
+
+    if role().is_some() {
+        sleep_until_released();
+        let (_, origin) = play_with_origin("bell.wav".to_owned());
+        println!("RESULT {}", origin == Origin::Computed);
+        return;
+    }
+    let _temp = TempDir::new(TEST);
+    for window in 1..=2 {
+        let played = children::callers_released_together(TEST, 10, &env());
+        assert_eq!(played.len(), 10);
+        let plays = played.iter().filter(|p| *p == "true").count();
+        assert_eq!(plays, 1, "window {window}: {played:?}");
+        assert_eq!(executions(TEST), window);
+        // The window ends (the value expires) before the next one fires.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+}
+
+/// User code with no lock held: a predicate of `invalidate_if` that calls the memoized
+/// function works, and only the values it picks are removed.
+#[test]
+fn a_predicate_may_call_the_memoized_function() {
+    const TEST: &str = "predicate";
+    #[cached(async_store = DiskStore::new(dir(TEST)))]
+    fn square(n: u32) -> u64 {
+        u64::from(n) * u64::from(n)
+    }
+
+    let _temp = TempDir::new(TEST);
+    let remaining = common::run_bounded(|| {
+        for n in 1..=4 {
+            square(n);
+        }
+        let cache = square_cache();
+        cache
+            .block_on(cache.invalidate_if(|n, value| {
+                assert_eq!(square(*n), *value, "a call from the predicate");
+                n % 2 == 0
+            }))
+            .unwrap();
+        (1..=4)
+            .filter(|n| cache.block_on(cache.get(n)).unwrap().is_some())
+            .collect::<Vec<_>>()
+    })
+    .expect("no panic");
+    assert_eq!(remaining, [1, 3]);
+}
