@@ -688,3 +688,37 @@ fn a_leader_cancelled_during_its_second_look_is_counted_as_a_miss() {
         );
     });
 }
+
+/// `invalidate_if` over a store that cannot test values (no `retain` of its own) removes every
+/// value: more than asked, never less. A computation in flight when it is called does not
+/// write its value.
+#[test]
+fn invalidate_if_without_a_retain_of_the_store_removes_every_value() {
+    let remote = Arc::new(Remote::new());
+    let cache = Arc::new(AsyncCache::new("picked", Arc::clone(&remote)));
+    current_thread().block_on(async {
+        for n in 1..=4 {
+            cache.get_or_compute(n, || async move { n * 10 }).await;
+        }
+        remote.hold_writes();
+        let leader = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move { cache.get_or_compute(9, || async { 90 }).await }
+        });
+        until(|| remote.at_gate.load(SeqCst) == 1).await;
+        let invalidate_if = tokio::spawn({
+            let cache = Arc::clone(&cache);
+            async move { cache.invalidate_if(|n, _| n % 2 == 0).await }
+        });
+        remote.release_writes();
+        tokio::time::timeout(HANG, invalidate_if)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(leader.await.unwrap(), 90);
+        for n in [1, 2, 3, 4, 9] {
+            assert_eq!(remote.stored(n), None, "key {n}");
+        }
+    });
+}

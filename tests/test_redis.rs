@@ -510,6 +510,52 @@ fn invalidation_reaches_every_process_and_fences_a_running_leader() {
     });
 }
 
+/// `invalidate_if` on Redis, through one of two caches on one namespace (two processes): the
+/// values the predicate picks are gone for both, the others stay, and a leader computing in
+/// the other when it is called does not write its value.
+#[test]
+fn invalidate_if_reaches_every_process_and_fences_a_running_leader() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let a = AsyncCache::new("picked", store::<String>(&url, "pick"));
+        let b = AsyncCache::new("picked", store::<String>(&url, "pick"));
+        for n in 1..=4 {
+            a.get_or_compute(n, || async move { format!("v{n}") }).await;
+        }
+        let started = tokio::sync::Notify::new();
+        let go = tokio::sync::Notify::new();
+        let leader = b.get_or_compute(9, || async {
+            started.notify_one();
+            go.notified().await;
+            "stale".to_owned()
+        });
+        let invalidator = async {
+            started.notified().await;
+            a.invalidate_if(|n, value| {
+                assert_eq!(*value, format!("v{n}"), "keys and values decoded");
+                n % 2 == 0
+            })
+            .await
+            .unwrap();
+            go.notify_one();
+        };
+        let (value, ()) = tokio::join!(leader, invalidator);
+        assert_eq!(value, "stale", "the leader's caller got its value");
+        assert_eq!(
+            b.get(&9).await.unwrap(),
+            None,
+            "the fenced write did not land"
+        );
+        for n in 1..=4 {
+            let expected = (n % 2 == 1).then(|| format!("v{n}"));
+            assert_eq!(b.get(&n).await.unwrap(), expected, "key {n}");
+        }
+    });
+}
+
 /// A leader whose future is dropped mid-computation (a timeout around the call) releases its
 /// lease at once: another process then takes the key and writes its value, long before the
 /// dropped leader's lease (30 s) would have expired. Without the release, the other process
