@@ -535,3 +535,87 @@ fn a_predicate_may_call_the_memoized_function() {
     .expect("no panic");
     assert_eq!(remaining, [1, 3]);
 }
+
+mod billing {
+    use super::*;
+    #[cached(async_store = DiskStore::new(dir("namesakes")))]
+    pub fn total(id: u32) -> String {
+        format!("billing total {id}")
+    }
+}
+
+mod shipping {
+    use super::*;
+    #[cached(async_store = DiskStore::new(dir("namesakes")))]
+    pub fn total(id: u32) -> String {
+        format!("shipping total {id}")
+    }
+}
+
+/// Two functions of one name and types in two modules, on one directory: each reads its own
+/// values (the store is bound to the function's path).
+#[test]
+fn namesakes_in_two_modules_keep_their_values_apart() {
+    let _temp = TempDir::new("namesakes");
+    assert_eq!(billing::total(1), "billing total 1");
+    assert_eq!(shipping::total(1), "shipping total 1");
+    assert_eq!(billing::total_with_origin(1).1, Origin::Hit);
+    assert_eq!(
+        shipping::total_with_origin(1),
+        ("shipping total 1".to_owned(), Origin::Hit)
+    );
+}
+
+/// One store given to two caches: the second panics with a message that says why, instead
+/// of letting two functions read each other's values.
+#[test]
+fn one_store_given_to_two_functions_panics_clearly() {
+    let _temp = TempDir::new("shared-store");
+    let store = std::sync::Arc::new(DiskStore::<u32, String>::new(dir("shared-store")));
+    let _first = AsyncCache::new("first", std::sync::Arc::clone(&store));
+    let second = std::panic::catch_unwind(|| AsyncCache::new("second", store));
+    let message = common::panic_message(&*second.err().expect("a panic"));
+    assert!(message.contains("given to two functions"), "{message}");
+}
+
+/// Things that are not entries where an entry belongs: a FIFO (which would block an open for
+/// reading), a directory, an entry longer than the limit. Calls return computed values and
+/// never hang; a value too long to write is counted and not written.
+#[test]
+fn foreign_files_and_values_past_the_limit_never_hang_or_fail_a_call() {
+    const TEST: &str = "foreign";
+    let _temp = TempDir::new(TEST);
+    let result = common::run_bounded(|| {
+        multi_thread().block_on(async {
+            let cache = AsyncCache::new(
+                "foreign",
+                DiskStore::<u32, Vec<u8>>::new(dir(TEST)).max_value_bytes(200),
+            );
+            let namespace = cache.store().namespace_dir();
+            cache.get_or_compute(1, || async { vec![1] }).await;
+            let files = entry_files(&namespace);
+            let [file] = files.as_slice() else {
+                panic!("one entry file: {files:?}")
+            };
+            // A FIFO in its place.
+            std::fs::remove_file(file).unwrap();
+            let made = std::process::Command::new("mkfifo").arg(file).status();
+            assert!(made.is_ok_and(|status| status.success()), "mkfifo");
+            let value = cache.get_or_compute(1, || async { vec![2] }).await;
+            assert_eq!(value, vec![2], "a FIFO is a miss");
+            assert_eq!(cache.get(&1).await.unwrap(), Some(vec![2]), "and replaced");
+            // A value longer than the limit: returned, counted, not written.
+            let errors = cache.stats().await.unwrap().store_errors;
+            let long = cache.get_or_compute(3, || async { vec![7; 500] }).await;
+            assert_eq!(long.len(), 500);
+            assert_eq!(cache.get(&3).await.unwrap(), None);
+            assert!(cache.stats().await.unwrap().store_errors > errors);
+            // A file longer than the limit where key 1's entry is: a miss, then replaced.
+            std::fs::write(file, vec![0u8; 1000]).unwrap();
+            let value = cache.get_or_compute(1, || async { vec![4] }).await;
+            assert_eq!(value, vec![4]);
+            assert_eq!(cache.get(&1).await.unwrap(), Some(vec![4]));
+        });
+    });
+    result.expect("no panic");
+}

@@ -236,10 +236,10 @@ fn the_attribute_form_names_keys_after_the_function() {
         assert_eq!(greeting_with_origin(5).await.1, Origin::Hit);
         // The same store, told the function's name as the cache tells it.
         let probe = RedisStore::<u32, String>::new(url()).prefix("attr");
-        probe.bind("greeting");
+        probe.bind("test_redis::greeting");
         let name = probe.redis_key(&5).unwrap();
         let name = String::from_utf8(name).unwrap();
-        assert!(name.starts_with("attr:greeting:v1."), "{name}");
+        assert!(name.starts_with("attr:test_redis::greeting:v1."), "{name}");
         assert_eq!(server.command(&["EXISTS", &name]).as_deref(), Some(":1"));
     });
 }
@@ -969,8 +969,9 @@ fn a_long_sync_computation_keeps_its_lease() {
     std::thread::sleep(Duration::from_millis(200));
     // Another process, as far as Redis can tell: a cache of its own on the same namespace.
     let other = multi_thread().block_on(async {
+        // Bound as the attribute binds its function's store: to its path.
         let cache = AsyncCache::new(
-            "slow_sync",
+            "test_redis::slow_sync",
             store::<String>(&server.url(), "long").lease(Duration::from_millis(300)),
         );
         cache

@@ -103,7 +103,14 @@ impl<S: AsyncStore> AsyncCache<S> {
     /// assert_eq!(cache.name(), "pages");
     /// ```
     pub fn new(name: &'static str, store: S) -> Self {
-        store.bind(name);
+        Self::bound(name, name, store)
+    }
+
+    /// [`new`](AsyncCache::new), with the store bound to `binding` instead of `name`: the
+    /// macro binds a function's store to its path (`module::function`), so that functions of
+    /// one name in two modules keep their values apart.
+    pub(crate) fn bound(name: &'static str, binding: &'static str, store: S) -> Self {
+        store.bind(binding);
         AsyncCache {
             engine: Engine::new(name),
             store,

@@ -63,6 +63,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// The deadline of a brief lock whose timeout is too long to add to the clock.
+const ONE_DAY: Duration = Duration::from_secs(24 * 3600);
+/// One write in this many also sweeps its directory (`data/xx`, 1/256 of the entries) of
+/// expired entries and of temporary files left by writers that died.
+const SWEEP_EVERY: u64 = 64;
 /// How many slot counters a namespace has (keys share them by hash).
 const SLOTS: u64 = 4096;
 /// The first pause of a process waiting for another's computation.
@@ -70,7 +75,7 @@ const FIRST_POLL: Duration = Duration::from_micros(500);
 /// The longest pause of a process waiting for another's computation.
 const MAX_POLL: Duration = Duration::from_millis(10);
 /// Temporary files older than this, left by a process that died while it wrote, are deleted
-/// by `invalidate_if` and `len`.
+/// by sweeps, `invalidate_if` and `len`.
 const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 
 /// An [`AsyncStore`] in a directory on this machine, shared by every process that names the
@@ -79,9 +84,14 @@ const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 ///
 /// Keys and values are serialized with serde as [postcard](https://docs.rs/postcard), with a
 /// CRC. Use it with `#[cached(async_store = DiskStore::new(dir))]` on sync and `async`
-/// functions; the store takes the function's name from the first cache it is given to (give
-/// each function a store of its own). Its waits need a tokio runtime with its timer enabled
-/// for `async` callers (`#[tokio::main]` has it); sync callers need nothing.
+/// functions; the store takes the function's path (`module::function`) from the cache it is
+/// given to, and panics if given to a second one (give each function a store of its own).
+/// `async` callers need a tokio runtime with its timer enabled (`#[tokio::main]` has it): a
+/// wait for a lock sleeps on it. Sync callers need nothing.
+///
+/// Processes of several users may share a directory if the umask lets the group write the
+/// files and directories the store creates (`umask 002`); a process that cannot write them
+/// computes without the store.
 ///
 /// Linux only: its per-key locks are byte-range locks of open file descriptions
 /// (`F_OFD_SETLK`).
@@ -97,18 +107,24 @@ const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 /// - [`AsyncCache::invalidate`](crate::AsyncCache::invalidate),
 ///   [`invalidate_if`](crate::AsyncCache::invalidate_if) and
 ///   [`clear`](crate::AsyncCache::clear) are seen by every process when they return, and a
-///   computation in any process that began before them does not write its value.
+///   computation in any process that began before them does not write its value. A caller in
+///   another process that joins a computation its own process began before the invalidation
+///   still gets that computation's value (not written), as its process cannot be told.
 /// - `ttl` is wall-clock time written in each entry: it holds across restarts.
 /// - Writes are atomic (a temporary file renamed into place) but not flushed to the device
 ///   unless [`durable`](DiskStore::durable): after a power loss an entry may be lost or cut
 ///   short, and a cut one fails its CRC and is a miss.
+/// - File I/O runs on the calling thread (an `async` caller's executor thread): a few system
+///   calls per hit, a file creation and a rename per write. The deletion of a cleared
+///   namespace runs on a blocking thread.
 ///
 /// # Errors and faults
 ///
 /// Every failure is a [`DiskStoreError`], which the cache turns into a local computation whose
 /// value is returned (counted in [`Stats::store_errors`](crate::Stats::store_errors) and
 /// traced): a directory that cannot be created or written (read-only, full), a corrupt or
-/// truncated file (it is then replaced by the value computed), a brief lock not taken within
+/// truncated file (it is then replaced by the value computed), a value longer than
+/// [`max_value_bytes`](DiskStore::max_value_bytes), a brief lock not taken within
 /// [`timeout`](DiskStore::timeout).
 ///
 /// # Example
@@ -178,6 +194,14 @@ pub enum DiskStoreError {
     /// A lock that is only ever held briefly was not taken within [`DiskStore::timeout`]: a
     /// process holding it is stopped, or the disk is very slow.
     Busy(PathBuf),
+    /// A value encodes longer than [`DiskStore::max_value_bytes`]: it is returned to its
+    /// callers and not written.
+    TooLarge {
+        /// Its length, encoded with its key and expiry.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A key or value could not be serialized.
     Encode(postcard::Error),
 }
@@ -206,6 +230,11 @@ impl std::fmt::Display for DiskStoreError {
                     path.display()
                 )
             }
+            DiskStoreError::TooLarge { bytes, limit } => write!(
+                f,
+                "disk store: a value of {bytes} bytes is longer than max_value_bytes ({limit}); \
+                 not written"
+            ),
             DiskStoreError::Encode(error) => write!(f, "disk store: cannot serialize: {error}"),
         }
     }
@@ -296,8 +325,9 @@ impl<K, V> DiskStore<K, V> {
         self
     }
 
-    /// Entry files longer than this are read as a miss (and values that encode longer are not
-    /// written).
+    /// The longest entry file, counting the key and expiry it holds with the value: a longer
+    /// file is read as corrupt, and a value that encodes longer is not written (both counted
+    /// as store errors; the call still returns its value).
     ///
     /// See [`new`](DiskStore::new) for an example.
     pub fn max_value_bytes(mut self, bytes: usize) -> Self {
@@ -308,6 +338,8 @@ impl<K, V> DiskStore<K, V> {
     /// Flushes every write to the device (`fsync` of the file before it is renamed, and of its
     /// directory after): entries then survive a power loss, at the cost of a device flush per
     /// write. Without it, writes survive the process's death but not the machine's.
+    /// Invalidations are not flushed either way: after a power loss, a value invalidated just
+    /// before may be back.
     ///
     /// See [`new`](DiskStore::new) for an example.
     pub fn durable(mut self, durable: bool) -> Self {
@@ -321,10 +353,15 @@ impl<K, V> DiskStore<K, V> {
     /// ```
     /// # use memoflight::DiskStore;
     /// let store = DiskStore::<u32, String>::new("/var/cache/my-app");
-    /// assert!(store.namespace_dir().starts_with("/var/cache/my-app/unnamed/v1."));
+    /// let dir = store.namespace_dir();
+    /// // `unnamed` until a cache binds it to its function (`my_crate::rules` → `my_crate--rules`).
+    /// assert!(dir.to_string_lossy().starts_with("/var/cache/my-app/unnamed/v1."));
     /// ```
-    pub fn namespace_dir(&self) -> &Path {
-        self.namespace.get_or_init(|| self.namespace_for("unnamed"))
+    pub fn namespace_dir(&self) -> PathBuf {
+        match self.namespace.get() {
+            Some(namespace) => namespace.clone(),
+            None => self.namespace_for("unnamed"),
+        }
     }
 
     fn namespace_for(&self, function: &str) -> PathBuf {
@@ -361,7 +398,7 @@ impl<K, V> DiskStore<K, V> {
         };
         match open() {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(namespace).doing("create", namespace)?;
+                std::fs::create_dir_all(&namespace).doing("create", &namespace)?;
                 open().doing("open", &path)
             }
             opened => opened.doing("open", &path),
@@ -376,7 +413,8 @@ impl<K, V> DiskStore<K, V> {
         (start, len): (u64, u64),
         kind: Kind,
     ) -> Result<(), DiskStoreError> {
-        let deadline = Instant::now() + self.timeout;
+        let now = Instant::now();
+        let deadline = now.checked_add(self.timeout).unwrap_or(now + ONE_DAY);
         match locks::lock_briefly(file, start, len, kind, deadline).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(DiskStoreError::Busy(path.to_owned())),
@@ -477,27 +515,34 @@ impl<K: Serialize + DeserializeOwned + Eq, V: Serialize + DeserializeOwned> Disk
         }
     }
 
-    /// Writes `value` to a temporary file next to `key`'s entry, ready to be renamed over it;
-    /// `None` if it encodes longer than the limit.
+    /// Writes `value` to a temporary file next to `key`'s entry, ready to be renamed over it.
     fn stage(
         &self,
         key: &K,
         value: &V,
         place: &Place,
-    ) -> Result<Option<tempfile::NamedTempFile>, DiskStoreError> {
+    ) -> Result<tempfile::NamedTempFile, DiskStoreError> {
         let bytes =
             entry::encode(key, entry::expiry(self.ttl), value).map_err(DiskStoreError::Encode)?;
         if bytes.len() > self.max_value_bytes {
-            return Ok(None);
+            return Err(DiskStoreError::TooLarge {
+                bytes: bytes.len(),
+                limit: self.max_value_bytes,
+            });
         }
         let dir = place.dir();
-        let mut file = match tempfile::Builder::new().prefix(".tmp").tempfile_in(dir) {
+        // Readable by every user the umask lets read it (tempfile's default is 0600): processes
+        // of several users may share a directory.
+        let create = || {
+            tempfile::Builder::new()
+                .prefix(".tmp")
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                .tempfile_in(dir)
+        };
+        let mut file = match create() {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(dir).doing("create", dir)?;
-                tempfile::Builder::new()
-                    .prefix(".tmp")
-                    .tempfile_in(dir)
-                    .doing("create a file in", dir)?
+                create().doing("create a file in", dir)?
             }
             made => made.doing("create a file in", dir)?,
         };
@@ -505,21 +550,77 @@ impl<K: Serialize + DeserializeOwned + Eq, V: Serialize + DeserializeOwned> Disk
         if self.durable {
             file.as_file().sync_all().doing("flush", file.path())?;
         }
-        Ok(Some(file))
+        Ok(file)
     }
 
-    /// Renames a staged file over `place`'s entry (and flushes the directory if durable).
-    fn commit(&self, staged: tempfile::NamedTempFile, place: &Place) -> Result<(), DiskStoreError> {
+    /// Renames a staged file over `place`'s entry, under the counter locks the caller holds.
+    fn commit(staged: tempfile::NamedTempFile, place: &Place) -> Result<(), DiskStoreError> {
         staged
             .persist(&place.path)
             .map_err(|error| error.error)
-            .doing("rename a file to", &place.path)?;
+            .doing("rename a file to", &place.path)
+            .map(drop)
+    }
+
+    /// After a commit, with the counter locks released: flushes the directory if durable, and
+    /// now and then sweeps it.
+    fn after_commit(&self, place: &Place) -> Result<(), DiskStoreError> {
+        if place.hash.rotate_left(17) % SWEEP_EVERY == 0 {
+            self.sweep(place.dir());
+        }
         if self.durable {
             File::open(place.dir())
                 .and_then(|dir| dir.sync_all())
                 .doing("flush", place.dir())?;
         }
         Ok(())
+    }
+
+    /// Deletes, in one `data/xx` directory, the expired entries and the temporary files that
+    /// writers that died left. Best effort: a file that cannot be read or deleted stays. An
+    /// entry rewritten between its read here and its deletion is deleted too (it is then
+    /// computed again).
+    fn sweep(&self, dir: &Path) {
+        let Ok(files) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            match file.file_name().as_encoded_bytes().first() {
+                Some(b'.') => Self::remove_stale_temporary(&path),
+                _ => {
+                    if let Ok(Found::Expired) = entry::read::<K, V>(&path, self.max_value_bytes) {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stages `value` and renames it over `key`'s entry under the namespace counter (shared)
+    /// and the slot counter (exclusive) locks, if `check` passes on the counters; whether it
+    /// was written.
+    async fn write(
+        &self,
+        key: &K,
+        value: &V,
+        check: impl FnOnce(Counters) -> bool,
+    ) -> Result<bool, DiskStoreError> {
+        let place = self.place(key)?;
+        let staged = self.stage(key, value, &place)?;
+        let slot = place.hash % SLOTS;
+        {
+            let (counters, path) = self
+                .lock_counters(Kind::Shared, Some((slot, Kind::Exclusive)))
+                .await?;
+            if !check(Self::counters(&counters, &path, slot)?) {
+                // Invalidated or cleared since the leader began: the staged file is deleted.
+                return Ok(false);
+            }
+            Self::commit(staged, &place)?;
+        }
+        self.after_commit(&place)?;
+        Ok(true)
     }
 
     /// Bumps the namespace counter under its exclusive lock, then runs `then` with the lock
@@ -549,13 +650,10 @@ where
     }
 
     /// Writes `value` unconditionally (the cache writes through
-    /// [`insert_leased`](AsyncStore::insert_leased) instead).
+    /// [`insert_leased`](AsyncStore::insert_leased) instead), ordered with invalidations as
+    /// the cache's writes are.
     async fn insert(&self, key: K, value: V) -> Result<(), DiskStoreError> {
-        let place = self.place(&key)?;
-        match self.stage(&key, &value, &place)? {
-            Some(staged) => self.commit(staged, &place),
-            None => Ok(()),
-        }
+        self.write(&key, &value, |_| true).await.map(|_| ())
     }
 
     async fn remove(&self, key: &K) -> Result<(), DiskStoreError> {
@@ -580,22 +678,28 @@ where
         let trash = self
             .namespace_dir()
             .join(format!("trash.{}", crate::shared_store::token()));
-        let moved = self
-            .bump_namespace(|| match std::fs::rename(&data, &trash) {
-                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
-                renamed => renamed.doing("rename", &data).map(|()| true),
-            })
-            .await?;
-        // Off the lock: what was moved aside, and what a clear that died left there.
-        if moved {
-            std::fs::remove_dir_all(&trash).doing("delete", &trash)?;
-        }
-        if let Ok(entries) = std::fs::read_dir(self.namespace_dir()) {
+        self.bump_namespace(|| match std::fs::rename(&data, &trash) {
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            renamed => renamed.doing("rename", &data),
+        })
+        .await?;
+        // The clear is done: what was moved aside (and what a clear that died left there) is
+        // deleted off the lock, on a blocking thread when there is a runtime, at best effort
+        // (another process's clear may be deleting the same).
+        let namespace = self.namespace_dir();
+        let delete = move || {
+            let Ok(entries) = std::fs::read_dir(namespace) else {
+                return;
+            };
             for entry in entries.flatten() {
                 if entry.file_name().as_encoded_bytes().starts_with(b"trash.") {
                     let _ = std::fs::remove_dir_all(entry.path());
                 }
             }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(delete)),
+            Err(_) => delete(),
         }
         Ok(())
     }
@@ -605,16 +709,30 @@ where
         Ok(self.entry_files()?.len())
     }
 
+    /// # Panics
+    ///
+    /// If the store was bound to another function already: two functions sharing one store
+    /// would read each other's values.
     fn bind(&self, name: &'static str) {
-        let _ = self.namespace.set(self.namespace_for(name));
+        let namespace = self.namespace_for(name);
+        if let Err(namespace) = self.namespace.set(namespace) {
+            assert!(
+                self.namespace.get() == Some(&namespace),
+                "memoflight: one DiskStore was given to two functions ({} and {name}); give \
+                 each function a store of its own",
+                self.namespace
+                    .get()
+                    .map_or(String::new(), |n| n.display().to_string()),
+            );
+        }
     }
 
     async fn lead(&self, key: &K, wait: Option<Duration>) -> Result<Lead<V>, DiskStoreError> {
         let place = self.place(key)?;
         let lock_path = self.namespace_dir().join("locks");
         let file = self.open_lock_file("locks")?;
-        // Any offset up to 2^63 - 1 can be locked; the hash's top 62 bits keep clear of it.
-        let lock_at = place.hash >> 2;
+        // Any offset a file can have can be locked, past its end too.
+        let lock_at = place.hash % (nix::libc::off_t::MAX as u64);
         let started = Instant::now();
         let mut pause = FIRST_POLL;
         loop {
@@ -628,8 +746,15 @@ where
                 };
                 // Read after the counters: an invalidation that deleted the file before is
                 // counted in them, and one after makes the write fail.
-                if let Some(value) = self.read_for_leader(key, &place)? {
-                    return Ok(Lead::Computed(value));
+                match self.read(key, &place) {
+                    Ok(Some(value)) => return Ok(Lead::Computed(value)),
+                    Ok(None) => {}
+                    // Deleted while this leader holds the key: no other writes it meanwhile,
+                    // and a value that cannot be written (too long) leaves no damage behind.
+                    Err(DiskStoreError::Corrupt { .. }) => {
+                        let _ = std::fs::remove_file(&place.path);
+                    }
+                    Err(error) => return Err(error),
                 }
                 let token = crate::shared_store::token();
                 let held = KeyLock {
@@ -661,22 +786,9 @@ where
         let Some(held) = lock(&self.leases).remove(token) else {
             return Ok(false);
         };
-        let place = self.place(&key)?;
-        let Some(staged) = self.stage(&key, &value, &place)? else {
-            return Ok(false);
-        };
-        let slot = place.hash % SLOTS;
-        let (counters, path) = self
-            .lock_counters(Kind::Shared, Some((slot, Kind::Exclusive)))
-            .await?;
-        if Self::counters(&counters, &path, slot)? != held.counters {
-            // Invalidated or cleared since this leader began: the staged file is deleted.
-            return Ok(false);
-        }
-        self.commit(staged, &place)?;
-        drop(counters);
+        let written = self.write(&key, &value, |now| now == held.counters).await;
         drop(held);
-        Ok(true)
+        written
     }
 
     async fn release(&self, key: &K, lease: &Lease) -> Result<(), DiskStoreError> {
@@ -694,29 +806,32 @@ where
 
     /// Bumps the namespace counter (no computation in flight in any process writes), then
     /// reads every entry and deletes those `keep` rejects, and the expired and corrupt ones.
-    /// O(entries) reads; `keep` runs with no lock held. A value written during the scan by a
-    /// computation that began after it may be deleted too if `keep` rejects it.
+    /// O(entries) reads; `keep` runs with no lock held. An entry rewritten, by a computation
+    /// that began after the bump, between its read and its deletion is deleted too (it is then
+    /// computed again). A file that cannot be read is deleted; the first error met is returned
+    /// once the scan is done.
     async fn retain<F>(&self, mut keep: F) -> Result<(), DiskStoreError>
     where
         F: FnMut(&K, &V) -> bool + Send,
     {
         self.bump_namespace(|| Ok(())).await?;
+        let mut first_error = None;
         for path in self.entry_files()? {
             let remove = match entry::read::<K, V>(&path, self.max_value_bytes) {
                 Ok(Found::Live(key, value)) => !keep(&key, &value),
-                Ok(Found::Expired | Found::Corrupt(_)) => true,
-                Ok(Found::Absent) | Err(_) => false,
+                Ok(Found::Absent) => false,
+                Ok(Found::Expired | Found::Corrupt(_)) | Err(_) => true,
             };
             if remove {
                 match std::fs::remove_file(&path) {
                     Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                        return Err(error).doing("delete", &path)
+                        first_error.get_or_insert(Err(error).doing("delete", &path));
                     }
                     _ => {}
                 }
             }
         }
-        Ok(())
+        first_error.unwrap_or(Ok(()))
     }
 }
 

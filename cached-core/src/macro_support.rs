@@ -146,6 +146,16 @@ pub fn describing_keys<S: Store>(
     cache.describe_keys_with(describe)
 }
 
+/// The cache of a function over an async store, its store bound to the function's path.
+#[cfg(feature = "async")]
+pub fn async_cache_in<S: crate::AsyncStore>(
+    name: &'static str,
+    path: &'static str,
+    store: S,
+) -> crate::AsyncCache<S> {
+    crate::AsyncCache::bound(name, path, store)
+}
+
 /// [`describing_keys`] for an [`AsyncCache`](crate::AsyncCache).
 #[cfg(feature = "async")]
 pub fn describing_async_keys<S: crate::AsyncStore>(

@@ -368,10 +368,13 @@ impl<K, V> RedisStore<K, V> {
         self
     }
 
-    fn namespace(&self) -> &str {
-        self.namespace
-            .get_or_init(|| self.namespace_for("unnamed"))
-            .as_str()
+    /// `prefix:function:vSCHEMA.TYPE:` of the function the store was bound to (`unnamed`
+    /// before).
+    fn namespace(&self) -> std::borrow::Cow<'_, str> {
+        match self.namespace.get() {
+            Some(namespace) => std::borrow::Cow::Borrowed(namespace),
+            None => std::borrow::Cow::Owned(self.namespace_for("unnamed")),
+        }
     }
 
     fn namespace_for(&self, function: &str) -> String {
@@ -654,7 +657,7 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
         operation: &'static str,
         pattern: &str,
     ) -> Result<(), RedisStoreError> {
-        let pattern = format!("{}{pattern}", glob_escape(self.namespace()));
+        let pattern = format!("{}{pattern}", glob_escape(&self.namespace()));
         let mut cursor: u64 = 0;
         loop {
             let (next, keys) = self.scan_page(operation, &pattern, cursor).await?;
@@ -866,7 +869,7 @@ where
 
     /// Counts the namespace's values with `SCAN` (O(keys in the database)).
     async fn len(&self) -> Result<usize, RedisStoreError> {
-        let pattern = format!("{}*}}", glob_escape(self.namespace()));
+        let pattern = format!("{}*}}", glob_escape(&self.namespace()));
         let mut cursor: u64 = 0;
         let mut count = 0;
         loop {
@@ -889,7 +892,7 @@ where
         F: FnMut(&K, &V) -> bool + Send,
     {
         self.unlink_matching("invalidate_if", "*}:lease").await?;
-        let pattern = format!("{}*}}", glob_escape(self.namespace()));
+        let pattern = format!("{}*}}", glob_escape(&self.namespace()));
         let mut cursor: u64 = 0;
         loop {
             let (next, names) = self.scan_page("invalidate_if", &pattern, cursor).await?;
@@ -979,8 +982,20 @@ where
         })
     }
 
+    /// # Panics
+    ///
+    /// If the store was bound to another function already: two functions sharing one store
+    /// would read each other's values.
     fn bind(&self, name: &'static str) {
-        let _ = self.namespace.set(self.namespace_for(name));
+        let namespace = self.namespace_for(name);
+        if let Err(namespace) = self.namespace.set(namespace) {
+            assert!(
+                self.namespace.get() == Some(&namespace),
+                "memoflight: one RedisStore was given to two functions ({} and {name}); give \
+                 each function a store of its own",
+                self.namespace.get().map_or("", String::as_str),
+            );
+        }
     }
 
     async fn lead(&self, key: &K, wait: Option<Duration>) -> Result<Lead<V>, RedisStoreError> {

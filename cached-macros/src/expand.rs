@@ -194,8 +194,18 @@ fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream) -> TokenStream
         .wait_timeout
         .as_ref()
         .map(|timeout| quote!(.with_wait_timeout(#timeout)));
+    let create = match plan.store.is_async() {
+        // The store is bound to the function's path: two functions of one name in two modules
+        // keep their values apart in a store shared by processes.
+        true => quote!(::memoflight::__private::async_cache_in(
+            #name,
+            ::core::concat!(::core::module_path!(), "::", #name),
+            #store
+        )),
+        false => quote!(#cache::new(#name, #store)),
+    };
     quote! {
-        #describing(#cache::new(#name, #store) #wait_timeout, |__memo_key| {
+        #describing(#create #wait_timeout, |__memo_key| {
             #[allow(unused_imports)]
             use ::memoflight::__private::{DescribeDebug as _, DescribeOpaque as _};
             (&::memoflight::__private::KeyOf(__memo_key)).__memo_describe()

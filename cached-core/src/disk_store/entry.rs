@@ -9,6 +9,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -68,7 +69,13 @@ pub(super) fn read<K: DeserializeOwned, V: DeserializeOwned>(
     path: &Path,
     max_bytes: usize,
 ) -> std::io::Result<Found<K, V>> {
-    let mut file = match std::fs::File::open(path) {
+    // Non-blocking: a FIFO put where an entry belongs would block an open for reading (and
+    // reads nothing: a miss). It changes nothing for a regular file.
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(file) => file,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Absent),
         Err(error) => return Err(error),
