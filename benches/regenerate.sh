@@ -37,6 +37,9 @@ step "peers_async"
 # RedisStore against cached's Redis cache; says it skipped without redis-server on PATH.
 cargo bench --bench redis 2>&1 | tee "$out/redis.txt"
 step "redis"
+# DiskStore against cached's redb store, in the temporary directory.
+cargo bench --bench disk 2>&1 | tee "$out/disk.txt"
+step "disk"
 
 cargo bench --bench charts 2>&1 | tee "$out/charts.txt"
 step "charts"

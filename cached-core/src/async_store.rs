@@ -251,9 +251,11 @@ pub trait AsyncStore: Send + Sync {
         async { Ok(Refresh::Lead(Lease::unshared())) }
     }
 
-    /// Called once by [`AsyncCache::new`](crate::AsyncCache::new) with the cache's name (the
-    /// memoized function's, under `#[cached]`): a store shared by several functions uses it
-    /// to keep their keys apart. Does nothing by default.
+    /// Called once by [`AsyncCache::new`](crate::AsyncCache::new) with the cache's name (under
+    /// `#[cached]`, the memoized function's path, `module::function`): a store that several
+    /// programs or functions share keeps each function's keys apart with it. Does nothing by
+    /// default. [`RedisStore`](crate::RedisStore) and [`DiskStore`](crate::DiskStore) panic
+    /// when bound a second time to another name.
     fn bind(&self, name: &'static str) {
         let _ = name;
     }

@@ -136,8 +136,9 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 ///
 /// Keys and values are serialized with serde as [postcard](https://docs.rs/postcard), a
 /// compact binary format (`benches/README.md` compares it). Use it with
-/// `#[cached(async_store = RedisStore::new(url))]`; the store takes the function's name from
-/// the first cache it is given to (give each function a store of its own). It needs a tokio
+/// `#[cached(async_store = RedisStore::new(url))]`; the store takes the function's path
+/// (`module::function`) from the cache it is given to, and panics if given to a second one
+/// (give each function a store of its own). It needs a tokio
 /// runtime with its timer enabled (`#[tokio::main]` has it).
 ///
 /// # Concurrency and guarantees
@@ -185,7 +186,7 @@ pub struct RedisStore<K, V> {
     max_value_bytes: usize,
     #[cfg(feature = "redis-tls")]
     tls_root_cert: Option<Vec<u8>>,
-    /// `prefix:function:vSCHEMA.TYPE:`, once the cache told its name.
+    /// `prefix:function:vSCHEMA.TYPE:`, once the cache told its function's path.
     namespace: OnceLock<String>,
     link: tokio::sync::OnceCell<ConnectionManager>,
     /// When the last connection attempt failed.
