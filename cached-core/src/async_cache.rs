@@ -80,6 +80,8 @@ use std::future::Future;
 pub struct AsyncCache<S: AsyncStore> {
     engine: Engine<S::Key, S::Value>,
     store: S,
+    /// Spaces the warnings about the store's failures.
+    failures: trace::Repeats,
 }
 
 impl<S: AsyncStore> AsyncCache<S> {
@@ -114,6 +116,7 @@ impl<S: AsyncStore> AsyncCache<S> {
         AsyncCache {
             engine: Engine::new(name),
             store,
+            failures: trace::Repeats::default(),
         }
     }
 
@@ -591,7 +594,7 @@ impl<S: AsyncStore> AsyncCache<S> {
 
     fn failed(&self, operation: &str, error: &S::Error, subject: &trace::Subject) {
         self.engine.counters.store_error();
-        trace::store_failed(subject, operation, error);
+        trace::store_failed(subject, operation, error, &self.failures);
     }
 }
 

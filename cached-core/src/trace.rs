@@ -10,7 +10,7 @@
 //! | leader panicked, was cancelled or failed unshareably, waiters take over | warn |
 //! | invalidation, clear | debug |
 //! | a store that evicted or expired entries to take a computed value (with `evicted`) | debug |
-//! | an async store operation failed (with `operation`, `error`); the cache carries on | warn |
+//! | an async store operation failed (with `operation`, `error`); the cache carries on | warn, the first in a minute per cache; debug after |
 //!
 //! Without the feature, the types here are empty and every function is an empty inline one.
 
@@ -94,17 +94,61 @@ mod enabled {
         tracing::debug!(target: TARGET, function, "cleared");
     }
 
-    /// An async store's `operation` failed with `error`; the call went on without the store.
+    /// Spaces one cache's warnings about its store: a store that stays down (a read-only
+    /// directory, a stopped server) fails every call, and one warning a minute says so; the
+    /// other failures are debug events (all are counted in `Stats::store_errors`).
     #[cfg(feature = "async")]
-    pub(crate) fn store_failed(s: &Subject, operation: &str, error: &dyn std::error::Error) {
-        tracing::warn!(
-            target: TARGET,
-            function = s.function,
-            key = %s.key(),
-            operation,
-            error = %error,
-            "store operation failed; computing without the store"
-        );
+    #[derive(Default)]
+    pub(crate) struct Repeats {
+        /// When the last warning was emitted: ms since `BASE`, plus one (0: never).
+        last_warning: std::sync::atomic::AtomicU64,
+    }
+
+    #[cfg(feature = "async")]
+    impl Repeats {
+        /// Whether a warning is due now (none in the last minute), claiming it if so.
+        fn warning_due(&self) -> bool {
+            use std::sync::atomic::Ordering::Relaxed;
+            static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+            let now = BASE.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1;
+            let last = self.last_warning.load(Relaxed);
+            (last == 0 || now.saturating_sub(last) >= 60_000)
+                && self
+                    .last_warning
+                    .compare_exchange(last, now, Relaxed, Relaxed)
+                    .is_ok()
+        }
+    }
+
+    /// An async store's `operation` failed with `error`; the call went on without the store.
+    /// A warning the first time in a minute for this cache, a debug event otherwise.
+    #[cfg(feature = "async")]
+    pub(crate) fn store_failed(
+        s: &Subject,
+        operation: &str,
+        error: &dyn std::error::Error,
+        repeats: &Repeats,
+    ) {
+        if repeats.warning_due() {
+            tracing::warn!(
+                target: TARGET,
+                function = s.function,
+                key = %s.key(),
+                operation,
+                error = %error,
+                "store operation failed; computing without the store (further failures within \
+                 a minute are debug events, all counted in stats().store_errors)"
+            );
+        } else {
+            tracing::debug!(
+                target: TARGET,
+                function = s.function,
+                key = %s.key(),
+                operation,
+                error = %error,
+                "store operation failed again; computing without the store"
+            );
+        }
     }
 
     /// The store's eviction count before a value is stored, for [`evicted`].
@@ -164,9 +208,14 @@ mod enabled {
     pub(crate) fn invalidated(_: &str) {}
     #[inline(always)]
     pub(crate) fn cleared(_: &str) {}
+    /// Nothing to space without the feature.
+    #[cfg(feature = "async")]
+    #[derive(Default)]
+    pub(crate) struct Repeats;
+
     #[inline(always)]
     #[cfg(feature = "async")]
-    pub(crate) fn store_failed(_: &Subject, _: &str, _: &dyn std::error::Error) {}
+    pub(crate) fn store_failed(_: &Subject, _: &str, _: &dyn std::error::Error, _: &Repeats) {}
 
     pub(crate) fn evictions_before(_: impl FnOnce() -> u64) -> u64 {
         0
