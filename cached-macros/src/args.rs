@@ -1,6 +1,11 @@
 //! The attribute grammar: `#[cached(option = value, flag, ...)]`, parsed into typed, set-once
-//! slots. Values are written as Rust (`key = (u64, String)`) or, as in `cached` 0.4x, as a
+//! slots. Values are written as Rust (`key = (u64, String)`) or, as in the `cached` crate, as a
 //! string holding Rust (`key = "String"`).
+//!
+//! `cached`'s spellings of an option we have are accepted with the same meaning (`ttl_secs`,
+//! `ttl_millis`, `create`, `name`, ...), options that mean something memoflight always does
+//! are accepted and change nothing (`sync_writes`, `in_impl`, ...), and the others are refused
+//! with an error that names what to write instead ([`CACHED_HINTS`]).
 
 use crate::errors::Errors;
 use proc_macro2::Span;
@@ -12,13 +17,64 @@ const OPTIONS: &[&str] = &[
     "async_store",
     "cache_err",
     "cache_none",
+    "companions_vis",
     "convert",
     "key",
     "max_size",
+    "name",
     "refresh_after",
     "store",
     "ttl",
     "wait_timeout",
+];
+
+/// Options of the `cached` crate's `#[cached]` that memoflight does not take, with what to write
+/// instead.
+const CACHED_HINTS: &[(&str, &str)] = &[
+    (
+        "with_cached_flag",
+        "memoflight has no `Return` type: call `{fn}_with_origin(..)`, which returns \
+         `(value, Origin)`; `origin == Origin::Hit` is `was_cached`",
+    ),
+    (
+        "result_fallback",
+        "not supported yet: memoflight returns an `Err` to the call that computed it and to the \
+         calls waiting for it, and keeps no old value to fall back on",
+    ),
+    (
+        "expires",
+        "not supported yet: give every value one lifetime with `ttl = \"10m\"`",
+    ),
+    (
+        "refresh",
+        "memoflight does not renew a TTL on a hit: `refresh_after = \"1m\"` (with `ttl`) \
+         serves an old value at once while one caller recomputes it",
+    ),
+    (
+        "force_refresh",
+        "not supported yet: call `{fn}_cache().invalidate(&key)` before the call, or \
+         `{fn}_no_cache(..)` to compute without the cache",
+    ),
+    (
+        "companions",
+        "memoflight always emits `{fn}_no_cache`, `{fn}_with_origin` and `{fn}_cache`; set \
+         their visibility with `companions_vis = \"pub(crate)\"`",
+    ),
+    ("size", "write `max_size = N`"),
+    ("time", "write `ttl = \"60s\"` (or `ttl_secs = 60`)"),
+    (
+        "time_refresh",
+        "memoflight does not renew a TTL on a hit: see `refresh_after`",
+    ),
+    (
+        "result",
+        "not needed: a `Result` return type caches `Ok` values only (add `cache_err` for `Err`)",
+    ),
+    (
+        "option",
+        "not needed: an `Option` return type caches `Some` values only (add `cache_none` for \
+         `None`)",
+    ),
 ];
 
 /// A value given to an option, with the span of the option's name for error messages.
@@ -51,6 +107,11 @@ pub(crate) struct Args {
     /// How long a caller waits for another's computation: a `Duration` expression, or a human
     /// duration string checked here, at compile time.
     pub(crate) wait_timeout: Option<Given<Expr>>,
+    /// The cache's name in traces and panic messages (`cached`'s `name`); the function's name
+    /// by default.
+    pub(crate) name: Option<Given<LitStr>>,
+    /// The visibility of the generated companion functions (`cached`'s `companions_vis`).
+    pub(crate) companions_vis: Option<Given<syn::Visibility>>,
 }
 
 impl Args {
@@ -104,12 +165,45 @@ impl Args {
                 .map(|v| set(&mut self.key, name, v)),
             "max_size" => parse_value(input, "a number of entries, e.g. `max_size = 1000`")
                 .map(|v| set(&mut self.max_size, name, v)),
-            "ttl" => parse_duration(input).map(|v| set(&mut self.ttl, name, v)),
-            "refresh_after" => parse_duration(input).map(|v| set(&mut self.refresh_after, name, v)),
+            "ttl" => parse_duration(input, true).map(|v| set_ttl(&mut self.ttl, name, v)),
+            "refresh_after" => {
+                parse_duration(input, false).map(|v| set(&mut self.refresh_after, name, v))
+            }
             "store" => parse_value(input, "an expression that makes a store")
                 .map(|v| set(&mut self.store, name, v)),
-            "wait_timeout" => parse_duration(input).map(|v| set(&mut self.wait_timeout, name, v)),
+            "wait_timeout" => {
+                parse_duration(input, false).map(|v| set(&mut self.wait_timeout, name, v))
+            }
+            // `cached`'s spellings of ours.
+            "ttl_secs" | "ttl_millis" => {
+                parse_whole_duration(input, &option).map(|v| set_ttl(&mut self.ttl, name, v))
+            }
+            "create" => parse_value(input, "an expression that makes a store")
+                .map(|v| set(&mut self.store, name, v)),
+            "name" => parse_value(input, "the cache's name, a string")
+                .and_then(|v: Expr| as_name(v))
+                .map(|v| set(&mut self.name, name, v)),
+            "companions_vis" => {
+                parse_string(input, "a visibility in a string, e.g. `\"pub(crate)\"`")
+                    .and_then(|v| parse_visibility(&v))
+                    .map(|v| set(&mut self.companions_vis, name, v))
+            }
+            // What memoflight always does: accepted, and nothing changes.
+            "sync_writes" => parse_sync_writes(input).map(Ok),
+            "sync_writes_buckets" => {
+                parse_value::<Expr>(input, "a number of buckets").map(|_| Ok(()))
+            }
+            "sync_lock" => parse_choice(input, &["mutex", "rwlock"]).map(Ok),
+            "unsync_reads" | "in_impl" | "unbound" => parse_flag(input).map(|_| Ok(())),
+            "ty" => parse_value::<Type>(input, "the store's type").map(|_| Ok(())),
             _ => {
+                if let Some((_, hint)) = CACHED_HINTS.iter().find(|(known, _)| *known == option) {
+                    skip_value(input);
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!("`{option}` (an option of the `cached` crate): {hint}"),
+                    ));
+                }
                 skip_value(input);
                 Err(syn::Error::new(
                     name.span(),
@@ -175,9 +269,10 @@ fn parse_rust<T: Parse>(input: ParseStream, expected: &str) -> syn::Result<T> {
     })
 }
 
-/// `= "2s"` (parsed now by `humantime`, a spanned error if it is not a duration) or
+/// `= "2s"` (parsed now by `humantime`, a spanned error if it is not a duration, or zero when
+/// `zero_is_refused`), `= "<Duration expression>"` (`cached`'s form) or
 /// `= <Duration expression>`.
-fn parse_duration(input: ParseStream) -> syn::Result<Expr> {
+fn parse_duration(input: ParseStream, zero_is_refused: bool) -> syn::Result<Expr> {
     if !input.peek(Token![=]) {
         let error = syn::Error::new(input.span(), "expected `=` and a duration");
         skip_value(input);
@@ -186,17 +281,129 @@ fn parse_duration(input: ParseStream) -> syn::Result<Expr> {
     input.parse::<Token![=]>()?;
     if input.peek(LitStr) && !input.peek2(Token![.]) {
         let literal = input.parse::<LitStr>()?;
-        let duration = humantime::parse_duration(&literal.value()).map_err(|error| {
-            syn::Error::new(
-                literal.span(),
-                format!("not a duration ({error}); write it like \"2s\", \"250ms\" or \"1m 30s\""),
-            )
-        })?;
+        let duration = match humantime::parse_duration(&literal.value()) {
+            Ok(duration) => duration,
+            // `cached`'s form: a `Duration` expression in a string.
+            Err(error) => match literal.parse::<Expr>() {
+                Ok(expr) if !matches!(expr, Expr::Lit(_) | Expr::Path(_)) => return Ok(expr),
+                _ => {
+                    return Err(syn::Error::new(
+                        literal.span(),
+                        format!(
+                            "not a duration ({error}); write it like \"2s\", \"250ms\" or \
+                             \"1m 30s\", or as a `Duration` expression"
+                        ),
+                    ))
+                }
+            },
+        };
         let (secs, nanos) = (duration.as_secs(), duration.subsec_nanos());
+        if (secs, nanos) == (0, 0) && zero_is_refused {
+            return Err(zero_ttl(literal.span()));
+        }
         return Ok(syn::parse_quote_spanned!(literal.span()=>
             ::core::time::Duration::new(#secs, #nanos)));
     }
     parse_rust(input, "a duration: \"2s\" or a `Duration` expression")
+}
+
+/// The TTL slot, which `ttl`, `ttl_secs` and `ttl_millis` all fill.
+fn set_ttl(slot: &mut Option<Given<Expr>>, name: Ident, value: Expr) -> syn::Result<()> {
+    if let Some(given) = slot {
+        return Err(syn::Error::new(
+            name.span(),
+            format!("the TTL is given twice (`{}` and `{name}`)", given.name),
+        ));
+    }
+    *slot = Some(Given { name, value });
+    Ok(())
+}
+
+/// `ttl_secs = N` / `ttl_millis = N` (`cached`'s): a whole number, not zero.
+fn parse_whole_duration(input: ParseStream, option: &str) -> syn::Result<Expr> {
+    let literal: syn::LitInt = parse_value(input, "a whole number, e.g. `60`")?;
+    let count: u64 = literal.base10_parse()?;
+    if count == 0 {
+        return Err(zero_ttl(literal.span()));
+    }
+    Ok(match option {
+        "ttl_secs" => syn::parse_quote_spanned!(literal.span()=>
+            ::core::time::Duration::from_secs(#literal)),
+        _ => syn::parse_quote_spanned!(literal.span()=>
+            ::core::time::Duration::from_millis(#literal)),
+    })
+}
+
+fn zero_ttl(span: Span) -> syn::Error {
+    syn::Error::new(
+        span,
+        "a TTL of zero: every value would expire as it is stored, and no call would hit; leave \
+         the TTL out to keep values until they are invalidated",
+    )
+}
+
+/// `name = "..."`: a string literal (quoted or not, as `cached` takes it).
+fn as_name(value: Expr) -> syn::Result<LitStr> {
+    match value {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(name),
+            ..
+        }) => Ok(name),
+        Expr::Path(path) if path.path.get_ident().is_some() => {
+            let ident = path.path.get_ident().expect("checked");
+            Ok(LitStr::new(&ident.to_string(), ident.span()))
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            "expected the cache's name, a string",
+        )),
+    }
+}
+
+/// `companions_vis = "pub(crate)"`; `""` is private.
+fn parse_visibility(text: &LitStr) -> syn::Result<syn::Visibility> {
+    match text.value().trim() {
+        "" => Ok(syn::Visibility::Inherited),
+        visibility => syn::parse_str(visibility).map_err(|_| {
+            syn::Error::new(
+                text.span(),
+                "expected a visibility: \"pub\", \"pub(crate)\", \"pub(super)\" or \"\" (private)",
+            )
+        }),
+    }
+}
+
+/// `sync_writes`, `= true`, `= false`, `= "default"` or `= "by_key"` (`cached`'s): every call
+/// of a memoflight function is single-flight per key, so each spelling is accepted and changes
+/// nothing.
+fn parse_sync_writes(input: ParseStream) -> syn::Result<()> {
+    if input.peek(Token![=]) && input.peek2(LitStr) {
+        return parse_choice(input, &["default", "by_key"]);
+    }
+    parse_flag(input).map(drop)
+}
+
+/// `= "text"`: the string itself.
+fn parse_string(input: ParseStream, expected: &str) -> syn::Result<LitStr> {
+    if !input.peek(Token![=]) || !input.peek2(LitStr) {
+        let error = syn::Error::new(input.span(), format!("expected `=` and {expected}"));
+        skip_value(input);
+        return Err(error);
+    }
+    input.parse::<Token![=]>()?;
+    input.parse()
+}
+
+/// `= "one of choices"`.
+fn parse_choice(input: ParseStream, choices: &[&str]) -> syn::Result<()> {
+    let choice = parse_string(input, "a string")?;
+    match choices.contains(&choice.value().as_str()) {
+        true => Ok(()),
+        false => Err(syn::Error::new(
+            choice.span(),
+            format!("expected one of: \"{}\"", choices.join("\", \"")),
+        )),
+    }
 }
 
 /// Skips tokens up to the next top-level comma, so that one bad option does not hide the next.

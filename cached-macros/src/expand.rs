@@ -39,7 +39,7 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
         .filter(|attr| attr.path().is_ident("cfg"))
         .collect();
 
-    let cache = CacheDecl::new(function, plan, &names);
+    let cache = CacheDecl::new(plan, &names);
     if function.boxed_output.is_some() {
         return boxed_method(function, plan, &names, &cache);
     }
@@ -49,7 +49,7 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
         false => &cache.static_item,
     };
     let memoized = memoized_fn(function, plan, &names, &cache);
-    let no_cache = no_cache_fn(function, &names);
+    let no_cache = no_cache_fn(function, plan, &names);
     let handle = handle_fn(function, plan, &names, &cache);
     quote! {
         #(#cfgs)*
@@ -83,7 +83,7 @@ struct CacheDecl {
 }
 
 impl CacheDecl {
-    fn new(function: &MemoFn, plan: &Plan, names: &Names) -> Self {
+    fn new(plan: &Plan, names: &Names) -> Self {
         let key_ty = match &plan.key {
             Key::Args(parts) => Some(owned_key_type(parts)),
             Key::Convert { ty, .. } => ty.as_ref().map(|ty| quote!(#ty)),
@@ -104,7 +104,7 @@ impl CacheDecl {
                 // Spanned on the return type: a value that is not `Clone + Send + Sync` is
                 // reported there.
                 let span = value.span();
-                let init = init_cache(function, plan, built_in_store(plan, span));
+                let init = init_cache(plan, built_in_store(plan, span));
                 quote_spanned! {span=>
                     static #cache_static: ::std::sync::LazyLock<::memoflight::Cache<#store_ty>> =
                         ::std::sync::LazyLock::new(|| #init);
@@ -124,19 +124,21 @@ impl CacheDecl {
 
     /// An expression of type `&'static Cache<..>`; `hint` is a `PhantomData<Key>` expression
     /// that lets the compiler infer the key type where it is not spelled.
-    fn reach(
-        &self,
-        function: &MemoFn,
-        plan: &Plan,
-        names: &Names,
-        hint: TokenStream,
-    ) -> TokenStream {
+    fn reach(&self, plan: &Plan, names: &Names, hint: TokenStream) -> TokenStream {
         let cache_static = &names.cache_static;
         if self.store_ty.is_some() {
             return quote!(&*#cache_static);
         }
         let value = &plan.value;
         let store = match &plan.store {
+            // A braced store (`store = { .. }`) is bound first: as a call's argument it would
+            // be an argument in braces, which `unused_braces` warns about in the user's crate.
+            StoreKind::Async(store @ syn::Expr::Block(_))
+            | StoreKind::Custom(store @ syn::Expr::Block(_)) => quote_spanned!(store.span()=> {
+                #[allow(unused_braces)]
+                let __memo_store = #store;
+                __memo_store
+            }),
             StoreKind::Async(store) | StoreKind::Custom(store) => {
                 quote_spanned!(store.span()=> #store)
             }
@@ -148,7 +150,7 @@ impl CacheDecl {
             }
             false => quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
         };
-        let init = init_cache(function, plan, typed);
+        let init = init_cache(plan, typed);
         quote!(#cache_static.get_or_init(|| #init))
     }
 }
@@ -178,7 +180,7 @@ fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
 
 /// `Cache::new(name, store)` (`AsyncCache::new` for an async store) with keys described by
 /// their `Debug` form when they have one.
-fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream) -> TokenStream {
+fn init_cache(plan: &Plan, store: TokenStream) -> TokenStream {
     let (cache, describing) = match plan.store.is_async() {
         true => (
             quote!(::memoflight::AsyncCache),
@@ -189,7 +191,7 @@ fn init_cache(function: &MemoFn, plan: &Plan, store: TokenStream) -> TokenStream
             quote!(::memoflight::__private::describing_keys),
         ),
     };
-    let name = function.sig.ident.to_string();
+    let name = &plan.name;
     let wait_timeout = plan
         .wait_timeout
         .as_ref()
@@ -223,6 +225,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         .filter(|attr| !attr.path().is_ident("expect"))
         .collect();
     let vis = &function.vis;
+    let companions_vis = plan.companions_vis.as_ref().unwrap_or(vis);
     let mut sig = function.sig.clone();
     let mut bindings = function.args.iter().map(|arg| &arg.binding);
     for input in &mut sig.inputs {
@@ -253,7 +256,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             let handle = &names.handle;
             quote!(Self::#handle())
         }
-        false => cache.reach(function, plan, names, hint),
+        false => cache.reach(plan, names, hint),
     };
     let return_hit = quote! {
         return (
@@ -341,7 +344,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         #(#cfgs)*
         #[inline]
         #[allow(deprecated)] // it calls the twin, deprecated with the function
-        #vis #origin_sig {
+        #companions_vis #origin_sig {
             #[allow(unused_imports)]
             use ::memoflight::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
             #prelude
@@ -438,13 +441,13 @@ const TWIN_ATTRIBUTES: &[&str] = &[
 ];
 
 /// The original function under `<name>_no_cache`.
-fn no_cache_fn(function: &MemoFn, names: &Names) -> TokenStream {
+fn no_cache_fn(function: &MemoFn, plan: &Plan, names: &Names) -> TokenStream {
     let attrs = function.attrs.iter().filter(|attr| {
         TWIN_ATTRIBUTES
             .iter()
             .any(|name| attr.path().is_ident(name))
     });
-    let vis = &function.vis;
+    let vis = plan.companions_vis.as_ref().unwrap_or(&function.vis);
     let mut sig = function.sig.clone();
     sig.ident = names.no_cache.clone();
     let body = &function.body;
@@ -513,7 +516,7 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
                 &*#cache_static
             }
         }
-        false => cache.reach(function, plan, names, hint),
+        false => cache.reach(plan, names, hint),
     };
     let returns = match plan.store.is_async() {
         true => quote_spanned!(value.span()=> &'static ::memoflight::AsyncCache<#store_ty>),

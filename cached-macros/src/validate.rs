@@ -23,6 +23,11 @@ pub(crate) struct Plan {
     /// A method (it has a `self` receiver): its cache lives inside its handle function and is
     /// reached through `Self::`.
     pub(crate) method: bool,
+    /// The cache's name (`name = ..`, or the function's).
+    pub(crate) name: String,
+    /// The visibility of `_no_cache` and `_with_origin` (`companions_vis = ..`, or the
+    /// function's).
+    pub(crate) companions_vis: Option<syn::Visibility>,
 }
 
 /// Where a cache keeps its values.
@@ -186,6 +191,10 @@ pub(crate) fn validate(
     check_async_store(&args, function, errors);
     let store = store_kind(&args, errors);
     let wait_timeout = args.wait_timeout.map(|timeout| timeout.value);
+    let name = args
+        .name
+        .map_or_else(|| sig.ident.to_string(), |name| name.value.value());
+    let companions_vis = args.companions_vis.map(|vis| vis.value);
     let key = match (args.convert, args.key) {
         (Some(convert), None) if selected_args(&convert.value, function).is_some() => {
             let selected = selected_args(&convert.value, function).unwrap_or_default();
@@ -248,6 +257,8 @@ pub(crate) fn validate(
             store,
             wait_timeout,
             method,
+            name,
+            companions_vis,
         }),
         _ => None,
     }

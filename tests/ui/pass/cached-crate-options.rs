@@ -1,0 +1,83 @@
+//! The `cached` crate's spellings, accepted with the same meaning (or, for what memoflight
+//! always does, accepted as they are), with no warning in the user's crate.
+#![deny(warnings)]
+
+use memoflight::{cached, Origin, Unbounded};
+use std::time::Duration;
+
+#[cached(ttl_secs = 60)]
+fn in_seconds(n: u64) -> u64 {
+    n
+}
+
+#[cached(ttl_millis = 1500, max_size = 10)]
+fn in_milliseconds(n: u64) -> u64 {
+    n
+}
+
+#[cached(ttl = "core::time::Duration::from_millis(50)")]
+fn quoted_duration(n: u64) -> u64 {
+    n
+}
+
+#[cached(name = "SQUARES", sync_writes = "by_key", sync_writes_buckets = 64)]
+fn named(n: u64) -> u64 {
+    n * n
+}
+
+#[cached(sync_writes, sync_lock = "rwlock", unsync_reads)]
+fn locks(n: u64) -> u64 {
+    n
+}
+
+#[cached(sync_writes = true, unbound)]
+fn defaults(n: u64) -> u64 {
+    n
+}
+
+#[cached(sync_writes = "default")]
+fn default_writes(n: u64) -> u64 {
+    n
+}
+
+#[cached(ty = "Unbounded<u64, u64>", create = "{ Unbounded::new() }")]
+fn created(n: u64) -> u64 {
+    n
+}
+
+#[cached(store = { Unbounded::new() })]
+fn braced_store(n: u64) -> u64 {
+    n
+}
+
+mod inner {
+    use memoflight::cached;
+
+    #[cached(companions_vis = "pub(crate)")]
+    pub fn visible(n: u64) -> u64 {
+        n
+    }
+}
+
+struct Service;
+
+impl Service {
+    #[cached(in_impl = true, convert = { n }, key = u64)]
+    fn method(&self, n: u64) -> u64 {
+        n
+    }
+}
+
+fn main() {
+    assert_eq!(in_seconds(1), 1);
+    assert_eq!(in_milliseconds(2), 2);
+    assert_eq!(quoted_duration(3), 3);
+    assert_eq!(named(4), 16);
+    assert_eq!(named_with_origin(4), (16, Origin::Hit));
+    assert_eq!(named_cache().name(), "SQUARES");
+    assert_eq!(locks(5) + defaults(6) + default_writes(7) + created(8) + braced_store(9), 35);
+    assert_eq!(inner::visible_no_cache(10), 10);
+    assert_eq!(inner::visible_with_origin(10), (10, Origin::Computed));
+    assert_eq!(Service.method(11), 11);
+    let _ = Duration::ZERO;
+}
