@@ -81,3 +81,54 @@ fn sync_writes_in_any_spelling_is_single_flight() {
     // `create` made the store the function uses.
     assert_eq!(slow_cache().len(), 1);
 }
+
+static FETCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// `refresh` is left out of the key by `convert`, as `cached`'s users write it.
+#[cached(convert = { id }, key = u64, force_refresh = { refresh })]
+fn fetch(id: u64, refresh: bool) -> (u64, usize) {
+    let _ = refresh;
+    (id, FETCHES.fetch_add(1, SeqCst) + 1)
+}
+
+#[test]
+fn force_refresh_computes_afresh_and_stores_the_new_value() {
+    assert_eq!(fetch_with_origin(1, false), ((1, 1), Origin::Computed));
+    assert_eq!(fetch_with_origin(1, false), ((1, 1), Origin::Hit));
+    assert_eq!(fetch_with_origin(1, true), ((1, 2), Origin::Computed));
+    assert_eq!(
+        fetch_with_origin(1, false),
+        ((1, 2), Origin::Hit),
+        "the new value stored"
+    );
+    // Not forced: a stampede on a fresh key is one execution.
+    let before = FETCHES.load(SeqCst);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| fetch(2, false));
+        }
+    });
+    assert_eq!(FETCHES.load(SeqCst) - before, 1);
+}
+
+static PRIMES: AtomicUsize = AtomicUsize::new(0);
+
+#[cached]
+fn version(id: u64) -> usize {
+    let _ = id;
+    PRIMES.fetch_add(1, SeqCst) + 1
+}
+
+#[test]
+fn prime_cache_replaces_the_stored_value() {
+    assert_eq!(version(5), 1);
+    assert_eq!(version_with_origin(5), (1, Origin::Hit));
+    assert_eq!(version_prime_cache(5), 2, "computed afresh");
+    assert_eq!(version_with_origin(5), (2, Origin::Hit), "and stored");
+    assert_eq!(
+        version_prime_cache(6),
+        3,
+        "a key never seen is computed and stored"
+    );
+    assert_eq!(version_with_origin(6), (3, Origin::Hit));
+}

@@ -19,6 +19,7 @@ const OPTIONS: &[&str] = &[
     "cache_none",
     "companions_vis",
     "convert",
+    "force_refresh",
     "key",
     "max_size",
     "name",
@@ -49,11 +50,6 @@ const CACHED_HINTS: &[(&str, &str)] = &[
         "refresh",
         "memoflight does not renew a TTL on a hit: `refresh_after = \"1m\"` (with `ttl`) \
          serves an old value at once while one caller recomputes it",
-    ),
-    (
-        "force_refresh",
-        "not supported yet: call `{fn}_cache().invalidate(&key)` before the call, or \
-         `{fn}_no_cache(..)` to compute without the cache",
     ),
     (
         "companions",
@@ -112,6 +108,9 @@ pub(crate) struct Args {
     pub(crate) name: Option<Given<LitStr>>,
     /// The visibility of the generated companion functions (`cached`'s `companions_vis`).
     pub(crate) companions_vis: Option<Given<syn::Visibility>>,
+    /// A `bool` expression over the arguments: when true, the call does not take a value
+    /// stored before it (`cached`'s `force_refresh`).
+    pub(crate) force_refresh: Option<Given<Expr>>,
 }
 
 impl Args {
@@ -178,6 +177,8 @@ impl Args {
             "ttl_secs" | "ttl_millis" => {
                 parse_whole_duration(input, &option).map(|v| set_ttl(&mut self.ttl, name, v))
             }
+            "force_refresh" => parse_value(input, "a `bool` expression over the arguments")
+                .map(|v| set(&mut self.force_refresh, name, v)),
             "create" => parse_value(input, "an expression that makes a store")
                 .map(|v| set(&mut self.store, name, v)),
             "name" => parse_value(input, "the cache's name, a string")

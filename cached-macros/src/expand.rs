@@ -1,5 +1,5 @@
 //! Code generation from a validated [`Plan`]. For `#[cached] fn f(a: A, b: &B) -> R { body }`
-//! it emits five items:
+//! it emits six items:
 //!
 //! ```text
 //! static __MEMO_CACHE_f: ..;               the cache, created on first use
@@ -7,6 +7,7 @@
 //!                                          (for an `async fn`, all three functions are async)
 //! fn f_with_origin(a, b) -> (R, Origin)    hit path inline, miss path in __private::compute
 //! fn f_no_cache(a: A, b: &B) -> R { body } the original function, bypassing the cache
+//! fn f_prime_cache(a, b) -> R              invalidates the key, then calls f
 //! fn f_cache() -> &'static Cache<..>       the handle: stats, invalidate, clear, len
 //! ```
 //!
@@ -266,19 +267,38 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     };
     // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
     let reach_cache = quote!(let __memo_cache = #reach;);
+    // The key's value removed (`force_refresh`, `_prime_cache`): the call then computes, and
+    // no value computed before it is stored (an invalidation's guarantee).
+    let invalidate = match (plan.store.is_async(), &function.sig.asyncness) {
+        (false, _) => quote!(let _ = __memo_cache.invalidate(#view);),
+        (true, Some(_)) => quote!(let _ = __memo_cache.invalidate(&#owned).await;),
+        (true, None) => {
+            quote!(let _ = __memo_cache.block_on(__memo_cache.invalidate(&#owned));)
+        }
+    };
+    // Bound first: `cached`'s users write it in braces (`force_refresh = { refresh }`), which
+    // as an `if` condition would be linted in their crate.
+    let force = plan.force_refresh.as_ref().map(|force| {
+        let condition = quote_spanned!(force.span()=>
+            #[allow(unused_braces)]
+            let __memo_force: bool = #force;
+        );
+        quote!(#condition if __memo_force { #invalidate })
+    });
     let (lookup, after_a_miss) = match plan.store.is_async() {
         // An async store is read by the miss path (its read is I/O): no inline hit path.
         true => (
-            quote!(#reach_cache let __memo_hit = ::core::option::Option::None;),
+            quote!(#reach_cache #force let __memo_hit = ::core::option::Option::None;),
             quote!(),
         ),
         false => (
-            quote!(#reach_cache let __memo_hit = __memo_cache.__memo_lookup(#view);),
+            quote!(#reach_cache #force let __memo_hit = __memo_cache.__memo_lookup(#view);),
             quote!(),
         ),
     };
     let with_origin = &names.with_origin;
     let forwarded = function.args.iter().map(|arg| &arg.binding);
+    let forwarded_again = function.args.iter().map(|arg| &arg.binding);
     // A method calls its twins as `Self::twin(self, ..)`, whatever its receiver's form.
     let (with_origin_path, no_cache_path, receiver) = match plan.method {
         true => (
@@ -288,6 +308,13 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         ),
         false => (quote!(#with_origin), quote!(#no_cache), quote!()),
     };
+    let mut prime_sig = sig.clone();
+    prime_sig.ident = format_ident!("{}_prime_cache", function.sig.ident);
+    let prime_doc = format!(
+        "Computes [`{}`] afresh and stores the value, replacing the one stored: an \
+         invalidation of the key, then a call.",
+        function.sig.ident
+    );
     let mut origin_sig = sig.clone();
     origin_sig.ident = with_origin.clone();
     origin_sig.output = syn::parse_quote!(-> (#ret, ::memoflight::Origin));
@@ -302,6 +329,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         .attrs
         .iter()
         .filter(|attr| attr.path().is_ident("cfg") || attr.path().is_ident("target_feature"));
+    let cfgs_again = cfgs.clone();
     // An `async fn` awaits its origin twin and the async miss path; the hit path is the same.
     let args = quote! {
         #owned,
@@ -354,6 +382,16 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             }
             #after_a_miss
             #compute #dot_await
+        }
+
+        #[doc = #prime_doc]
+        #(#cfgs_again)*
+        #[allow(deprecated, dead_code)]
+        #companions_vis #prime_sig {
+            #prelude
+            #reach_cache
+            #invalidate
+            #with_origin_path(#receiver #(#forwarded_again),*) #dot_await .0
         }
     }
 }

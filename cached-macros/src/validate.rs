@@ -25,9 +25,11 @@ pub(crate) struct Plan {
     pub(crate) method: bool,
     /// The cache's name (`name = ..`, or the function's).
     pub(crate) name: String,
-    /// The visibility of `_no_cache` and `_with_origin` (`companions_vis = ..`, or the
-    /// function's).
+    /// The visibility of `_no_cache`, `_with_origin` and `_prime_cache` (`companions_vis =
+    /// ..`, or the function's).
     pub(crate) companions_vis: Option<syn::Visibility>,
+    /// `force_refresh = ..`: a `bool` expression over the arguments.
+    pub(crate) force_refresh: Option<Expr>,
 }
 
 /// Where a cache keeps its values.
@@ -195,6 +197,7 @@ pub(crate) fn validate(
         .name
         .map_or_else(|| sig.ident.to_string(), |name| name.value.value());
     let companions_vis = args.companions_vis.map(|vis| vis.value);
+    let force_refresh = args.force_refresh.map(|force| force.value);
     let key = match (args.convert, args.key) {
         (Some(convert), None) if selected_args(&convert.value, function).is_some() => {
             let selected = selected_args(&convert.value, function).unwrap_or_default();
@@ -259,6 +262,7 @@ pub(crate) fn validate(
             method,
             name,
             companions_vis,
+            force_refresh,
         }),
         _ => None,
     }

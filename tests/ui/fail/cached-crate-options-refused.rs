@@ -17,11 +17,6 @@ fn refreshed(n: u64) -> u64 {
     n
 }
 
-#[cached(force_refresh = { n > 10 })]
-fn forced(n: u64) -> u64 {
-    n
-}
-
 #[cached(expires = true)]
 fn expiring(n: u64) -> u64 {
     n

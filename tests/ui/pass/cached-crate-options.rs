@@ -59,6 +59,12 @@ mod inner {
     }
 }
 
+#[cached(convert = { n }, key = u64, force_refresh = { refresh })]
+fn refreshable(n: u64, refresh: bool) -> u64 {
+    let _ = refresh;
+    n
+}
+
 struct Service;
 
 impl Service {
@@ -79,5 +85,7 @@ fn main() {
     assert_eq!(inner::visible_no_cache(10), 10);
     assert_eq!(inner::visible_with_origin(10), (10, Origin::Computed));
     assert_eq!(Service.method(11), 11);
+    assert_eq!(refreshable(12, true), 12);
+    assert_eq!(named_prime_cache(4), 16);
     let _ = Duration::ZERO;
 }
