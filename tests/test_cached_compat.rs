@@ -132,3 +132,26 @@ fn prime_cache_replaces_the_stored_value() {
     );
     assert_eq!(version_with_origin(6), (3, Origin::Hit));
 }
+
+#[cached]
+fn counted(n: u64) -> u64 {
+    n
+}
+
+#[test]
+fn reset_stats_starts_the_counters_from_zero_and_keeps_the_values() {
+    counted(1);
+    counted(1);
+    assert_eq!(
+        (counted_cache().stats().hits, counted_cache().stats().misses),
+        (1, 1)
+    );
+    counted_cache().reset_stats();
+    let stats = counted_cache().stats();
+    assert_eq!(
+        (stats.hits, stats.misses, stats.executions, stats.entries),
+        (0, 0, 0, 1)
+    );
+    assert_eq!(counted_with_origin(1), (1, Origin::Hit), "the value stayed");
+    assert_eq!(counted_cache().stats().hits, 1);
+}

@@ -356,6 +356,36 @@ impl<S: AsyncStore> AsyncCache<S> {
         ))
     }
 
+    /// Starts the counters of [`stats`](AsyncCache::stats) from zero again; the values stay
+    /// (see [`Cache::reset_stats`](crate::Cache::reset_stats)).
+    ///
+    /// ```
+    /// # use memoflight::{AsyncCache, AsyncStore};
+    /// # use std::collections::HashMap;
+    /// # use std::sync::Mutex;
+    /// # #[derive(Default)]
+    /// # struct Remote(Mutex<HashMap<u32, u32>>);
+    /// # impl AsyncStore for Remote {
+    /// #     type Key = u32;
+    /// #     type Value = u32;
+    /// #     type Error = std::io::Error;
+    /// #     async fn get(&self, k: &u32) -> std::io::Result<Option<u32>> { Ok(self.0.lock().unwrap().get(k).cloned()) }
+    /// #     async fn insert(&self, k: u32, v: u32) -> std::io::Result<()> { self.0.lock().unwrap().insert(k, v); Ok(()) }
+    /// #     async fn remove(&self, k: &u32) -> std::io::Result<()> { self.0.lock().unwrap().remove(k); Ok(()) }
+    /// #     async fn clear(&self) -> std::io::Result<()> { self.0.lock().unwrap().clear(); Ok(()) }
+    /// #     async fn len(&self) -> std::io::Result<usize> { Ok(self.0.lock().unwrap().len()) }
+    /// # }
+    /// let cache = AsyncCache::new("squares", Remote::default());
+    /// futures::executor::block_on(async {
+    ///     cache.get_or_compute(3, || async { 9 }).await;
+    ///     cache.reset_stats();
+    ///     assert_eq!(cache.stats().await.unwrap().misses, 0);
+    /// });
+    /// ```
+    pub fn reset_stats(&self) {
+        self.engine.counters.reset(self.store.evictions());
+    }
+
     /// The whole call, from the first look at the store to the value (a store read is I/O, so
     /// there is no separate inline hit path): this store's driver of the caller protocol.
     pub(crate) async fn compute<R, M, F>(

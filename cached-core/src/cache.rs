@@ -276,6 +276,23 @@ where {
             .snapshot(self.store.len(), in_flight, self.store.evictions())
     }
 
+    /// Starts the counters of [`stats`](Cache::stats) from zero again (`cached`'s
+    /// `cache_reset_metrics`); the values stay. Counts of calls running across the reset land
+    /// on either side of it.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// cache.get_or_compute(3, || 9);
+    /// cache.reset_stats();
+    /// cache.get_or_compute(3, || 9);
+    /// let stats = cache.stats();
+    /// assert_eq!((stats.hits, stats.misses, stats.entries), (1, 0, 1));
+    /// ```
+    pub fn reset_stats(&self) {
+        self.engine.counters.reset(self.store.evictions());
+    }
+
     /// The hit path (inlined into generated code): a store read that counts a hit.
     #[inline]
     pub(crate) fn lookup<Q>(&self, key: &Q) -> Option<S::Value>

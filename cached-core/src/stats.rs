@@ -180,6 +180,9 @@ pub(crate) struct Counters {
     cancellations: AtomicU64,
     timeouts: AtomicU64,
     store_errors: AtomicU64,
+    /// The counts at the last [`reset`](Counters::reset), subtracted from every snapshot
+    /// (counters only grow, so a reset never races an increment: it moves the baseline).
+    baseline: std::sync::Mutex<Stats>,
 }
 
 impl Counters {
@@ -227,6 +230,37 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self, entries: usize, in_flight: usize, evictions: u64) -> Stats {
+        let now = self.raw(entries, in_flight, evictions);
+        let baseline = *self
+            .baseline
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Stats {
+            hits: now.hits.saturating_sub(baseline.hits),
+            misses: now.misses.saturating_sub(baseline.misses),
+            executions: now.executions.saturating_sub(baseline.executions),
+            waits: now.waits.saturating_sub(baseline.waits),
+            errors: now.errors.saturating_sub(baseline.errors),
+            panics: now.panics.saturating_sub(baseline.panics),
+            cancellations: now.cancellations.saturating_sub(baseline.cancellations),
+            timeouts: now.timeouts.saturating_sub(baseline.timeouts),
+            store_errors: now.store_errors.saturating_sub(baseline.store_errors),
+            evictions: now.evictions.saturating_sub(baseline.evictions),
+            ..now
+        }
+    }
+
+    /// Starts every counter from zero again (the store's evictions included).
+    pub(crate) fn reset(&self, evictions: u64) {
+        let now = self.raw(0, 0, evictions);
+        *self
+            .baseline
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
+    }
+
+    /// The counts since the cache was made.
+    fn raw(&self, entries: usize, in_flight: usize, evictions: u64) -> Stats {
         Stats {
             hits: self.hits(),
             misses: self.misses.load(Relaxed),
