@@ -155,3 +155,33 @@ fn reset_stats_starts_the_counters_from_zero_and_keeps_the_values() {
     assert_eq!(counted_with_origin(1), (1, Origin::Hit), "the value stayed");
     assert_eq!(counted_cache().stats().hits, 1);
 }
+
+static GREETINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// `Option<&str>`: the key holds `Option<String>`; `None` and `Some` are different keys.
+#[cached]
+fn greet(name: Option<&str>) -> String {
+    GREETINGS.fetch_add(1, SeqCst);
+    format!("hello {}", name.unwrap_or("you"))
+}
+
+#[test]
+fn an_optional_borrow_is_part_of_the_key() {
+    assert_eq!(
+        greet_with_origin(Some("ada")),
+        ("hello ada".to_owned(), Origin::Computed)
+    );
+    assert_eq!(
+        greet_with_origin(Some("ada")),
+        ("hello ada".to_owned(), Origin::Hit)
+    );
+    assert_eq!(
+        greet_with_origin(None),
+        ("hello you".to_owned(), Origin::Computed)
+    );
+    assert_eq!(
+        greet_cache().invalidate(&Some("ada".to_owned())),
+        Some("hello ada".to_owned())
+    );
+    assert_eq!(GREETINGS.load(SeqCst), 2);
+}

@@ -400,7 +400,12 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
 /// owned key a miss stores.
 fn key_code(plan: &Plan) -> (TokenStream, TokenStream, TokenStream) {
     match &plan.key {
-        Key::Args(parts) if parts.len() <= MAX_BORROWED_PARTS => {
+        // An `Option<&T>` part has no borrowed form of its owned `Option<T::Owned>`: such a
+        // key is looked up by its owned form.
+        Key::Args(parts)
+            if parts.len() <= MAX_BORROWED_PARTS
+                && parts.iter().all(|part| part.optional_referent.is_none()) =>
+        {
             (quote!(), borrowed_view(parts), owned_key(parts))
         }
         Key::Args(parts) => {
@@ -592,8 +597,13 @@ fn mode_path(mode: Mode) -> TokenStream {
     }
 }
 
-/// The owned type of one key part: `T` for `T`, `<T as ToOwned>::Owned` for `&T`.
+/// The owned type of one key part: `T` for `T`, `<T as ToOwned>::Owned` for `&T`, and
+/// `Option<<T as ToOwned>::Owned>` for `Option<&T>`.
 fn part_type(part: &KeyPart) -> TokenStream {
+    if let Some(referent) = &part.optional_referent {
+        return quote_spanned!(referent.span()=>
+            ::core::option::Option<<#referent as ::std::borrow::ToOwned>::Owned>);
+    }
     match &part.referent {
         Some(referent) => {
             quote_spanned!(referent.span()=> <#referent as ::std::borrow::ToOwned>::Owned)
@@ -617,6 +627,13 @@ fn owned_key_type(parts: &[KeyPart]) -> TokenStream {
 fn owned_key(parts: &[KeyPart]) -> TokenStream {
     let owned = parts.iter().map(|part| {
         let binding = &part.binding;
+        if let Some(referent) = &part.optional_referent {
+            return quote_spanned!(referent.span()=>
+            ::core::option::Option::map(
+                ::core::option::Option::as_ref(&#binding),
+                |__memo_part| ::std::borrow::ToOwned::to_owned(&**__memo_part),
+            ));
+        }
         match &part.referent {
             Some(referent) => quote_spanned!(referent.span()=>
                 ::std::borrow::ToOwned::to_owned(&*#binding)),

@@ -80,6 +80,8 @@ pub(crate) struct KeyPart {
     pub(crate) ty: Type,
     /// For `&T` / `&mut T`: `T`, stored as `<T as ToOwned>::Owned`.
     pub(crate) referent: Option<Type>,
+    /// For `Option<&T>` / `Option<&mut T>`: `T`, stored as `Option<<T as ToOwned>::Owned>`.
+    pub(crate) optional_referent: Option<Type>,
 }
 
 /// Which results are cached.
@@ -450,9 +452,29 @@ fn key_parts(args: &[&Arg], errors: &mut Errors) -> Vec<KeyPart> {
                     Type::Reference(reference) => Some((*reference.elem).clone()),
                     _ => None,
                 },
+                optional_referent: optional_referent(&arg.ty),
             }
         })
         .collect()
+}
+
+/// `T` of `Option<&T>` / `Option<&mut T>` (spelled `Option`, `std::option::Option` or
+/// `core::option::Option`).
+fn optional_referent(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    let PathArguments::AngleBracketed(arguments) = &last.arguments else {
+        return None;
+    };
+    match arguments.args.first()? {
+        GenericArgument::Type(Type::Reference(reference)) if arguments.args.len() == 1 => {
+            Some((*reference.elem).clone())
+        }
+        _ => None,
+    }
 }
 
 fn is_unit(ty: &Type) -> bool {
