@@ -416,6 +416,13 @@ fn key_code(plan: &Plan) -> (TokenStream, TokenStream, TokenStream) {
                 quote!(__memo_key),
             )
         }
+        // With `key = Type`, the key is declared of that type: a `convert` of another type is
+        // one error, on the `convert` expression.
+        Key::Convert { expr, ty: Some(ty) } => (
+            quote_spanned!(expr.span()=> let __memo_key: #ty = #expr;),
+            quote!(&__memo_key),
+            quote!(__memo_key),
+        ),
         Key::Convert { expr, .. } => (
             quote_spanned!(expr.span()=> let __memo_key = #expr;),
             quote!(&__memo_key),
