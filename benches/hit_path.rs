@@ -33,6 +33,12 @@ fn memo_bounded_ttl(n: u64) -> u64 {
     n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// A generic function: its cache is found among its instantiations' at each call.
+#[cached]
+fn memo_generic<T: Copy + Into<u64> + std::hash::Hash + Eq + Send + Sync + 'static>(n: T) -> u64 {
+    n.into().wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 fn baseline() -> HashMap<u64, u64, foldhash::fast::RandomState> {
     (0..HOT_KEYS).map(|k| (k, memo_no_cache(k))).collect()
 }
@@ -44,6 +50,7 @@ fn warmed() -> (Vec<u64>, HashMap<u64, u64, foldhash::fast::RandomState>) {
         memo(k);
         memo_bounded(k);
         memo_bounded_ttl(k);
+        memo_generic(k);
     }
     (keys, baseline())
 }
@@ -77,6 +84,7 @@ fn hits(c: &mut Criterion) {
         for (name, f) in [
             ("memoflight max_size", memo_bounded as fn(u64) -> u64),
             ("memoflight max_size+ttl", memo_bounded_ttl),
+            ("memoflight generic fn", memo_generic::<u64>),
         ] {
             group.bench_function(BenchmarkId::new(name, threads), |b| {
                 b.iter_custom(|iters| on_threads(threads, iters, lookups(f)))

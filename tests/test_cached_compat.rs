@@ -185,3 +185,39 @@ fn an_optional_borrow_is_part_of_the_key() {
     );
     assert_eq!(GREETINGS.load(SeqCst), 2);
 }
+
+static PARSES: AtomicUsize = AtomicUsize::new(0);
+
+/// A generic function: a cache per instantiation.
+#[cached]
+fn parse<T: std::str::FromStr + Clone + Send + Sync + 'static>(text: &str) -> Option<T> {
+    PARSES.fetch_add(1, SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    text.parse().ok()
+}
+
+#[test]
+fn a_generic_function_has_a_single_flight_cache_per_instantiation() {
+    let results = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..8).map(|_| s.spawn(|| parse::<u32>("42"))).collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(results, [Some(42); 8]);
+    assert_eq!(
+        PARSES.load(SeqCst),
+        1,
+        "one execution for 8 calls of one instantiation"
+    );
+    assert_eq!(
+        parse_with_origin::<f64>("42"),
+        (Some(42.0), Origin::Computed)
+    );
+    assert_eq!(parse_with_origin::<u32>("42"), (Some(42), Origin::Hit));
+    assert_eq!(parse_cache::<u32>().invalidate("42"), Some(42));
+    assert_eq!(parse_with_origin::<u32>("42"), (Some(42), Origin::Computed));
+    assert_eq!(PARSES.load(SeqCst), 3);
+    assert_eq!(parse_cache::<f64>().len(), 1);
+}

@@ -116,7 +116,7 @@ impl<S: AsyncStore> AsyncCache<S> {
         AsyncCache {
             engine: Engine::new(name),
             store,
-            failures: trace::Repeats::default(),
+            failures: trace::Repeats::new(),
         }
     }
 

@@ -195,6 +195,82 @@ impl Slot {
     }
 }
 
+/// The `static` a generic memoized function keeps its caches in: one per instantiation whose
+/// cache type differs (`parse::<u32>` and `parse::<f64>` have a cache each; a function whose
+/// `key` and value do not name its type parameters has one), found by the cache type's
+/// `TypeId` in a list that only grows. A call walks the list with one atomic load per
+/// instantiation before its own, and no lock: readers on many threads never contend.
+pub struct GenericSlot(std::sync::OnceLock<&'static GenericNode>);
+
+/// One instantiation's cache in a [`GenericSlot`]; leaked, as a `static` would be.
+pub struct GenericNode {
+    id: std::any::TypeId,
+    cache: &'static (dyn std::any::Any + Send + Sync),
+    next: std::sync::OnceLock<&'static GenericNode>,
+}
+
+impl GenericSlot {
+    /// An empty slot, for a `static`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        GenericSlot(std::sync::OnceLock::new())
+    }
+
+    /// The cache of type `C` in this slot, created by `init` on first use. `init` (which runs
+    /// the user's store expression) runs with no lock held, so it may call other memoized
+    /// functions; two first calls at once may both run it, and one cache is kept (the other is
+    /// dropped).
+    #[inline]
+    pub fn get_or_init<C: std::any::Any + Send + Sync>(
+        &'static self,
+        init: impl FnOnce() -> C,
+    ) -> &'static C {
+        let id = std::any::TypeId::of::<C>();
+        let mut link = &self.0;
+        while let Some(node) = link.get() {
+            if node.id == id {
+                return Self::downcast(node.cache);
+            }
+            link = &node.next;
+        }
+        self.insert(id, init())
+    }
+
+    /// Appends `made` at the end of the list, unless another thread appended a cache of its
+    /// type meanwhile (that one is returned, and `made` dropped).
+    #[cold]
+    fn insert<C: std::any::Any + Send + Sync>(
+        &'static self,
+        id: std::any::TypeId,
+        made: C,
+    ) -> &'static C {
+        let mut made = Some(made);
+        let mut link = &self.0;
+        loop {
+            // The closure only leaks what was made: no user code runs inside `get_or_init`.
+            let node = link.get_or_init(|| {
+                let cache: &'static C = Box::leak(Box::new(made.take().expect("made once")));
+                Box::leak(Box::new(GenericNode {
+                    id,
+                    cache,
+                    next: std::sync::OnceLock::new(),
+                }))
+            });
+            if node.id == id {
+                return Self::downcast(node.cache);
+            }
+            link = &node.next;
+        }
+    }
+
+    fn downcast<C: std::any::Any>(found: &'static (dyn std::any::Any + Send + Sync)) -> &'static C {
+        match found.downcast_ref() {
+            Some(cache) => cache,
+            None => unreachable!("memoflight: a cache found by its TypeId is of that type"),
+        }
+    }
+}
+
 /// Constrains a store expression to the key and value types of its cache, so that
 /// `Unbounded::new()` needs no annotations in generated code.
 #[inline]

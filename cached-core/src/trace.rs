@@ -98,7 +98,6 @@ mod enabled {
     /// directory, a stopped server) fails every call, and one warning a minute says so; the
     /// other failures are debug events (all are counted in `Stats::store_errors`).
     #[cfg(feature = "async")]
-    #[derive(Default)]
     pub(crate) struct Repeats {
         /// When the last warning was emitted: ms since `BASE`, plus one (0: never).
         last_warning: std::sync::atomic::AtomicU64,
@@ -106,6 +105,12 @@ mod enabled {
 
     #[cfg(feature = "async")]
     impl Repeats {
+        pub(crate) fn new() -> Self {
+            Repeats {
+                last_warning: std::sync::atomic::AtomicU64::new(0),
+            }
+        }
+
         /// Whether a warning is due now (none in the last minute), claiming it if so.
         fn warning_due(&self) -> bool {
             use std::sync::atomic::Ordering::Relaxed;
@@ -210,8 +215,14 @@ mod enabled {
     pub(crate) fn cleared(_: &str) {}
     /// Nothing to space without the feature.
     #[cfg(feature = "async")]
-    #[derive(Default)]
     pub(crate) struct Repeats;
+
+    #[cfg(feature = "async")]
+    impl Repeats {
+        pub(crate) fn new() -> Self {
+            Repeats
+        }
+    }
 
     #[inline(always)]
     #[cfg(feature = "async")]

@@ -101,6 +101,11 @@ impl CacheDecl {
         };
         let cache_static = &names.cache_static;
         let static_item = match &store_ty {
+            // A generic function's caches: one per instantiation, found at each call.
+            _ if !plan.generics.is_empty() => quote! {
+                static #cache_static: ::memoflight::__private::GenericSlot =
+                    ::memoflight::__private::GenericSlot::new();
+            },
             Some(store_ty) => {
                 // Spanned on the return type: a value that is not `Clone + Send + Sync` is
                 // reported there.
@@ -127,7 +132,7 @@ impl CacheDecl {
     /// that lets the compiler infer the key type where it is not spelled.
     fn reach(&self, plan: &Plan, names: &Names, hint: TokenStream) -> TokenStream {
         let cache_static = &names.cache_static;
-        if self.store_ty.is_some() {
+        if self.store_ty.is_some() && plan.generics.is_empty() {
             return quote!(&*#cache_static);
         }
         let value = &plan.value;
@@ -249,13 +254,14 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
 
     let (prelude, view, owned) = key_code(plan);
     let hint = match (&cache.key_ty, &plan.key) {
-        (Some(key_ty), _) => quote!(::core::marker::PhantomData::<#key_ty>),
+        (Some(key_ty), _) => quote!(::core::marker::PhantomData::< #key_ty>),
         (None, _) => quote!(::memoflight::__private::key_hint(&__memo_key)),
     };
     let reach = match plan.method {
         true => {
             let handle = &names.handle;
-            quote!(Self::#handle())
+            let turbofish = turbofish(plan);
+            quote!(Self::#handle #turbofish ())
         }
         false => cache.reach(plan, names, hint),
     };
@@ -299,14 +305,21 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     let with_origin = &names.with_origin;
     let forwarded = function.args.iter().map(|arg| &arg.binding);
     let forwarded_again = function.args.iter().map(|arg| &arg.binding);
-    // A method calls its twins as `Self::twin(self, ..)`, whatever its receiver's form.
+    // A method calls its twins as `Self::twin(self, ..)`, whatever its receiver's form; a
+    // generic function names its type and const parameters (they may be in the return type
+    // alone).
+    let turbofish = turbofish(plan);
     let (with_origin_path, no_cache_path, receiver) = match plan.method {
         true => (
-            quote!(Self::#with_origin),
-            quote!(Self::#no_cache),
+            quote!(Self::#with_origin #turbofish),
+            quote!(Self::#no_cache #turbofish),
             quote!(self,),
         ),
-        false => (quote!(#with_origin), quote!(#no_cache), quote!()),
+        false => (
+            quote!(#with_origin #turbofish),
+            quote!(#no_cache #turbofish),
+            quote!(),
+        ),
     };
     let mut prime_sig = sig.clone();
     prime_sig.ident = format_ident!("{}_prime_cache", function.sig.ident);
@@ -334,28 +347,28 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     let args = quote! {
         #owned,
         move || #no_cache_path(#receiver #(#call_args),*),
-        (&::memoflight::__private::SharingOf::<#ret>::new()).__memo_sharing(),
+        (&::memoflight::__private::SharingOf::< #ret>::new()).__memo_sharing(),
     };
     let (dot_await, compute) = match (function.sig.asyncness, plan.store.is_async()) {
         (Some(_), true) => (
             quote!(.await),
-            quote!(::memoflight::__private::compute_in_async_store::<#ret, #mode, _, _>(
+            quote!(::memoflight::__private::compute_in_async_store::< #ret, #mode, _, _>(
                 __memo_cache, #args
             )),
         ),
         (Some(_), false) => (
             quote!(.await),
-            quote!(__memo_cache.__memo_compute_async::<#ret, #mode, _>(#args)),
+            quote!(__memo_cache.__memo_compute_async::< #ret, #mode, _>(#args)),
         ),
         (None, true) => (
             quote!(),
-            quote!(::memoflight::__private::compute_in_async_store_blocking::<#ret, #mode, _>(
+            quote!(::memoflight::__private::compute_in_async_store_blocking::< #ret, #mode, _>(
                 __memo_cache, #args
             )),
         ),
         (None, false) => (
             quote!(),
-            quote!(__memo_cache.__memo_compute::<#ret, #mode>(#args)),
+            quote!(__memo_cache.__memo_compute::< #ret, #mode>(#args)),
         ),
     };
     // The user's own `#[inline(..)]`, if any, decides; otherwise the thin wrapper is inlined.
@@ -459,10 +472,10 @@ fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl
                     return <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value);
                 }
                 __memo_cache
-                    .__memo_compute_async::<#ret, #mode, _>(
+                    .__memo_compute_async::< #ret, #mode, _>(
                         #owned,
                         move || #body,
-                        (&::memoflight::__private::SharingOf::<#ret>::new()).__memo_sharing(),
+                        (&::memoflight::__private::SharingOf::< #ret>::new()).__memo_sharing(),
                     )
                     .await
                     .0
@@ -532,10 +545,15 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
         false => quote!(::memoflight::Store),
     };
     let (store_ty, hint) = match (&cache.store_ty, &cache.key_ty, &plan.key) {
-        (Some(store_ty), _, _) => (store_ty.clone(), quote!()),
+        // The hint is used by a generic function's handle, which makes its cache.
+        (Some(store_ty), Some(key_ty), _) => (
+            store_ty.clone(),
+            quote!(::core::marker::PhantomData::< #key_ty >),
+        ),
+        (Some(store_ty), None, _) => (store_ty.clone(), quote!()),
         (None, Some(key_ty), _) => (
             quote!(impl #store_trait<Key = #key_ty, Value = #value>),
-            quote!(::core::marker::PhantomData::<#key_ty>),
+            quote!(::core::marker::PhantomData::< #key_ty>),
         ),
         (None, None, Key::Convert { expr, .. }) => {
             // The function's lifetimes are not in scope in the handle: elided in the hint.
@@ -560,14 +578,20 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
         true => {
             let static_item = &cache.static_item;
             let cache_static = &names.cache_static;
+            let reach = match plan.generics.is_empty() {
+                true => quote!(&*#cache_static),
+                false => cache.reach(plan, names, hint),
+            };
             quote! {
                 #[allow(non_upper_case_globals)]
                 #static_item
-                &*#cache_static
+                #reach
             }
         }
         false => cache.reach(plan, names, hint),
     };
+    // A generic function's handle takes its parameters: `parse_cache::<u32>()`.
+    let (generics, _, where_clause) = function.sig.generics.split_for_impl();
     let returns = match plan.store.is_async() {
         true => quote_spanned!(value.span()=> &'static ::memoflight::AsyncCache<#store_ty>),
         false => quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>),
@@ -575,7 +599,7 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
     quote! {
         #[doc = #doc]
         #[allow(clippy::type_complexity)]
-        #vis fn #handle() -> #returns {
+        #vis fn #handle #generics () -> #returns #where_clause {
             #reach
         }
     }
@@ -594,6 +618,15 @@ fn elide_lifetimes(ty: &Type) -> Type {
     let mut ty = ty.clone();
     syn::visit_mut::VisitMut::visit_type_mut(&mut Elide, &mut ty);
     ty
+}
+
+/// `::<T, N>` for a function with type or const parameters; nothing otherwise.
+fn turbofish(plan: &Plan) -> TokenStream {
+    let generics = &plan.generics;
+    match generics.is_empty() {
+        true => quote!(),
+        false => quote!(::< #(#generics),*>),
+    }
 }
 
 fn mode_path(mode: Mode) -> TokenStream {

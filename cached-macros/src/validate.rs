@@ -30,6 +30,9 @@ pub(crate) struct Plan {
     pub(crate) companions_vis: Option<syn::Visibility>,
     /// `force_refresh = ..`: a `bool` expression over the arguments.
     pub(crate) force_refresh: Option<Expr>,
+    /// The function's type and const parameters, forwarded by turbofish; a cache per
+    /// instantiation when not empty.
+    pub(crate) generics: Vec<Ident>,
 }
 
 /// Where a cache keeps its values.
@@ -153,13 +156,25 @@ pub(crate) fn validate(
     if let Some(receiver) = sig.receiver() {
         check_method(receiver, &args, errors);
     }
-    for param in &sig.generics.params {
-        if !matches!(param, GenericParam::Lifetime(_)) {
-            errors.at(
-                param,
-                "a memoized function cannot be generic: one cache serves every call",
-            );
-        }
+    // Type and const parameters: a cache per instantiation (`GenericSlot`), reached by
+    // turbofish from the generated twins. Not in an `#[async_trait]` method, whose cache is a
+    // `static` in its body.
+    let generics: Vec<Ident> = sig
+        .generics
+        .params
+        .iter()
+        .filter_map(|param| match param {
+            GenericParam::Type(param) => Some(param.ident.clone()),
+            GenericParam::Const(param) => Some(param.ident.clone()),
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    if !generics.is_empty() && function.boxed_output.is_some() {
+        errors.at(
+            &sig.generics,
+            "a generic `#[async_trait]` method cannot be memoized: its cache is a `static` in \
+             its body, which cannot name its type parameters",
+        );
     }
 
     let ret = match &sig.output {
@@ -265,6 +280,7 @@ pub(crate) fn validate(
             name,
             companions_vis,
             force_refresh,
+            generics,
         }),
         _ => None,
     }
