@@ -220,12 +220,16 @@ impl GenericSlot {
     /// the user's store expression) runs with no lock held, so it may call other memoized
     /// functions; two first calls at once may both run it, and one cache is kept (the other is
     /// dropped).
+    ///
+    /// `I` tells instantiations apart beyond the cache's type: the generated marker generic over
+    /// every type and const parameter (`size::<u8>()` and `size::<u64>()` have one cache type,
+    /// `Cache<Unbounded<(), usize>>`), or `()` for one cache for all (`key` + `convert`).
     #[inline]
-    pub fn get_or_init<C: std::any::Any + Send + Sync>(
+    pub fn get_or_init<I: ?Sized + 'static, C: std::any::Any + Send + Sync>(
         &'static self,
         init: impl FnOnce() -> C,
     ) -> &'static C {
-        let id = std::any::TypeId::of::<C>();
+        let id = std::any::TypeId::of::<(std::marker::PhantomData<I>, C)>();
         let mut link = &self.0;
         while let Some(node) = link.get() {
             if node.id == id {

@@ -252,11 +252,12 @@ impl Counters {
 
     /// Starts every counter from zero again (the store's evictions included).
     pub(crate) fn reset(&self, evictions: u64) {
-        let now = self.raw(0, 0, evictions);
-        *self
+        // Read under the lock: two resets at once leave the later reading as the baseline.
+        let mut baseline = self
             .baseline
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *baseline = self.raw(0, 0, evictions);
     }
 
     /// The counts since the cache was made.

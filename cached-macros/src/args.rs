@@ -181,6 +181,9 @@ impl Args {
                 .map(|v| set(&mut self.force_refresh, name, v)),
             "create" => parse_value(input, "an expression that makes a store")
                 .map(|v| set(&mut self.store, name, v)),
+            "name" if input.peek(Token![=]) && input.peek2(LitStr) => {
+                parse_string(input, "the cache's name").map(|v| set(&mut self.name, name, v))
+            }
             "name" => parse_value(input, "the cache's name, a string")
                 .and_then(|v: Expr| as_name(v))
                 .map(|v| set(&mut self.name, name, v)),

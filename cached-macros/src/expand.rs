@@ -33,6 +33,7 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
         no_cache: format_ident!("{}_no_cache", name),
         with_origin: format_ident!("{}_with_origin", name),
         handle: format_ident!("{}_cache", name),
+        instance: format_ident!("__MemoInstance_{}", name),
     };
     let cfgs: Vec<_> = function
         .attrs
@@ -40,7 +41,7 @@ pub(crate) fn expand(function: &MemoFn, plan: &Plan) -> TokenStream {
         .filter(|attr| attr.path().is_ident("cfg"))
         .collect();
 
-    let cache = CacheDecl::new(plan, &names);
+    let cache = CacheDecl::new(function, plan, &names);
     if function.boxed_output.is_some() {
         return boxed_method(function, plan, &names, &cache);
     }
@@ -67,6 +68,8 @@ struct Names {
     cache_static: Ident,
     no_cache: Ident,
     with_origin: Ident,
+    /// A generic function's instantiation marker (see [`instance_marker`]).
+    instance: Ident,
     handle: Ident,
 }
 
@@ -84,7 +87,7 @@ struct CacheDecl {
 }
 
 impl CacheDecl {
-    fn new(plan: &Plan, names: &Names) -> Self {
+    fn new(function: &MemoFn, plan: &Plan, names: &Names) -> Self {
         let key_ty = match &plan.key {
             Key::Args(parts) => Some(owned_key_type(parts)),
             Key::Convert { ty, .. } => ty.as_ref().map(|ty| quote!(#ty)),
@@ -102,10 +105,14 @@ impl CacheDecl {
         let cache_static = &names.cache_static;
         let static_item = match &store_ty {
             // A generic function's caches: one per instantiation, found at each call.
-            _ if !plan.generics.is_empty() => quote! {
-                static #cache_static: ::memoflight::__private::GenericSlot =
-                    ::memoflight::__private::GenericSlot::new();
-            },
+            _ if !plan.generics.is_empty() => {
+                let marker = instance_marker(function, names);
+                quote! {
+                    static #cache_static: ::memoflight::__private::GenericSlot =
+                        ::memoflight::__private::GenericSlot::new();
+                    #marker
+                }
+            }
             Some(store_ty) => {
                 // Spanned on the return type: a value that is not `Clone + Send + Sync` is
                 // reported there.
@@ -157,7 +164,18 @@ impl CacheDecl {
             false => quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
         };
         let init = init_cache(plan, typed);
-        quote!(#cache_static.get_or_init(|| #init))
+        if plan.generics.is_empty() {
+            return quote!(#cache_static.get_or_init(|| #init));
+        }
+        // A cache per instantiation; one for all when `key` and `convert` say the key.
+        let instance = match &plan.key {
+            Key::Convert { ty: Some(_), .. } => quote!(()),
+            _ => {
+                let (marker, generics) = (&names.instance, &plan.generics);
+                quote!(#marker<#(#generics),*>)
+            }
+        };
+        quote!(#cache_static.get_or_init::< #instance, _>(|| #init))
     }
 }
 
@@ -618,6 +636,36 @@ fn elide_lifetimes(ty: &Type) -> Type {
     let mut ty = ty.clone();
     syn::visit_mut::VisitMut::visit_type_mut(&mut Elide, &mut ty);
     ty
+}
+
+/// `struct __MemoInstance_f<T: ?Sized, const N: usize>(..)`: a type per instantiation of a
+/// generic function, whose `TypeId` keys its cache (a type parameter may appear in neither the
+/// key nor the value: `fn size<T>() -> usize`).
+fn instance_marker(function: &MemoFn, names: &Names) -> TokenStream {
+    let marker = &names.instance;
+    let mut params = Vec::new();
+    let mut types = Vec::new();
+    for param in &function.sig.generics.params {
+        match param {
+            syn::GenericParam::Type(param) => {
+                let ident = &param.ident;
+                params.push(quote!(#ident: ?::core::marker::Sized));
+                types.push(ident);
+            }
+            syn::GenericParam::Const(param) => {
+                let (ident, ty) = (&param.ident, &param.ty);
+                params.push(quote!(const #ident: #ty));
+            }
+            syn::GenericParam::Lifetime(_) => {}
+        }
+    }
+    quote! {
+        #[allow(dead_code, non_camel_case_types)]
+        #[doc(hidden)]
+        struct #marker<#(#params),*>(
+            ::core::marker::PhantomData<(#(fn() -> *const #types,)*)>,
+        );
+    }
 }
 
 /// `::<T, N>` for a function with type or const parameters; nothing otherwise.

@@ -169,6 +169,13 @@ pub(crate) fn validate(
             GenericParam::Lifetime(_) => None,
         })
         .collect();
+    if let (Some(force), Some(_)) = (&args.force_refresh, &function.boxed_output) {
+        errors.at(
+            &force.name,
+            "`force_refresh` is not supported on an `#[async_trait]` method: call \
+             `invalidate` on its cache before the call",
+        );
+    }
     if !generics.is_empty() && function.boxed_output.is_some() {
         errors.at(
             &sig.generics,

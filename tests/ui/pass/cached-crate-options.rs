@@ -20,7 +20,7 @@ fn quoted_duration(n: u64) -> u64 {
     n
 }
 
-#[cached(name = "SQUARES", sync_writes = "by_key", sync_writes_buckets = 64)]
+#[cached(name = "squares cache", sync_writes = "by_key", sync_writes_buckets = 64)]
 fn named(n: u64) -> u64 {
     n * n
 }
@@ -80,7 +80,7 @@ fn main() {
     assert_eq!(quoted_duration(3), 3);
     assert_eq!(named(4), 16);
     assert_eq!(named_with_origin(4), (16, Origin::Hit));
-    assert_eq!(named_cache().name(), "SQUARES");
+    assert_eq!(named_cache().name(), "squares cache");
     assert_eq!(locks(5) + defaults(6) + default_writes(7) + created(8) + braced_store(9), 35);
     assert_eq!(inner::visible_no_cache(10), 10);
     assert_eq!(inner::visible_with_origin(10), (10, Origin::Computed));
