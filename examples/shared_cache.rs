@@ -168,6 +168,7 @@ fn worker(args: &[String]) {
                 Origin::Computed => "computed it",
                 Origin::Waited => "waited for it",
                 Origin::Hit => "found it stored",
+                Origin::Fallback => "got an expired value (computing failed)",
             };
             println!(
                 "RESULT process {} task {task}: {how} ({:.2} s): {value}",

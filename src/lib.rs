@@ -60,6 +60,15 @@
 //! | `max_size = n` | keep at most `n` entries ([`Bounded`] store, S3-FIFO eviction: better than LRU on skewed and scanning workloads) |
 //! | `ttl = "90s"` | an entry is never returned once this old ([`Bounded`] store; a `Duration` expression works too; checked at compile time) |
 //! | `refresh_after = "60s"` | once an entry is this old, one caller recomputes it while the others still get it at once ([`Bounded::refresh_after`]) |
+//! | `refresh = true` | with `ttl`: a hit renews the TTL, so an entry expires once unread that long ([`Bounded::time_to_idle`]) |
+//! | `max_weight = n, weigher = f` | keep at most `n` of total weight, `f(&key, &value) -> u64` weighing each entry ([`Bounded::max_weight`]) |
+//! | `expires` | each value says when it has expired ([`Expires`], [`Expiring`]); sweep with [`Cache::evict_expired`] |
+//! | `result_fallback` | with `ttl` or `expires`: when computing a fresh value fails, return the expired one still held ([`Origin::Fallback`]) |
+//! | `with_cached_flag` | the function returns [`Return<T>`](Return), whose `was_cached()` tells the calls that did not run it |
+//! | `force_refresh = expr` | when the `bool` expression (over the arguments) is true, invalidate the key first, then compute |
+//! | `name = "NAME"` | the cache's name in stats, traces and panic messages |
+//! | `companions_vis = "pub(crate)"`, `companions = false` | the visibility of `f_no_cache`, `f_with_origin`, `f_prime_cache` (false: private and hidden) |
+//! | `crate = path` | the path memoflight is reached by, for crates that re-export it |
 //! | `store = expr` | keep values in this [`Store`] instead of an [`Unbounded`] one |
 //! | `async_store = expr` | keep the values in this `AsyncStore` (storage behind I/O; feature `async`, and `tokio` for a sync function): see below |
 //! | `cache_err = true` | cache `Err` results too |
@@ -329,7 +338,9 @@
 pub use memoflight_core::testing;
 #[cfg(feature = "async")]
 pub use memoflight_core::{AsyncCache, AsyncStore, Lead, Lease, Refresh};
-pub use memoflight_core::{Bounded, Cache, Clock, Equivalent, Origin, Stats, Store, Unbounded};
+pub use memoflight_core::{
+    Bounded, Cache, Clock, Equivalent, Expires, Expiring, Origin, Return, Stats, Store, Unbounded,
+};
 #[cfg(feature = "disk")]
 pub use memoflight_core::{DiskStore, DiskStoreError};
 #[cfg(feature = "redis")]

@@ -258,6 +258,24 @@ where {
         self.store.is_empty()
     }
 
+    /// Removes the entries that have expired (`cached`'s `evict`) and returns how many. Reads
+    /// never return an expired entry; this frees their memory now rather than when later
+    /// writes reclaim them. See [`Store::evict_expired`].
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Cache, Clock};
+    /// # use std::time::Duration;
+    /// let clock = Clock::manual();
+    /// let store = Bounded::<u8, u8>::new().ttl(Duration::from_secs(1)).clock(clock.clone());
+    /// let cache = Cache::new("short", store);
+    /// cache.get_or_compute(1, || 1);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.evict_expired(), 1);
+    /// ```
+    pub fn evict_expired(&self) -> usize {
+        self.store.evict_expired()
+    }
+
     /// A snapshot of the counters; see [`Stats`].
     ///
     /// ```

@@ -12,6 +12,7 @@ mod async_store;
 #[cfg(feature = "async")]
 mod blocking;
 mod cache;
+mod cached_flag;
 mod clock;
 #[cfg(feature = "disk")]
 mod disk_store;
@@ -49,6 +50,7 @@ pub use async_cache::AsyncCache;
 #[cfg(feature = "async")]
 pub use async_store::{AsyncStore, Lead, Lease, Refresh};
 pub use cache::Cache;
+pub use cached_flag::Return;
 pub use clock::Clock;
 #[cfg(feature = "disk")]
 pub use disk_store::{DiskStore, DiskStoreError};
@@ -57,7 +59,7 @@ pub use origin::Origin;
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisStore, RedisStoreError};
 pub use stats::Stats;
-pub use store::{Bounded, Store, Unbounded};
+pub use store::{Bounded, Expires, Expiring, Store, Unbounded};
 
 /// What generated code needs and users do not (see `macro_support.rs`); re-exported as
 /// `memoflight::__private`.

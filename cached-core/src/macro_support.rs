@@ -43,6 +43,29 @@ where
     }
 }
 
+/// What a key (or a part of one) must be. Generated code names a key part's type as
+/// `<T as CacheKey>::Key`, spanned on the user's type: a type that is not `Hash + Eq + Clone +
+/// Send + Sync` is reported there, once, and not again where the cache's type is formed.
+pub trait CacheKey {
+    /// The type itself.
+    type Key;
+}
+
+impl<T: Hash + Eq + Clone + Send + Sync> CacheKey for T {
+    type Key = T;
+}
+
+/// What a cached value must be: named `<T as CacheValue>::Value` by generated code, spanned on
+/// the user's return type, for the same reason as [`CacheKey`].
+pub trait CacheValue {
+    /// The type itself.
+    type Value;
+}
+
+impl<T: Clone + Send + Sync> CacheValue for T {
+    type Value = T;
+}
+
 /// The miss path, after [`Lookup::__memo_lookup`] missed: a trait for the same reason as `Lookup`.
 pub trait Compute {
     /// The cache's owned key.
@@ -135,6 +158,38 @@ where
     M: Mode<R, Value = S::Value>,
 {
     cache.compute_blocking::<R, M>(key, compute, sharing)
+}
+
+pub use crate::cached_flag::MarkCached;
+
+/// `with_cached_flag`: sets `was_cached` on a result this call did not compute.
+#[inline]
+pub fn flag_cached<R: MarkCached>((mut result, origin): (R, Origin)) -> (R, Origin) {
+    if origin != Origin::Computed {
+        result.__memo_mark_cached();
+    }
+    (result, origin)
+}
+
+/// `result_fallback`: when computing `key`'s value failed (this call's computation, or the
+/// one it waited for), the expired value the store still holds for it, if any, as
+/// [`Origin::Fallback`]. Read after the failure: a value invalidated meanwhile is gone, and
+/// so never returned.
+pub fn fall_back<S, T, E>(
+    cache: &Cache<S>,
+    key: &S::Key,
+    (result, origin): (Result<T, E>, Origin),
+) -> (Result<T, E>, Origin)
+where
+    S: Store<Value = T>,
+{
+    match result {
+        Err(error) => match cache.store().get_stale(key) {
+            Some(stale) => (Ok(stale), Origin::Fallback),
+            None => (Err(error), origin),
+        },
+        ok => (ok, origin),
+    }
 }
 
 /// Sets how a cache shows its keys in panic messages and traces (their `Debug` form, when

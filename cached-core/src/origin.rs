@@ -24,4 +24,8 @@ pub enum Origin {
     Waited,
     /// This call ran the function. Among concurrent calls on one key, exactly one computes.
     Computed,
+    /// Computing the value failed and an expired value still held was returned instead
+    /// (`#[cached(result_fallback)]`): the `Err` went to no caller. The callers that waited for
+    /// the failed computation get the same fallback.
+    Fallback,
 }

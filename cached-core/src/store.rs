@@ -1,11 +1,13 @@
 //! The store trait: where finished values live. One file per store under `store/`.
 
 mod bounded;
+mod expiring;
 mod hashed;
 mod table;
 mod unbounded;
 
 pub use bounded::Bounded;
+pub use expiring::{Expires, Expiring};
 pub use unbounded::Unbounded;
 
 use equivalent::Equivalent;
@@ -98,6 +100,14 @@ pub trait Store: Send + Sync {
         self.get(key).map(|value| (value, false))
     }
 
+    /// The value the store still holds under `key`, even one that has expired (which reads no
+    /// longer return): `#[cached(result_fallback)]` returns it when computing a fresh value
+    /// fails. The default returns none.
+    fn get_stale<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
+        let _ = key;
+        None
+    }
+
     /// Stores `value` under `key`, replacing any previous value.
     fn insert(&self, key: Self::Key, value: Self::Value);
 
@@ -123,6 +133,13 @@ pub trait Store: Send + Sync {
     fn evictions(&self) -> u64 {
         0
     }
+
+    /// Removes the entries that have expired and returns how many (`cached`'s `evict`):
+    /// reads never return them, but a store may hold them until a later write reclaims them.
+    /// The default has nothing to remove.
+    fn evict_expired(&self) -> usize {
+        0
+    }
 }
 
 /// Implements `Store` for a pointer to a store by forwarding every method.
@@ -144,6 +161,12 @@ macro_rules! forward_store {
             ) -> Option<(Self::Value, bool)> {
                 (**self).get_aged(key)
             }
+            fn get_stale<Q: ?Sized + Hash + Equivalent<Self::Key>>(
+                &self,
+                key: &Q,
+            ) -> Option<Self::Value> {
+                (**self).get_stale(key)
+            }
             fn insert(&self, key: Self::Key, value: Self::Value) {
                 (**self).insert(key, value)
             }
@@ -161,6 +184,9 @@ macro_rules! forward_store {
             }
             fn evictions(&self) -> u64 {
                 (**self).evictions()
+            }
+            fn evict_expired(&self) -> usize {
+                (**self).evict_expired()
             }
         }
     };

@@ -125,6 +125,23 @@ impl<T> Report<T> {
         self.count(Origin::Hit)
     }
 
+    /// Callers that got an expired value because the computation failed
+    /// ([`Origin::Fallback`], `#[cached(result_fallback)]`).
+    ///
+    /// ```
+    /// use memoflight::{cached, testing::stampede};
+    ///
+    /// #[cached]
+    /// fn double(n: u32) -> u32 {
+    ///     n * 2
+    /// }
+    ///
+    /// assert_eq!(stampede(2, |_| double_with_origin(4)).fallbacks(), 0);
+    /// ```
+    pub fn fallbacks(&self) -> usize {
+        self.count(Origin::Fallback)
+    }
+
     /// Callers whose call panicked (their messages are in [`results`](Report::results)).
     ///
     /// ```

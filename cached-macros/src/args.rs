@@ -4,8 +4,8 @@
 //!
 //! `cached`'s spellings of an option we have are accepted with the same meaning (`ttl_secs`,
 //! `ttl_millis`, `create`, `name`, ...), options that mean something memoflight always does
-//! are accepted and change nothing (`sync_writes`, `in_impl`, ...), and the others are refused
-//! with an error that names what to write instead ([`CACHED_HINTS`]).
+//! are accepted and change nothing (`sync_writes`, `in_impl`, ...), and the spellings `cached`
+//! removed are refused with an error that names what to write instead ([`CACHED_HINTS`]).
 
 use crate::errors::Errors;
 use proc_macro2::Span;
@@ -17,51 +17,32 @@ const OPTIONS: &[&str] = &[
     "async_store",
     "cache_err",
     "cache_none",
+    "companions",
     "companions_vis",
     "convert",
+    "crate",
+    "expires",
     "force_refresh",
     "key",
     "max_size",
+    "max_weight",
     "name",
+    "refresh",
     "refresh_after",
+    "result_fallback",
     "store",
     "ttl",
     "wait_timeout",
+    "weigher",
+    "with_cached_flag",
 ];
 
 /// Options of the `cached` crate's `#[cached]` that memoflight does not take, with what to write
 /// instead.
 const CACHED_HINTS: &[(&str, &str)] = &[
-    (
-        "with_cached_flag",
-        "memoflight has no `Return` type: call `{fn}_with_origin(..)`, which returns \
-         `(value, Origin)`; `origin == Origin::Hit` is `was_cached`",
-    ),
-    (
-        "result_fallback",
-        "not supported yet: memoflight returns an `Err` to the call that computed it and to the \
-         calls waiting for it, and keeps no old value to fall back on",
-    ),
-    (
-        "expires",
-        "not supported yet: give every value one lifetime with `ttl = \"10m\"`",
-    ),
-    (
-        "refresh",
-        "memoflight does not renew a TTL on a hit: `refresh_after = \"1m\"` (with `ttl`) \
-         serves an old value at once while one caller recomputes it",
-    ),
-    (
-        "companions",
-        "memoflight always emits `{fn}_no_cache`, `{fn}_with_origin` and `{fn}_cache`; set \
-         their visibility with `companions_vis = \"pub(crate)\"`",
-    ),
     ("size", "write `max_size = N`"),
     ("time", "write `ttl = \"60s\"` (or `ttl_secs = 60`)"),
-    (
-        "time_refresh",
-        "memoflight does not renew a TTL on a hit: see `refresh_after`",
-    ),
+    ("time_refresh", "write `refresh = true` (with `ttl`)"),
     (
         "result",
         "not needed: a `Result` return type caches `Ok` values only (add `cache_err` for `Err`)",
@@ -111,6 +92,24 @@ pub(crate) struct Args {
     /// A `bool` expression over the arguments: when true, the call does not take a value
     /// stored before it (`cached`'s `force_refresh`).
     pub(crate) force_refresh: Option<Given<Expr>>,
+    /// The path generated code reaches memoflight by (`crate = my_facade::memo`), for crates
+    /// that re-export it; `::memoflight` by default.
+    pub(crate) krate: Option<Given<syn::Path>>,
+    /// The function returns `Return<T>`, whose `was_cached` is set on calls that did not run
+    /// it (`cached`'s `with_cached_flag`).
+    pub(crate) with_cached_flag: Option<Given<bool>>,
+    /// On `Err`, return the expired value still held, if any (`cached`'s `result_fallback`).
+    pub(crate) result_fallback: Option<Given<bool>>,
+    /// Each value says when it has expired (`Expires`), as `cached`'s `expires`.
+    pub(crate) expires: Option<Given<bool>>,
+    /// A hit renews the TTL (`cached`'s `refresh`).
+    pub(crate) refresh: Option<Given<bool>>,
+    /// `false`: the companion functions are private and hidden (`cached`'s `companions`).
+    pub(crate) companions: Option<Given<bool>>,
+    /// The most total weight the cache holds: a `u64` expression.
+    pub(crate) max_weight: Option<Given<Expr>>,
+    /// The weight of an entry: a `Fn(&K, &V) -> u64` expression.
+    pub(crate) weigher: Option<Given<Expr>>,
 }
 
 impl Args {
@@ -177,6 +176,28 @@ impl Args {
             "ttl_secs" | "ttl_millis" => {
                 parse_whole_duration(input, &option).map(|v| set_ttl(&mut self.ttl, name, v))
             }
+            "crate" => parse_value(
+                input,
+                "the path memoflight is reached by, e.g. `my_crate::memo`",
+            )
+            .map(|v| set(&mut self.krate, name, v)),
+            "with_cached_flag" => {
+                parse_flag(input).map(|v| set(&mut self.with_cached_flag, name, v))
+            }
+            "result_fallback" => parse_flag(input).map(|v| set(&mut self.result_fallback, name, v)),
+            "expires" => parse_flag(input).map(|v| set(&mut self.expires, name, v)),
+            "refresh" => parse_flag(input).map(|v| set(&mut self.refresh, name, v)),
+            "companions" => parse_flag(input).map(|v| set(&mut self.companions, name, v)),
+            "max_weight" => parse_value(
+                input,
+                "a total weight, e.g. `max_weight = 64 * 1024 * 1024`",
+            )
+            .map(|v| set(&mut self.max_weight, name, v)),
+            "weigher" => parse_value(
+                input,
+                "a function of the key and value, e.g. `weigher = |_, v: &Vec<u8>| v.len() as u64`",
+            )
+            .map(|v| set(&mut self.weigher, name, v)),
             "force_refresh" => parse_value(input, "a `bool` expression over the arguments")
                 .map(|v| set(&mut self.force_refresh, name, v)),
             "create" => parse_value(input, "an expression that makes a store")

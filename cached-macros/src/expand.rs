@@ -11,9 +11,10 @@
 //! fn f_cache() -> &'static Cache<..>       the handle: stats, invalidate, clear, len
 //! ```
 //!
-//! Generated code names everything by absolute path (`::memoflight::__private::..`), its locals
-//! start with `__memo_` so they never clash with user names, and conversions that involve a
-//! user type are spanned on that type so that rustc's errors point at the user's code.
+//! Generated code names everything by absolute path (`::memoflight::__private::..`, or the
+//! path given by `crate = ..`), its locals start with `__memo_` so they never clash with user
+//! names, and conversions that involve a user type are spanned on that type so that rustc's
+//! errors point at the user's code.
 
 use crate::item::MemoFn;
 use crate::validate::{Bounds, Key, KeyPart, Mode, Plan, StoreKind};
@@ -88,18 +89,24 @@ struct CacheDecl {
 
 impl CacheDecl {
     fn new(function: &MemoFn, plan: &Plan, names: &Names) -> Self {
+        let krate = &plan.krate;
         let key_ty = match &plan.key {
-            Key::Args(parts) => Some(owned_key_type(parts)),
-            Key::Convert { ty, .. } => ty.as_ref().map(|ty| quote!(#ty)),
+            Key::Args(parts) => Some(owned_key_type(krate, parts)),
+            Key::Convert { ty, .. } => ty.as_ref().map(|ty| checked_key(krate, ty, quote!(#ty))),
         };
         let value = &plan.value;
+        let value = quote_spanned!(value.span()=> <#value as #krate::__private::CacheValue>::Value);
         let store_ty = match (&plan.store, &key_ty) {
-            (StoreKind::Unbounded, Some(key_ty)) => {
-                Some(quote!(::memoflight::Unbounded<#key_ty, #value>))
-            }
-            (StoreKind::Bounded(_), Some(key_ty)) => {
-                Some(quote!(::memoflight::Bounded<#key_ty, #value>))
-            }
+            (StoreKind::Unbounded { expires }, Some(key_ty)) => Some(expiring(
+                krate,
+                *expires,
+                quote!(#krate::Unbounded<#key_ty, #value>),
+            )),
+            (StoreKind::Bounded(bounds), Some(key_ty)) => Some(expiring(
+                krate,
+                bounds.expires,
+                quote!(#krate::Bounded<#key_ty, #value>),
+            )),
             _ => None,
         };
         let cache_static = &names.cache_static;
@@ -108,24 +115,24 @@ impl CacheDecl {
             _ if !plan.generics.is_empty() => {
                 let marker = instance_marker(function, names);
                 quote! {
-                    static #cache_static: ::memoflight::__private::GenericSlot =
-                        ::memoflight::__private::GenericSlot::new();
+                    static #cache_static: #krate::__private::GenericSlot =
+                        #krate::__private::GenericSlot::new();
                     #marker
                 }
             }
             Some(store_ty) => {
                 // Spanned on the return type: a value that is not `Clone + Send + Sync` is
                 // reported there.
-                let span = value.span();
+                let span = plan.value.span();
                 let init = init_cache(plan, built_in_store(plan, span));
                 quote_spanned! {span=>
-                    static #cache_static: ::std::sync::LazyLock<::memoflight::Cache<#store_ty>> =
+                    static #cache_static: ::std::sync::LazyLock<#krate::Cache<#store_ty>> =
                         ::std::sync::LazyLock::new(|| #init);
                 }
             }
             None => quote! {
-                static #cache_static: ::memoflight::__private::Slot =
-                    ::memoflight::__private::Slot::new();
+                static #cache_static: #krate::__private::Slot =
+                    #krate::__private::Slot::new();
             },
         };
         CacheDecl {
@@ -138,6 +145,7 @@ impl CacheDecl {
     /// An expression of type `&'static Cache<..>`; `hint` is a `PhantomData<Key>` expression
     /// that lets the compiler infer the key type where it is not spelled.
     fn reach(&self, plan: &Plan, names: &Names, hint: TokenStream) -> TokenStream {
+        let krate = &plan.krate;
         let cache_static = &names.cache_static;
         if self.store_ty.is_some() && plan.generics.is_empty() {
             return quote!(&*#cache_static);
@@ -155,13 +163,15 @@ impl CacheDecl {
             StoreKind::Async(store) | StoreKind::Custom(store) => {
                 quote_spanned!(store.span()=> #store)
             }
-            StoreKind::Unbounded | StoreKind::Bounded(_) => built_in_store(plan, Span::call_site()),
+            StoreKind::Unbounded { .. } | StoreKind::Bounded(_) => {
+                built_in_store(plan, Span::call_site())
+            }
         };
         let typed = match plan.store.is_async() {
             true => {
-                quote!(::memoflight::__private::typed_async_store::<_, #value, _>(#hint, #store))
+                quote!(#krate::__private::typed_async_store::<_, #value, _>(#hint, #store))
             }
-            false => quote!(::memoflight::__private::typed_store::<_, #value, _>(#hint, #store)),
+            false => quote!(#krate::__private::typed_store::<_, #value, _>(#hint, #store)),
         };
         let init = init_cache(plan, typed);
         if plan.generics.is_empty() {
@@ -179,40 +189,74 @@ impl CacheDecl {
     }
 }
 
-/// The store when none is given: `Unbounded`, or `Bounded` with the `max_size`, `ttl` and
-/// `refresh_after` options, each spanned on its expression so that a value of the wrong type is
-/// reported there.
+/// `store`, or `Expiring<store>` when values say when they expire (`expires`).
+fn expiring(krate: &syn::Path, expires: bool, store: TokenStream) -> TokenStream {
+    match expires {
+        true => quote!(#krate::Expiring<#store>),
+        false => store,
+    }
+}
+
+/// The store when none is given: `Unbounded`, or `Bounded` with the `max_size`, `ttl`,
+/// `refresh`, `refresh_after`, `max_weight` and `weigher` options, each spanned on its
+/// expression so that a value of the wrong type is reported there; in an `Expiring` with
+/// `expires`.
 fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
-    let StoreKind::Bounded(bounds) = &plan.store else {
-        return quote_spanned!(span=> ::memoflight::Unbounded::new());
+    let krate = &plan.krate;
+    let bounds = match &plan.store {
+        StoreKind::Bounded(bounds) => bounds,
+        StoreKind::Unbounded { expires: true } => {
+            return quote_spanned!(span=> #krate::Expiring::new(#krate::Unbounded::new()));
+        }
+        _ => return quote_spanned!(span=> #krate::Unbounded::new()),
     };
     let Bounds {
         max_size,
         ttl,
         refresh_after,
+        idle,
+        max_weight,
+        weigher,
+        expires,
     } = &**bounds;
     let max_size = max_size
         .iter()
         .map(|n| quote_spanned!(n.span()=> .max_size(#n)));
-    let ttl = ttl.iter().map(|d| quote_spanned!(d.span()=> .ttl(#d)));
+    // `refresh`: the TTL counts from the last read.
+    let ttl = ttl.iter().map(|d| match idle {
+        true => quote_spanned!(d.span()=> .time_to_idle(#d)),
+        false => quote_spanned!(d.span()=> .ttl(#d)),
+    });
     let refresh_after = refresh_after
         .iter()
         .map(|d| quote_spanned!(d.span()=> .refresh_after(#d)));
-    quote_spanned!(span=>
-        ::memoflight::Bounded::new() #(#max_size)* #(#ttl)* #(#refresh_after)*)
+    let max_weight = max_weight
+        .iter()
+        .map(|n| quote_spanned!(n.span()=> .max_weight(#n)));
+    let weigher = weigher
+        .iter()
+        .map(|w| quote_spanned!(w.span()=> .weigher(#w)));
+    let store = quote_spanned!(span=>
+        #krate::Bounded::new()
+            #(#max_size)* #(#max_weight)* #(#weigher)* #(#ttl)* #(#refresh_after)*);
+    match expires {
+        true => quote_spanned!(span=> #krate::Expiring::new(#store)),
+        false => store,
+    }
 }
 
 /// `Cache::new(name, store)` (`AsyncCache::new` for an async store) with keys described by
 /// their `Debug` form when they have one.
 fn init_cache(plan: &Plan, store: TokenStream) -> TokenStream {
+    let krate = &plan.krate;
     let (cache, describing) = match plan.store.is_async() {
         true => (
-            quote!(::memoflight::AsyncCache),
-            quote!(::memoflight::__private::describing_async_keys),
+            quote!(#krate::AsyncCache),
+            quote!(#krate::__private::describing_async_keys),
         ),
         false => (
-            quote!(::memoflight::Cache),
-            quote!(::memoflight::__private::describing_keys),
+            quote!(#krate::Cache),
+            quote!(#krate::__private::describing_keys),
         ),
     };
     let name = &plan.name;
@@ -223,7 +267,7 @@ fn init_cache(plan: &Plan, store: TokenStream) -> TokenStream {
     let create = match plan.store.is_async() {
         // The store is bound to the function's path: two functions of one name in two modules
         // keep their values apart in a store shared by processes.
-        true => quote!(::memoflight::__private::async_cache_in(
+        true => quote!(#krate::__private::async_cache_in(
             #name,
             ::core::concat!(::core::module_path!(), "::", #name),
             #store
@@ -233,14 +277,15 @@ fn init_cache(plan: &Plan, store: TokenStream) -> TokenStream {
     quote! {
         #describing(#create #wait_timeout, |__memo_key| {
             #[allow(unused_imports)]
-            use ::memoflight::__private::{DescribeDebug as _, DescribeOpaque as _};
-            (&::memoflight::__private::KeyOf(__memo_key)).__memo_describe()
+            use #krate::__private::{DescribeDebug as _, DescribeOpaque as _};
+            (&#krate::__private::KeyOf(__memo_key)).__memo_describe()
         })
     }
 }
 
 /// The memoized function: same signature, hit path inline, miss path in `__private::compute`.
 fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -> TokenStream {
+    let krate = &plan.krate;
     // `#[expect(..)]` goes to the twin alone: the body its lint is about is there, and an
     // expectation the wrapper cannot meet would warn.
     let attrs: Vec<_> = function
@@ -250,6 +295,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         .collect();
     let vis = &function.vis;
     let companions_vis = plan.companions_vis.as_ref().unwrap_or(vis);
+    let hidden = plan.hidden_companions.then(|| quote!(#[doc(hidden)]));
     let mut sig = function.sig.clone();
     let mut bindings = function.args.iter().map(|arg| &arg.binding);
     for input in &mut sig.inputs {
@@ -266,14 +312,14 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         }
     }
     let ret = &plan.ret;
-    let mode = mode_path(plan.mode);
+    let mode = mode_path(krate, plan.mode);
     let no_cache = &names.no_cache;
     let call_args = function.args.iter().map(|arg| &arg.binding);
 
     let (prelude, view, owned) = key_code(plan);
     let hint = match (&cache.key_ty, &plan.key) {
         (Some(key_ty), _) => quote!(::core::marker::PhantomData::< #key_ty>),
-        (None, _) => quote!(::memoflight::__private::key_hint(&__memo_key)),
+        (None, _) => quote!(#krate::__private::key_hint(&__memo_key)),
     };
     let reach = match plan.method {
         true => {
@@ -283,12 +329,15 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         }
         false => cache.reach(plan, names, hint),
     };
-    let return_hit = quote! {
-        return (
-            <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value),
-            ::memoflight::Origin::Hit,
-        );
-    };
+    let return_hit = finish(
+        plan,
+        quote! {(
+            <#mode as #krate::__private::Mode<#ret>>::rebuild(__memo_value),
+            #krate::Origin::Hit,
+        )},
+        false,
+    );
+    let return_hit = quote!(return #return_hit;);
     // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
     let reach_cache = quote!(let __memo_cache = #reach;);
     // The key's value removed (`force_refresh`, `_prime_cache`): the call then computes, and
@@ -348,11 +397,12 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     );
     let mut origin_sig = sig.clone();
     origin_sig.ident = with_origin.clone();
-    origin_sig.output = syn::parse_quote!(-> (#ret, ::memoflight::Origin));
+    origin_sig.output = syn::parse_quote!(-> (#ret, #krate::Origin));
     let doc = format!(
         "Calls [`{}`] and also tells how this call got its result: \
-         [`Origin::Computed`](::memoflight::Origin::Computed) if it ran the function.",
-        function.sig.ident
+         [`Origin::Computed`]({}::Origin::Computed) if it ran the function.",
+        function.sig.ident,
+        doc_path(krate),
     );
     // The origin twin takes the function's `cfg`s, and its target features, which its call of
     // the uncached twin (whose body needs them) requires.
@@ -362,15 +412,16 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         .filter(|attr| attr.path().is_ident("cfg") || attr.path().is_ident("target_feature"));
     let cfgs_again = cfgs.clone();
     // An `async fn` awaits its origin twin and the async miss path; the hit path is the same.
+    let (keep_key, owned) = fallback_key(plan, owned);
     let args = quote! {
         #owned,
         move || #no_cache_path(#receiver #(#call_args),*),
-        (&::memoflight::__private::SharingOf::< #ret>::new()).__memo_sharing(),
+        (&#krate::__private::SharingOf::< #ret>::new()).__memo_sharing(),
     };
     let (dot_await, compute) = match (function.sig.asyncness, plan.store.is_async()) {
         (Some(_), true) => (
             quote!(.await),
-            quote!(::memoflight::__private::compute_in_async_store::< #ret, #mode, _, _>(
+            quote!(#krate::__private::compute_in_async_store::< #ret, #mode, _, _>(
                 __memo_cache, #args
             )),
         ),
@@ -380,7 +431,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         ),
         (None, true) => (
             quote!(),
-            quote!(::memoflight::__private::compute_in_async_store_blocking::< #ret, #mode, _>(
+            quote!(#krate::__private::compute_in_async_store_blocking::< #ret, #mode, _>(
                 __memo_cache, #args
             )),
         ),
@@ -389,6 +440,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
             quote!(__memo_cache.__memo_compute::< #ret, #mode>(#args)),
         ),
     };
+    let finished = finish(plan, quote!(#compute #dot_await), true);
     // The user's own `#[inline(..)]`, if any, decides; otherwise the thin wrapper is inlined.
     let inline =
         (!attrs.iter().any(|attr| attr.path().is_ident("inline"))).then(|| quote!(#[inline]));
@@ -403,21 +455,24 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         #(#cfgs)*
         #[inline]
         #[allow(deprecated)] // it calls the twin, deprecated with the function
+        #hidden
         #companions_vis #origin_sig {
             #[allow(unused_imports)]
-            use ::memoflight::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
+            use #krate::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
             #prelude
             #lookup
             if let ::core::option::Option::Some(__memo_value) = __memo_hit {
                 #return_hit
             }
             #after_a_miss
-            #compute #dot_await
+            #keep_key
+            #finished
         }
 
         #[doc = #prime_doc]
         #(#cfgs_again)*
         #[allow(deprecated, dead_code)]
+        #hidden
         #companions_vis #prime_sig {
             #prelude
             #reach_cache
@@ -437,7 +492,11 @@ fn key_code(plan: &Plan) -> (TokenStream, TokenStream, TokenStream) {
             if parts.len() <= MAX_BORROWED_PARTS
                 && parts.iter().all(|part| part.optional_referent.is_none()) =>
         {
-            (quote!(), borrowed_view(parts), owned_key(parts))
+            (
+                quote!(),
+                borrowed_view(&plan.krate, parts),
+                owned_key(parts),
+            )
         }
         Key::Args(parts) => {
             let owned = owned_key(parts);
@@ -467,38 +526,79 @@ fn key_code(plan: &Plan) -> (TokenStream, TokenStream, TokenStream) {
 /// cache is a `static` there (no handle, no twins), and the boxed future it returns looks the
 /// key up and otherwise awaits the original boxed future under single-flight.
 fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -> TokenStream {
+    let krate = &plan.krate;
     let attrs = &function.attrs;
     let vis = &function.vis;
     let sig = &function.sig;
     let body = &function.body;
     let ret = &plan.ret;
-    let mode = mode_path(plan.mode);
+    let mode = mode_path(krate, plan.mode);
     let static_item = &cache.static_item;
     let cache_static = &names.cache_static;
     let (prelude, view, owned) = key_code(plan);
+    let (keep_key, owned) = fallback_key(plan, owned);
+    let finished = finish(
+        plan,
+        quote! {
+            __memo_cache
+                .__memo_compute_async::< #ret, #mode, _>(
+                    #owned,
+                    move || #body,
+                    (&#krate::__private::SharingOf::< #ret>::new()).__memo_sharing(),
+                )
+                .await
+        },
+        true,
+    );
+    let hit = finish(
+        plan,
+        quote!((<#mode as #krate::__private::Mode<#ret>>::rebuild(__memo_value), #krate::Origin::Hit)),
+        false,
+    );
     quote! {
         #(#attrs)*
         #vis #sig {
             ::std::boxed::Box::pin(async move {
                 #[allow(unused_imports)]
-                use ::memoflight::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
+                use #krate::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
                 #[allow(non_upper_case_globals, clippy::type_complexity)]
                 #static_item
                 let __memo_cache = &*#cache_static;
                 #prelude
                 if let ::core::option::Option::Some(__memo_value) = __memo_cache.__memo_lookup(#view) {
-                    return <#mode as ::memoflight::__private::Mode<#ret>>::rebuild(__memo_value);
+                    return #hit.0;
                 }
-                __memo_cache
-                    .__memo_compute_async::< #ret, #mode, _>(
-                        #owned,
-                        move || #body,
-                        (&::memoflight::__private::SharingOf::< #ret>::new()).__memo_sharing(),
-                    )
-                    .await
-                    .0
+                #keep_key
+                #finished.0
             })
         }
+    }
+}
+
+/// With `result_fallback`, the miss path keeps a copy of the owned key, to look the expired
+/// value up after a failure: the statement binding it, and the key to hand to the engine.
+fn fallback_key(plan: &Plan, owned: TokenStream) -> (TokenStream, TokenStream) {
+    match plan.fallback {
+        true => (
+            quote!(let __memo_fallback_key = #owned;),
+            quote!(::core::clone::Clone::clone(&__memo_fallback_key)),
+        ),
+        false => (quote!(), owned),
+    }
+}
+
+/// A call's `(result, origin)` as returned: with `result_fallback`, an `Err` (of the miss path,
+/// `computed`) gives way to the expired value still held; with `with_cached_flag`, a result this call did not compute is
+/// flagged `was_cached`.
+fn finish(plan: &Plan, returned: TokenStream, computed: bool) -> TokenStream {
+    let krate = &plan.krate;
+    let returned = match plan.fallback && computed {
+        true => quote!(#krate::__private::fall_back(__memo_cache, &__memo_fallback_key, #returned)),
+        false => returned,
+    };
+    match plan.cached_flag {
+        true => quote!(#krate::__private::flag_cached(#returned)),
+        false => returned,
     }
 }
 
@@ -529,6 +629,7 @@ fn no_cache_fn(function: &MemoFn, plan: &Plan, names: &Names) -> TokenStream {
             .any(|name| attr.path().is_ident(name))
     });
     let vis = plan.companions_vis.as_ref().unwrap_or(&function.vis);
+    let hidden = plan.hidden_companions.then(|| quote!(#[doc(hidden)]));
     let mut sig = function.sig.clone();
     sig.ident = names.no_cache.clone();
     let body = &function.body;
@@ -538,6 +639,7 @@ fn no_cache_fn(function: &MemoFn, plan: &Plan, names: &Names) -> TokenStream {
     );
     quote! {
         #[doc = #doc]
+        #hidden
         #(#attrs)*
         #vis #sig #body
     }
@@ -545,6 +647,7 @@ fn no_cache_fn(function: &MemoFn, plan: &Plan, names: &Names) -> TokenStream {
 
 /// `<name>_cache()`: the handle.
 fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -> TokenStream {
+    let krate = &plan.krate;
     let vis = &function.vis;
     let handle = &names.handle;
     let value = &plan.value;
@@ -553,14 +656,16 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
         false => "Cache",
     };
     let doc = format!(
-        "The cache of [`{0}`]: [`stats`](::memoflight::{1}::stats), \
-         [`invalidate`](::memoflight::{1}::invalidate), [`clear`](::memoflight::{1}::clear), \
-         [`len`](::memoflight::{1}::len). Bypass it with [`{0}_no_cache`].",
-        function.sig.ident, cache_ty
+        "The cache of [`{0}`]: [`stats`]({2}::{1}::stats), \
+         [`invalidate`]({2}::{1}::invalidate), [`clear`]({2}::{1}::clear), \
+         [`len`]({2}::{1}::len). Bypass it with [`{0}_no_cache`].",
+        function.sig.ident,
+        cache_ty,
+        doc_path(krate),
     );
     let store_trait = match plan.store.is_async() {
-        true => quote!(::memoflight::AsyncStore),
-        false => quote!(::memoflight::Store),
+        true => quote!(#krate::AsyncStore),
+        false => quote!(#krate::Store),
     };
     let (store_ty, hint) = match (&cache.store_ty, &cache.key_ty, &plan.key) {
         // The hint is used by a generic function's handle, which makes its cache.
@@ -583,7 +688,7 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
             (
                 quote!(impl #store_trait<Value = #value>),
                 quote! {
-                    ::memoflight::__private::key_of(
+                    #krate::__private::key_of(
                         #[allow(unused_variables)]
                         |(#(#patterns,)*): (#(#types,)*)| #expr
                     )
@@ -611,8 +716,8 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
     // A generic function's handle takes its parameters: `parse_cache::<u32>()`.
     let (generics, _, where_clause) = function.sig.generics.split_for_impl();
     let returns = match plan.store.is_async() {
-        true => quote_spanned!(value.span()=> &'static ::memoflight::AsyncCache<#store_ty>),
-        false => quote_spanned!(value.span()=> &'static ::memoflight::Cache<#store_ty>),
+        true => quote_spanned!(value.span()=> &'static #krate::AsyncCache<#store_ty>),
+        false => quote_spanned!(value.span()=> &'static #krate::Cache<#store_ty>),
     };
     quote! {
         #[doc = #doc]
@@ -677,36 +782,45 @@ fn turbofish(plan: &Plan) -> TokenStream {
     }
 }
 
-fn mode_path(mode: Mode) -> TokenStream {
+fn mode_path(krate: &syn::Path, mode: Mode) -> TokenStream {
     match mode {
-        Mode::All => quote!(::memoflight::__private::CacheAll),
-        Mode::Ok => quote!(::memoflight::__private::CacheOk),
-        Mode::Some => quote!(::memoflight::__private::CacheSome),
+        Mode::All => quote!(#krate::__private::CacheAll),
+        Mode::Ok => quote!(#krate::__private::CacheOk),
+        Mode::Some => quote!(#krate::__private::CacheSome),
     }
 }
 
 /// The owned type of one key part: `T` for `T`, `<T as ToOwned>::Owned` for `&T`, and
-/// `Option<<T as ToOwned>::Owned>` for `Option<&T>`.
-fn part_type(part: &KeyPart) -> TokenStream {
-    if let Some(referent) = &part.optional_referent {
-        return quote_spanned!(referent.span()=>
-            ::core::option::Option<<#referent as ::std::borrow::ToOwned>::Owned>);
-    }
-    match &part.referent {
-        Some(referent) => {
-            quote_spanned!(referent.span()=> <#referent as ::std::borrow::ToOwned>::Owned)
+/// `Option<<T as ToOwned>::Owned>` for `Option<&T>`, named through `CacheKey` on the argument's
+/// type so that a part that cannot be a key is reported there.
+fn part_type(krate: &syn::Path, part: &KeyPart) -> TokenStream {
+    let owned = if let Some(referent) = &part.optional_referent {
+        quote_spanned!(referent.span()=>
+            ::core::option::Option<<#referent as ::std::borrow::ToOwned>::Owned>)
+    } else {
+        match &part.referent {
+            Some(referent) => {
+                quote_spanned!(referent.span()=> <#referent as ::std::borrow::ToOwned>::Owned)
+            }
+            None => {
+                let ty = &part.ty;
+                quote!(#ty)
+            }
         }
-        None => {
-            let ty = &part.ty;
-            quote!(#ty)
-        }
-    }
+    };
+    checked_key(krate, &part.ty, owned)
 }
 
-fn owned_key_type(parts: &[KeyPart]) -> TokenStream {
-    let types = parts.iter().map(part_type);
+/// `<owned as CacheKey>::Key`, spanned on `user`: the key type, reported on the user's tokens
+/// if it is not one.
+fn checked_key(krate: &syn::Path, user: &Type, owned: TokenStream) -> TokenStream {
+    quote_spanned!(user.span()=> <#owned as #krate::__private::CacheKey>::Key)
+}
+
+fn owned_key_type(krate: &syn::Path, parts: &[KeyPart]) -> TokenStream {
+    let types = parts.iter().map(|part| part_type(krate, part));
     match parts {
-        [single] => part_type(single),
+        [single] => part_type(krate, single),
         _ => quote!((#(#types,)*)),
     }
 }
@@ -736,7 +850,7 @@ fn owned_key(parts: &[KeyPart]) -> TokenStream {
 }
 
 /// The lookup key, borrowing the arguments: `&arg`, `&*arg`, or `&Borrowed((&a, &*b, ..))`.
-fn borrowed_view(parts: &[KeyPart]) -> TokenStream {
+fn borrowed_view(krate: &syn::Path, parts: &[KeyPart]) -> TokenStream {
     let refs = parts.iter().map(|part| {
         let binding = &part.binding;
         match &part.referent {
@@ -747,8 +861,13 @@ fn borrowed_view(parts: &[KeyPart]) -> TokenStream {
     match parts {
         [] => quote!(&()),
         [_] => quote!(#(#refs)*),
-        _ => quote!(&::memoflight::__private::Borrowed((#(#refs,)*))),
+        _ => quote!(&#krate::__private::Borrowed((#(#refs,)*))),
     }
+}
+
+/// `krate` as an intra-doc link path (`::memoflight`, `my_crate::memo`).
+fn doc_path(krate: &syn::Path) -> String {
+    quote!(#krate).to_string().replace(' ', "")
 }
 
 fn type_span(ty: &Type) -> Span {

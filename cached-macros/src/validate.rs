@@ -33,12 +33,20 @@ pub(crate) struct Plan {
     /// The function's type and const parameters, forwarded by turbofish; a cache per
     /// instantiation when not empty.
     pub(crate) generics: Vec<Ident>,
+    /// The path generated code reaches memoflight by (`crate = ..`, or `::memoflight`).
+    pub(crate) krate: syn::Path,
+    /// `with_cached_flag`: the value is a `Return<T>`, flagged on calls that did not compute.
+    pub(crate) cached_flag: bool,
+    /// `result_fallback`: an `Err` gives way to the expired value still held.
+    pub(crate) fallback: bool,
+    /// `companions = false`: the companions are private and hidden from the docs.
+    pub(crate) hidden_companions: bool,
 }
 
 /// Where a cache keeps its values.
 pub(crate) enum StoreKind {
-    /// The default `Unbounded` store.
-    Unbounded,
+    /// The default `Unbounded` store (in an `Expiring` with `expires`).
+    Unbounded { expires: bool },
     /// The built-in `Bounded` store (`max_size`, `ttl`, `refresh_after`).
     Bounded(Box<Bounds>),
     /// `store = ..`: a store the user makes.
@@ -63,6 +71,14 @@ pub(crate) struct Bounds {
     pub(crate) ttl: Option<Expr>,
     /// A `Duration` expression.
     pub(crate) refresh_after: Option<Expr>,
+    /// `refresh = true`: the `ttl` counts from an entry's last read (`Bounded::time_to_idle`).
+    pub(crate) idle: bool,
+    /// A `u64` expression.
+    pub(crate) max_weight: Option<Expr>,
+    /// A `Fn(&K, &V) -> u64` expression.
+    pub(crate) weigher: Option<Expr>,
+    /// `expires`: values say when they have expired (`Expiring<..>` around the store).
+    pub(crate) expires: bool,
 }
 
 /// How the key is made.
@@ -220,8 +236,39 @@ pub(crate) fn validate(
     let name = args
         .name
         .map_or_else(|| sig.ident.to_string(), |name| name.value.value());
-    let companions_vis = args.companions_vis.map(|vis| vis.value);
+    // `companions = false`: private, and hidden from the docs.
+    if let (Some(companions), Some(vis)) = (&args.companions, &args.companions_vis) {
+        if !companions.value {
+            errors.at(
+                &vis.name,
+                "`companions = false` makes the companions private: leave out `companions_vis`",
+            );
+        }
+    }
+    let companions_vis = match &args.companions {
+        Some(given) if !given.value => Some(syn::Visibility::Inherited),
+        _ => args.companions_vis.map(|vis| vis.value),
+    };
     let force_refresh = args.force_refresh.map(|force| force.value);
+    let flag = |given: &Option<Given<bool>>| given.as_ref().is_some_and(|given| given.value);
+    let cached_flag = flag(&args.with_cached_flag);
+    if let (true, Some(value)) = (cached_flag, &value) {
+        if !is_return(value) {
+            errors.at(
+                value,
+                "`with_cached_flag` needs the function to return `memoflight::Return<T>` (or \
+                 `Result<Return<T>, E>`, `Option<Return<T>>`), built with `Return::new(value)`",
+            );
+        }
+    }
+    let fallback = flag(&args.result_fallback);
+    if let Some(given) = args.result_fallback.as_ref().filter(|given| given.value) {
+        check_fallback(&given.name, mode, &store, errors);
+    }
+    let hidden_companions = args.companions.as_ref().is_some_and(|given| !given.value);
+    let krate = args
+        .krate
+        .map_or_else(|| syn::parse_quote!(::memoflight), |krate| krate.value);
     let key = match (args.convert, args.key) {
         (Some(convert), None) if selected_args(&convert.value, function).is_some() => {
             let selected = selected_args(&convert.value, function).unwrap_or_default();
@@ -288,9 +335,46 @@ pub(crate) fn validate(
             companions_vis,
             force_refresh,
             generics,
+            krate,
+            cached_flag,
+            fallback,
+            hidden_companions,
         }),
         _ => None,
     }
+}
+
+/// `result_fallback` returns the expired value still held when computing a fresh one returned
+/// `Err`: it needs a `Result` whose `Err` is not cached, and values that expire.
+fn check_fallback(name: &Ident, mode: Mode, store: &StoreKind, errors: &mut Errors) {
+    if mode != Mode::Ok {
+        errors.at(
+            name,
+            "`result_fallback` applies to a function returning `Result<T, E>` whose `Err` is \
+             not cached (without `cache_err`)",
+        );
+    }
+    let expiring = match store {
+        StoreKind::Unbounded { expires } => *expires,
+        StoreKind::Bounded(bounds) => bounds.ttl.is_some() || bounds.expires,
+        StoreKind::Custom(_) | StoreKind::Async(_) => true,
+    };
+    if !expiring {
+        errors.at(
+            name,
+            "`result_fallback` returns the expired value when computing a fresh one fails: \
+             give values a lifetime with `ttl = \"10m\"` or `expires`",
+        );
+    }
+}
+
+/// Whether `ty` is `Return<..>` (by its last path segment).
+fn is_return(ty: &Type) -> bool {
+    let Type::Path(path) = ty else { return false };
+    path.path
+        .segments
+        .last()
+        .is_some_and(|last| last.ident == "Return")
 }
 
 /// A method's cache is one for the whole type, shared by every instance, so its key must be
@@ -329,15 +413,20 @@ fn check_async_store(args: &Args, function: &MemoFn, errors: &mut Errors) {
             "`async_store = ..` is not supported on methods yet",
         );
     }
-    let options = [&args.store, &args.max_size, &args.ttl, &args.refresh_after];
-    for given in options.into_iter().flatten() {
+    let store = args.store.as_ref().map(|store| &store.name);
+    for name in store.into_iter().chain(built_in_options(args)) {
         errors.at(
-            &given.name,
+            name,
             format!(
-                "`{}` configures an in-memory store and cannot be combined with \
-                 `async_store = ..`; configure the async store instead",
-                given.name
+                "`{name}` configures an in-memory store and cannot be combined with \
+                 `async_store = ..`; configure the async store instead"
             ),
+        );
+    }
+    if let Some(fallback) = &args.result_fallback {
+        errors.at(
+            &fallback.name,
+            "`result_fallback` is not supported with `async_store = ..` yet",
         );
     }
 }
@@ -348,17 +437,43 @@ fn check_async_store(args: &Args, function: &MemoFn, errors: &mut Errors) {
 /// entry.
 fn store_kind(args: &Args, errors: &mut Errors) -> StoreKind {
     if args.store.is_some() {
-        let options = [&args.max_size, &args.ttl, &args.refresh_after];
-        for given in options.into_iter().flatten() {
+        let names = built_in_options(args);
+        for name in names {
             errors.at(
-                &given.name,
+                name,
                 format!(
-                    "`{}` configures the built-in bounded store and cannot be combined with \
-                     `store = ..`; configure the store you pass instead",
-                    given.name
+                    "`{name}` configures the built-in store and cannot be combined with \
+                     `store = ..`; configure the store you pass instead"
                 ),
             );
         }
+    }
+    if let (Some(refresh), None) = (&args.refresh, &args.ttl) {
+        errors.at(
+            &refresh.name,
+            "`refresh` renews the TTL on every hit: give one with `ttl = \"10m\"`",
+        );
+    }
+    if let (Some(max_weight), Some(max_size)) = (&args.max_weight, &args.max_size) {
+        errors.at(
+            &max_weight.name,
+            format!(
+                "`max_weight` bounds the total weight, `{}` the number of entries: give one",
+                max_size.name
+            ),
+        );
+    }
+    match (&args.max_weight, &args.weigher) {
+        (Some(max_weight), None) => errors.at(
+            &max_weight.name,
+            "`max_weight` needs a `weigher = |key, value| ..` that gives each entry's weight \
+             (a `u64`); without one, write `max_size`",
+        ),
+        (None, Some(weigher)) => errors.at(
+            &weigher.name,
+            "`weigher` weighs entries against a `max_weight = ..`: add one",
+        ),
+        _ => {}
     }
     if let Some(max_size) = &args.max_size {
         if let Expr::Lit(syn::ExprLit {
@@ -372,18 +487,46 @@ fn store_kind(args: &Args, errors: &mut Errors) -> StoreKind {
         }
     }
     let value = |given: &Option<Given<Expr>>| given.as_ref().map(|given| given.value.clone());
+    let flag = |given: &Option<Given<bool>>| given.as_ref().is_some_and(|given| given.value);
     let bounds = Bounds {
         max_size: value(&args.max_size),
         ttl: value(&args.ttl),
         refresh_after: value(&args.refresh_after),
+        idle: flag(&args.refresh),
+        max_weight: value(&args.max_weight),
+        weigher: value(&args.weigher),
+        expires: flag(&args.expires),
     };
-    let any = bounds.max_size.is_some() || bounds.ttl.is_some() || bounds.refresh_after.is_some();
+    let any = bounds.max_size.is_some()
+        || bounds.ttl.is_some()
+        || bounds.refresh_after.is_some()
+        || bounds.max_weight.is_some();
     match (&args.async_store, &args.store) {
         (Some(store), _) => StoreKind::Async(store.value.clone()),
         (None, Some(store)) => StoreKind::Custom(store.value.clone()),
         (None, None) if any => StoreKind::Bounded(Box::new(bounds)),
-        (None, None) => StoreKind::Unbounded,
+        (None, None) => StoreKind::Unbounded {
+            expires: bounds.expires,
+        },
     }
+}
+
+/// The options that configure the built-in store, as given.
+fn built_in_options(args: &Args) -> Vec<&Ident> {
+    let exprs = [
+        &args.max_size,
+        &args.ttl,
+        &args.refresh_after,
+        &args.max_weight,
+        &args.weigher,
+    ];
+    let flags = [&args.refresh, &args.expires];
+    exprs
+        .into_iter()
+        .flatten()
+        .map(|given| &given.name)
+        .chain(flags.into_iter().flatten().map(|given| &given.name))
+        .collect()
 }
 
 /// Decides which results are cached from the return type's last path segment (`Result`,

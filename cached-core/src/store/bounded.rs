@@ -1,4 +1,5 @@
-//! The bounded store: at most `max_size` entries, each optionally expiring after a `ttl`.
+//! The bounded store: at most `max_size` entries (or a total `max_weight` of them), each
+//! optionally expiring after a `ttl`, after a `time_to_idle` without a read, or both.
 //!
 //! # Design (numbers in `benches/README.md`)
 //!
@@ -37,29 +38,74 @@
 //! requests, the hit ratio at capacity 10,000 drops from 64.6% to 60.5% (quick_cache: 61.9%,
 //! moka: 55.5%).
 //!
+//! # Weights
+//!
+//! With `max_weight`, the bound is the total weight of the entries instead of their number: a
+//! weigher gives each entry its weight when it is inserted (without one, each weighs 1; a weight
+//! of 0 counts as 0). Each shard counts the weight of its entries (and, next to it, their
+//! number) and has its share of `max_weight`; an insert of weight `w` evicts, in S3-FIFO order,
+//! until its shard's weight plus `w` fits, then counts `w`: the same "room first, then the
+//! count" as with `max_size`, so the counted weight never exceeds `max_weight`. The sizes
+//! S3-FIFO derives from the capacity (the small queue's hundredth, the number of ghosts and
+//! their window) are then derived from the number of entries the shard holds, not from its
+//! weight. Shards are chosen by the number of cores only (at most one per core, a power of two,
+//! and no more than `max_weight`), since a weight says nothing of how many entries there will
+//! be; an entry heavier than its shard's share (`max_weight / shards`) is not stored: its
+//! insert removes the key's previous value and counts an eviction.
+//!
 //! # No user code under a lock, and O(1) work under it
 //!
 //! A queue entry holds no key: only a shared [`Meta`] with the map entry (the key's hash, its
-//! visit count, and a `gone` flag, set once by whoever takes the entry out of the count: a
-//! removal, a replacement, an eviction, an expiry). The queues therefore never look a key up in
-//! the map under their lock, and an insert clones no key for them: a key's `Hash` runs before
-//! the lock is taken, and the victims chosen under it are removed from the map after it is
-//! released, each found by its hash and its `Meta` (pointer equality: not even the key's `Eq`
-//! runs). The table frees removed keys and values by epochs, never under a lock. Removals,
-//! `invalidate_if` and `clear` take no queue lock for their map work at all.
+//! visit count, its weight, its deadline, and a `gone` flag, set once by whoever takes the
+//! entry out of the count: a removal, a replacement, an eviction, an expiry). The queues
+//! therefore never look a key up in the map under their lock, and an insert clones no key for
+//! them: a key's `Hash` and the weigher run before the lock is taken, and the victims chosen
+//! under it are removed from the map after it is released, each found by its hash and its
+//! `Meta` (pointer equality: not even the key's `Eq` runs). The table frees removed keys and
+//! values by epochs, never under a lock. Removals, `invalidate_if` and `clear` take no queue
+//! lock for their map work at all.
 //!
 //! Under the lock, each insert does O(1) work: its push, the evictions it needs (each popped
-//! entry is looked at once per turn), at most [`RECLAIM_PER_WRITE`] expired entries, and a few
-//! steps of an in-order sweep that drops stale queue entries (of keys replaced or removed since
-//! they were queued) once they outnumber live ones: no O(n) pause. Removals step that sweep
-//! too, so removed keys do not wait for later inserts to be freed.
+//! entry is looked at once per turn; with weights, as many victims as its weight needs, each
+//! entry evicted once, so O(1) amortized), at most [`RECLAIM_PER_WRITE`] expiry steps, and a
+//! few steps of an in-order sweep that drops stale queue entries (of keys replaced or removed
+//! since they were queued) once they outnumber live ones: no O(n) pause. Removals step that
+//! sweep too, so removed keys do not wait for later inserts to be freed.
 //!
-//! Expiry: with a `ttl`, every entry expires that long after it was written. A hit compares the
-//! clock with the entry's deadline and treats an expired entry as absent. Each shard queues its
-//! entries in deadline order (an insert that reaches the lock after one with a later deadline
-//! takes that deadline, see `queue_for_expiry`); they are reclaimed from the head by later
-//! inserts into their shard, a few per insert, and by [`len`](Store::len), which so counts
-//! exactly the entries a read returns: no background thread.
+//! # Expiry
+//!
+//! With a `ttl`, every entry expires that long after it was written; with a `time_to_idle`,
+//! that long after it was last written or read; with both, at whichever comes first (a read
+//! never extends an entry past its ttl, kept apart in [`Meta::hard`]). A hit compares the clock
+//! with the entry's deadline ([`Meta::expires`]) and treats an expired entry as absent. Each
+//! shard queues its entries in `by_age` at their deadline in write order, which is deadline
+//! order (an insert that reaches the lock after one with a later deadline takes that deadline,
+//! see `queue_for_expiry`); they are reclaimed from the head by later inserts into their shard,
+//! a few per insert, and by [`len`](Store::len) and
+//! [`evict_expired`](Bounded::evict_expired), which so count exactly the entries a read
+//! returns: no background thread.
+//!
+//! A hit renews its entry without a lock and without touching the queues: it raises
+//! `Meta::expires` to `now + idle` with an atomic `fetch_max` (never lowering it), and writes
+//! nothing when the deadline is already within `idle / 64` of that, so a key read on every
+//! core is written about 64 times per idle period (a few more when hits race), not on every
+//! hit. A renewed entry may therefore expire up to `idle / 64` early, never late. (A hit that
+//! races with the reclaiming of its entry at the old deadline may also lose its renewal: the
+//! entry then expires at that deadline, as if the read had come a moment later.)
+//!
+//! A renewed entry outlives its place in `by_age`: every queued deadline is at most the entry's
+//! real one, never later. Reclaiming pops an entry whose queued deadline has passed and reads
+//! its real deadline: if a read moved it on, it has not expired, and is queued again at its
+//! real deadline, not raised to keep order (that would give it life it was not granted). As
+//! that deadline may fall before those of entries written after it, it goes to a second
+//! structure, `renewed`, a binary heap by deadline, and reclaiming takes from whichever head
+//! is earlier: it still finds every expired entry before any live one. An entry is queued
+//! again only once its queued deadline has passed and a renewal moved it by more than
+//! `idle / 64` since: once per idle period for a key read steadily (about 64 times at most),
+//! each O(log n) under the shard's lock, paid by the write or `len` that reclaims: O(log n)
+//! amortized per renewal. Entries replaced or removed while in `renewed` stay there (their
+//! `Meta`: no key, no value) until their deadline, at most `idle` after they were queued;
+//! `clear` and `invalidate_if` drop them at once.
 
 use crate::clock::Clock;
 use crate::store::hashed::KeyHasher;
@@ -68,7 +114,8 @@ use crate::store::Store;
 use crate::sync::Padded;
 use equivalent::Equivalent;
 use foldhash::fast::RandomState;
-use std::collections::VecDeque;
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -99,8 +146,17 @@ const GHOST_TURN_DIVISOR: usize = 10;
 /// small stores keep one S3-FIFO over all their keys.
 const CAPACITY_PER_SHARD: usize = 4096;
 
-/// Expired entries an insert reclaims at most, under its shard's lock.
+/// Expiry steps (an entry reclaimed, or queued again at its renewed deadline) an insert takes
+/// at most, under its shard's lock.
 const RECLAIM_PER_WRITE: usize = 4;
+
+/// Expiry steps [`evict_expired`](Bounded::evict_expired) (and so `len`) takes per lock
+/// acquisition: the lock is released between batches, so inserts are not held up for long.
+const RECLAIM_PER_LOCK: usize = 64;
+
+/// A hit renews its entry only if that moves the deadline by more than
+/// `idle / RENEW_SLACK_DIVISOR`: a hot key is not written on every hit.
+const RENEW_SLACK_DIVISOR: u64 = 64;
 
 /// Queue entries an insert's or a removal's sweep looks at, per queue, while stale ones
 /// outnumber live ones.
@@ -115,10 +171,16 @@ const STALE_ALLOWED: isize = 16;
 ///   counts its entry; a victim may still be read by a concurrent hit until it is removed from
 ///   the map, right after the insert releases its lock). Eviction is S3-FIFO, which keeps the frequently read keys and lets one-time
 ///   keys (a scan) pass through; its hit ratio beats LRU (see `benches/README.md`).
-/// - `ttl(d)`: an entry is never returned once `d` has passed since it was written; expired
-///   entries are reclaimed by later writes, without a background thread.
+/// - `max_weight(w)` with a [`weigher`](Bounded::weigher): the total weight of the entries
+///   ([`weight`](Bounded::weight)) never exceeds `w`, instead of their number.
+/// - `ttl(d)`: an entry is never returned once `d` has passed since it was written.
+/// - `time_to_idle(d)`: an entry is never returned once `d` has passed since it was last
+///   written or read (a read renews it); with a `ttl` too, it expires at whichever comes first.
 /// - `refresh_after(d)`: an entry older than `d` is recomputed by one caller while the others
 ///   keep getting it (see [`refresh_after`](Bounded::refresh_after)).
+///
+/// Expired entries are reclaimed by later writes, by [`len`](Store::len) and by
+/// [`evict_expired`](Bounded::evict_expired), without a background thread.
 ///
 /// Hits take no lock. An insert takes the mutex of its key's shard (stores of more than 4,096
 /// entries have several) for O(1) work, with no user code under it. Evictions and expirations
@@ -141,13 +203,32 @@ pub struct Bounded<K, V> {
     /// Built on first use, once the capacity is known; by hash.
     shards: std::sync::OnceLock<Box<[Shard]>>,
     hasher: KeyHasher,
-    max_size: usize,
-    /// Nanoseconds; `None` when entries never expire.
+    /// What the shards' capacities share: nothing, a number of entries, or a total weight.
+    bound: Bound,
+    /// Weighs an entry under `max_weight` (`None`: each weighs 1). User code: it runs before
+    /// the lock is taken.
+    weigher: Option<Weigher<K, V>>,
+    /// Nanoseconds; `None` when entries never expire after they were written.
     ttl: Option<u64>,
+    /// Nanoseconds; `None` when entries never expire for lack of reads.
+    idle: Option<u64>,
     /// Nanoseconds; `None` when entries are never refreshed ahead of time.
     refresh_after: Option<u64>,
     clock: Clock,
     evictions: AtomicU64,
+}
+
+/// A [`Bounded::weigher`].
+type Weigher<K, V> = Box<dyn Fn(&K, &V) -> u64 + Send + Sync>;
+
+/// What bounds a store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    None,
+    /// [`Bounded::max_size`]: every entry counts 1.
+    Entries(usize),
+    /// [`Bounded::max_weight`]: every entry counts its weight.
+    Weight(u64),
 }
 
 struct Entry<V> {
@@ -170,10 +251,15 @@ struct Meta {
     /// The key's hash: the map is probed with it (without running the key's `Hash`), and a
     /// ghost keeps 32 bits of it.
     hash: u64,
+    /// What it counts in its shard's [`Live::weight`]: 1, or its weight under `max_weight`.
+    weight: isize,
     /// Clock time at which the entry expires (`u64::MAX`: never). Set before the entry enters
-    /// the map, and raised (never lowered, never past an expiry already reached) when its
-    /// insert queues it for expiry, to keep the expiry queue in deadline order.
+    /// the map; raised (never lowered) by the hits that renew it under `time_to_idle`, never
+    /// past [`hard`](Meta::hard), and by its insert when it queues it for expiry behind a later
+    /// deadline (see `queue_for_expiry`), never past an expiry already reached.
     expires: AtomicU64,
+    /// Clock time past which no read renews it: written + ttl (`u64::MAX` without a ttl).
+    hard: u64,
 }
 
 impl Meta {
@@ -191,6 +277,18 @@ impl Meta {
     fn is_gone(&self) -> bool {
         self.gone.load(Relaxed)
     }
+
+    /// A hit's renewal under `time_to_idle`: raises the deadline to `now + idle` (not past
+    /// [`hard`](Meta::hard)), unless `expires`, the deadline the hit read, is within
+    /// `idle / RENEW_SLACK_DIVISOR` of that already. `fetch_max`: a slower hit never lowers
+    /// what a later one wrote.
+    #[inline]
+    fn renew(&self, expires: u64, now: u64, idle: u64) {
+        let renewed = now.saturating_add(idle).min(self.hard);
+        if renewed.saturating_sub(idle / RENEW_SLACK_DIVISOR) > expires {
+            self.expires.fetch_max(renewed, Relaxed);
+        }
+    }
 }
 
 /// A queue entry: the map entry with this `meta` (found again by its hash and its `Meta`, so
@@ -199,15 +297,51 @@ struct Queued {
     meta: Arc<Meta>,
 }
 
+/// An entry queued again for expiry, at the later deadline reads renewed it to: in
+/// [`Queues::renewed`], soonest deadline first (entries of equal deadlines in any order).
+struct Renewed {
+    deadline: u64,
+    queued: Queued,
+}
+
+impl PartialEq for Renewed {
+    fn eq(&self, other: &Self) -> bool {
+        self.deadline == other.deadline
+    }
+}
+
+impl Eq for Renewed {}
+
+impl PartialOrd for Renewed {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Renewed {
+    /// Reversed: `BinaryHeap` pops its greatest element, and the soonest deadline must come
+    /// first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.deadline.cmp(&self.deadline)
+    }
+}
+
 struct Shard {
     queues: Padded<Mutex<Queues>>,
-    /// Its share of `max_size`.
+    /// Its share of `max_size` (or of `max_weight`).
     capacity: isize,
-    /// Entries of this shard in the map: counted under the lock by their insert once it made
-    /// room (so never above `capacity`), uncounted by the caller whose [`Meta::claim`]
-    /// succeeds. Briefly negative if an entry is removed between its insertion into the map
-    /// and its count.
-    live: Padded<AtomicIsize>,
+    live: Padded<Live>,
+}
+
+/// A shard's counts, on one cache line: counted under the lock by an insert once it made room
+/// (so `weight` never exceeds the capacity), uncounted by the caller whose [`Meta::claim`]
+/// succeeds. Briefly negative if an entry is removed between its insertion into the map and
+/// its count.
+struct Live {
+    /// The weight of the shard's entries in the map (their number unless weighted).
+    weight: AtomicIsize,
+    /// Their number, kept only under `max_weight` (`weight` is the number otherwise).
+    entries: AtomicIsize,
 }
 
 /// A shard's queues: eviction and expiry order.
@@ -222,8 +356,12 @@ struct Queues {
     /// How many live entries the main queue's head has looked at (wrapping): the age of a ghost
     /// is measured in these, so it stands still while one-time keys stream through `small`.
     hand: u32,
-    /// With a ttl: every entry in write order, with its deadline.
+    /// With a ttl or a time to idle: every entry in write order, with its deadline when it was
+    /// written (at most its real one).
     by_age: Fifo<(Queued, u64)>,
+    /// With a time to idle: the entries that outlived their deadline in `by_age` (or in here)
+    /// because reads renewed them, each at its renewed deadline.
+    renewed: BinaryHeap<Renewed>,
 }
 
 impl Default for Queues {
@@ -235,11 +373,14 @@ impl Default for Queues {
             ghosts: hashbrown::HashMap::with_hasher(RandomState::default()),
             hand: 0,
             by_age: Fifo::default(),
+            renewed: BinaryHeap::new(),
         }
     }
 }
 
 impl Queues {
+    /// The length of the queues the sweep walks (`renewed` is not among them: its stale
+    /// entries leave at their deadline).
     fn len(&self) -> usize {
         self.small.len() + self.main.len() + self.by_age.len()
     }
@@ -270,9 +411,31 @@ impl Queues {
         let mut aged = Vec::new();
         self.by_age.sift(|(q, _)| stale(q), &mut aged);
         garbage.extend(aged.into_iter().map(|(q, _)| q));
+        if self.renewed.iter().any(|r| stale(&r.queued)) {
+            let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.renewed)
+                .into_vec()
+                .into_iter()
+                .partition(|r| stale(&r.queued));
+            self.renewed = BinaryHeap::from(kept);
+            garbage.extend(gone.into_iter().map(|r| r.queued));
+        }
+    }
+
+    /// Takes the entry with the soonest queued deadline, of `by_age` and `renewed`, if that
+    /// deadline has passed at `now`.
+    fn pop_due(&mut self, now: u64) -> Option<Queued> {
+        let aged = self.by_age.front().map(|(_, deadline)| *deadline);
+        let renewed = self.renewed.peek().map(|r| r.deadline);
+        match (aged, renewed) {
+            (Some(aged), Some(renewed)) if renewed < aged && renewed <= now => {
+                self.renewed.pop().map(|r| r.queued)
+            }
+            (Some(aged), _) if aged <= now => self.by_age.pop_front().map(|(q, _)| q),
+            (_, Some(renewed)) if renewed <= now => self.renewed.pop().map(|r| r.queued),
+            _ => None,
+        }
     }
 }
-
 /// A FIFO from which stale entries are swept a few at a time, in order, with O(1) work per
 /// step: the queue is `done` followed by `rest`; a step moves `rest`'s head to `done`'s tail
 /// (or out, if stale), and a sweep that emptied `rest` starts over on the whole queue.
@@ -357,8 +520,9 @@ where
     K: Hash + Eq + Clone + Send + Sync,
     V: Clone + Send + Sync,
 {
-    /// A store with no bound yet: set one with [`max_size`](Bounded::max_size) and/or
-    /// [`ttl`](Bounded::ttl).
+    /// A store with no bound yet: set one with [`max_size`](Bounded::max_size) (or
+    /// [`max_weight`](Bounded::max_weight)) and/or [`ttl`](Bounded::ttl) and
+    /// [`time_to_idle`](Bounded::time_to_idle).
     ///
     /// ```
     /// # use memoflight::Bounded;
@@ -370,8 +534,10 @@ where
             map: Table::new(),
             shards: std::sync::OnceLock::new(),
             hasher: KeyHasher::default(),
-            max_size: usize::MAX,
+            bound: Bound::None,
+            weigher: None,
             ttl: None,
+            idle: None,
             refresh_after: None,
             clock: Clock::system(),
             evictions: AtomicU64::new(0),
@@ -382,7 +548,10 @@ where
     ///
     /// # Panics
     ///
-    /// If `max_size` is zero (`#[cached(max_size = 0)]` is a compile error instead).
+    /// If `max_size` is zero (`#[cached(max_size = 0)]` is a compile error instead), or if the
+    /// store is bounded by [`max_weight`](Bounded::max_weight) or has a
+    /// [`weigher`](Bounded::weigher) already: a store is bounded in entries or in weight, not
+    /// both.
     ///
     /// ```
     /// # use memoflight::{Bounded, Store};
@@ -393,7 +562,87 @@ where
     /// ```
     pub fn max_size(mut self, max_size: usize) -> Self {
         assert!(max_size > 0, "memoflight: max_size must be at least 1");
-        self.max_size = max_size;
+        assert!(
+            !matches!(self.bound, Bound::Weight(_)),
+            "memoflight: max_size and max_weight are exclusive: this store is bounded by \
+             max_weight already"
+        );
+        assert!(
+            self.weigher.is_none(),
+            "memoflight: a weigher weighs entries for max_weight, not max_size: bound the store \
+             with max_weight"
+        );
+        self.bound = Bound::Entries(max_size);
+        self
+    }
+
+    /// Holds entries of at most `max_weight` in total, each weighed by the
+    /// [`weigher`](Bounded::weigher) when it is inserted (each weighs 1 without one; a weight
+    /// of 0 counts as 0). An insert evicts (S3-FIFO, as with [`max_size`](Bounded::max_size))
+    /// until its entry's weight fits; [`weight`](Bounded::weight) never exceeds `max_weight`.
+    ///
+    /// The store is split into at most one shard per core (a power of two, no more than
+    /// `max_weight`), each with its share of `max_weight`: an entry heavier than
+    /// `max_weight / shards` is not stored. Its insert removes the key's previous value (a
+    /// later read returns nothing, not the old value) and counts as an eviction.
+    ///
+    /// # Panics
+    ///
+    /// If `max_weight` is zero, or if the store is bounded by
+    /// [`max_size`](Bounded::max_size) already: a store is bounded in entries or in weight, not
+    /// both.
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Store};
+    /// let store = Bounded::<u32, Vec<u8>>::new()
+    ///     .max_weight(64 << 20) // 64 MiB of values
+    ///     .weigher(|_, bytes| bytes.len() as u64);
+    /// store.insert(1, vec![0; 1_000]);
+    /// store.insert(2, vec![0; 2_000]);
+    /// assert_eq!(store.weight(), 3_000);
+    /// store.insert(1, vec![0; 65 << 20]); // heavier than the whole store: not kept,
+    /// assert_eq!(store.get(&1), None); // and the key's previous value is gone
+    /// assert_eq!((store.len(), store.weight()), (1, 2_000));
+    /// ```
+    pub fn max_weight(mut self, max_weight: u64) -> Self {
+        assert!(max_weight > 0, "memoflight: max_weight must be at least 1");
+        assert!(
+            !matches!(self.bound, Bound::Entries(_)),
+            "memoflight: max_size and max_weight are exclusive: this store is bounded by \
+             max_size already"
+        );
+        self.bound = Bound::Weight(max_weight);
+        self
+    }
+
+    /// Weighs each entry for [`max_weight`](Bounded::max_weight), from its key and value, when
+    /// it is inserted (not when it is read: values are immutable once stored). Without
+    /// `max_weight`, the weigher is never called.
+    ///
+    /// It runs with no lock of the store held, before the entry is stored: it may read the
+    /// store, or call memoized functions.
+    ///
+    /// # Panics
+    ///
+    /// If the store is bounded by [`max_size`](Bounded::max_size): set
+    /// [`max_weight`](Bounded::max_weight) instead. A panic of the weigher itself propagates
+    /// to the insert that called it, which then stores nothing.
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Store};
+    /// let store = Bounded::<String, String>::new()
+    ///     .max_weight(1 << 20)
+    ///     .weigher(|key, value| (key.len() + value.len()) as u64);
+    /// store.insert("ab".into(), "cde".into());
+    /// assert_eq!(store.weight(), 5);
+    /// ```
+    pub fn weigher(mut self, weigher: impl Fn(&K, &V) -> u64 + Send + Sync + 'static) -> Self {
+        assert!(
+            !matches!(self.bound, Bound::Entries(_)),
+            "memoflight: a weigher weighs entries for max_weight, not max_size: bound the store \
+             with max_weight"
+        );
+        self.weigher = Some(Box::new(weigher));
         self
     }
 
@@ -407,6 +656,34 @@ where
     /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = Some(crate::clock::nanos(ttl));
+        self
+    }
+
+    /// Entries expire `idle` after they were last written or read: each hit renews its entry
+    /// (the `cached` crate's `refresh = true`). With a [`ttl`](Bounded::ttl) too, an entry
+    /// expires at whichever comes first: reads never keep it past its ttl.
+    ///
+    /// A hit renews its entry without a lock, and only if that moves its deadline by more than
+    /// `idle / 64` (so a hot key is not written on every hit): an entry read steadily may expire
+    /// up to `idle / 64` early, never late.
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Clock, Store};
+    /// # use std::time::Duration;
+    /// let clock = Clock::manual();
+    /// let store = Bounded::<u8, u8>::new()
+    ///     .time_to_idle(Duration::from_secs(60))
+    ///     .clock(clock.clone());
+    /// store.insert(1, 10);
+    /// clock.advance(Duration::from_secs(50));
+    /// assert_eq!(store.get(&1), Some(10)); // renewed until 110 s
+    /// clock.advance(Duration::from_secs(50));
+    /// assert_eq!(store.get(&1), Some(10)); // renewed until 160 s
+    /// clock.advance(Duration::from_secs(60));
+    /// assert_eq!(store.get(&1), None); // 60 s unread
+    /// ```
+    pub fn time_to_idle(mut self, idle: Duration) -> Self {
+        self.idle = Some(crate::clock::nanos(idle));
         self
     }
 
@@ -445,36 +722,165 @@ where
         self
     }
 
+    /// The total weight of the entries a read returns: under
+    /// [`max_weight`](Bounded::max_weight), the sum of their weights (never above
+    /// `max_weight`); otherwise their number, as [`len`](Store::len). Like `len`, it first
+    /// reclaims the expired entries, and it is a snapshot: it may be stale when it returns.
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Store};
+    /// let store = Bounded::<u32, String>::new()
+    ///     .max_weight(1 << 20)
+    ///     .weigher(|_, value| value.len() as u64);
+    /// store.insert(1, "four".into());
+    /// store.insert(2, "sixsix".into());
+    /// assert_eq!((store.len(), store.weight()), (2, 10));
+    ///
+    /// let counted = Bounded::<u32, String>::new().max_size(100);
+    /// counted.insert(1, "four".into());
+    /// assert_eq!(counted.weight(), 1);
+    /// ```
+    pub fn weight(&self) -> u64 {
+        self.evict_expired();
+        let weight: isize = self
+            .shards()
+            .iter()
+            .map(|shard| shard.live.weight.load(Relaxed))
+            .sum();
+        weight.max(0).unsigned_abs() as u64
+    }
+
+    /// Removes every entry whose deadline ([`ttl`](Bounded::ttl),
+    /// [`time_to_idle`](Bounded::time_to_idle)) has passed, and returns how many it removed.
+    ///
+    /// Reads never return an expired entry; later inserts into its shard reclaim a few each,
+    /// and [`len`](Store::len) reclaims them all, so calling this is never needed for
+    /// correctness: it frees their memory now, at a time of your choosing (from a timer, say:
+    /// the store has no thread of its own). It takes each shard's lock for a batch of 64
+    /// entries at a time, with no user code under it; the keys and values are dropped after
+    /// the lock is released.
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Clock, Store};
+    /// # use std::time::Duration;
+    /// let clock = Clock::manual();
+    /// let store = Bounded::<u32, u32>::new()
+    ///     .ttl(Duration::from_secs(10))
+    ///     .clock(clock.clone());
+    /// store.insert(1, 1);
+    /// store.insert(2, 2);
+    /// clock.advance(Duration::from_secs(5));
+    /// store.insert(3, 3);
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(store.evict_expired(), 2);
+    /// assert_eq!(store.evict_expired(), 0);
+    /// assert_eq!(store.len(), 1);
+    /// ```
+    pub fn evict_expired(&self) -> usize {
+        if !self.expiring() {
+            return 0;
+        }
+        let now = self.clock.now();
+        let mut reclaimed = 0;
+        for shard in self.shards() {
+            loop {
+                let mut out = Leftovers::default();
+                let more = {
+                    let mut queues = lock(&shard.queues);
+                    self.reclaim_expired(shard, &mut queues, now, RECLAIM_PER_LOCK, &mut out)
+                };
+                reclaimed += out.victims.len();
+                self.remove_victims(&out.victims);
+                if !more {
+                    break;
+                }
+            }
+        }
+        reclaimed
+    }
+
     fn sized(&self) -> bool {
-        self.max_size != usize::MAX
+        self.bound != Bound::None
+    }
+
+    fn weighted(&self) -> bool {
+        matches!(self.bound, Bound::Weight(_))
+    }
+
+    /// Whether entries expire: with a ttl, a time to idle, or both.
+    fn expiring(&self) -> bool {
+        self.ttl.is_some() || self.idle.is_some()
     }
 
     /// Whether entries carry times: reads and writes then consult the clock.
     fn timed(&self) -> bool {
-        self.ttl.is_some() || self.refresh_after.is_some()
+        self.expiring() || self.refresh_after.is_some()
     }
 
     /// Whether `entry` has expired at `now`.
     fn expired(&self, entry: &Entry<V>, now: u64) -> bool {
-        self.ttl.is_some() && now >= entry.meta.expires.load(Relaxed)
+        self.expiring() && now >= entry.meta.expires.load(Relaxed)
     }
 
-    /// The shards, built on first use: one per [`CAPACITY_PER_SHARD`] entries of capacity
-    /// (a power of two, at most four per core), the capacity split among them.
+    /// What an entry counts in its shard: its weight under `max_weight` (the weigher runs
+    /// here, user code, so never under a lock), 1 otherwise.
+    fn weigh(&self, key: &K, value: &V) -> isize {
+        match (&self.weigher, self.bound) {
+            (Some(weigher), Bound::Weight(_)) => {
+                isize::try_from(weigher(key, value)).unwrap_or(isize::MAX)
+            }
+            _ => 1,
+        }
+    }
+
+    /// The number of entries `shard` counts.
+    fn entries(&self, shard: &Shard) -> isize {
+        match self.weighted() {
+            true => shard.live.entries.load(Relaxed),
+            false => shard.live.weight.load(Relaxed),
+        }
+    }
+
+    /// The number of entries S3-FIFO's sizes (small queue, ghosts, ghost window) are derived
+    /// from: the shard's capacity, or under `max_weight` the number of entries it holds.
+    fn scale(&self, shard: &Shard) -> usize {
+        match self.weighted() {
+            true => shard.live.entries.load(Relaxed).max(0).unsigned_abs(),
+            false => shard.capacity.unsigned_abs(),
+        }
+    }
+
+    /// The shards, built on first use: with `max_size` (or no bound), one per
+    /// [`CAPACITY_PER_SHARD`] entries of capacity (a power of two, at most four per core);
+    /// with `max_weight`, one per core (a power of two, at most `max_weight`). The capacity is
+    /// split among them.
     fn shards(&self) -> &[Shard] {
         self.shards.get_or_init(|| {
             let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-            let wanted = (self.max_size / CAPACITY_PER_SHARD).clamp(1, 4 * cores);
+            let (total, wanted) = match self.bound {
+                Bound::None => (None, (usize::MAX / CAPACITY_PER_SHARD).clamp(1, 4 * cores)),
+                Bound::Entries(n) => (Some(n as u64), (n / CAPACITY_PER_SHARD).clamp(1, 4 * cores)),
+                Bound::Weight(w) => (
+                    Some(w),
+                    cores.min(usize::try_from(w).unwrap_or(usize::MAX)).max(1),
+                ),
+            };
             // A power of two no larger than wanted, so that no shard falls below the minimum.
             let count = 1usize << wanted.ilog2();
             (0..count)
                 .map(|i| Shard {
                     queues: Padded(Mutex::new(Queues::default())),
-                    live: Padded(AtomicIsize::new(0)),
-                    capacity: match self.max_size {
-                        usize::MAX => isize::MAX,
-                        n => isize::try_from(n / count + usize::from(i < n % count))
-                            .unwrap_or(isize::MAX),
+                    live: Padded(Live {
+                        weight: AtomicIsize::new(0),
+                        entries: AtomicIsize::new(0),
+                    }),
+                    capacity: match total {
+                        None => isize::MAX,
+                        Some(n) => {
+                            let (count, i) = (count as u64, i as u64);
+                            isize::try_from(n / count + u64::from(i < n % count))
+                                .unwrap_or(isize::MAX)
+                        }
                     },
                 })
                 .collect()
@@ -487,12 +893,26 @@ where
         (((hash >> 32) * count) >> 32) as u32
     }
 
+    /// Counts a new entry of `weight` in `shard`, under its lock, once it made room.
+    fn count(&self, shard: &Shard, weight: isize) {
+        shard.live.weight.fetch_add(weight, Relaxed);
+        if self.weighted() {
+            shard.live.entries.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Takes an entry of `meta`, whose claim succeeded, out of its shard's counts.
+    fn uncount_claimed(&self, shard: &Shard, meta: &Meta) {
+        shard.live.weight.fetch_sub(meta.weight, Relaxed);
+        if self.weighted() {
+            shard.live.entries.fetch_sub(1, Relaxed);
+        }
+    }
+
     /// Takes `meta`'s entry out of its shard's count, unless someone else did.
     fn uncount(&self, meta: &Meta) {
         if meta.claim() {
-            self.shards()[meta.shard as usize]
-                .live
-                .fetch_sub(1, Relaxed);
+            self.uncount_claimed(&self.shards()[meta.shard as usize], meta);
         }
     }
 
@@ -502,13 +922,15 @@ where
         if !queued.meta.claim() {
             return false;
         }
-        shard.live.fetch_sub(1, Relaxed);
+        self.uncount_claimed(shard, &queued.meta);
         self.evictions.fetch_add(1, Relaxed);
         true
     }
 
-    /// Claims up to `limit` entries whose deadline has passed; says whether it stopped at the
-    /// limit (more may have expired).
+    /// Takes up to `limit` expiry steps at `now`: each takes the entry of the soonest queued
+    /// deadline, if it has passed, and claims it, or queues it again in `renewed` if reads
+    /// renewed it past `now` (so every queued deadline stays at most the entry's real one).
+    /// Says whether it stopped at the limit (more may have expired).
     fn reclaim_expired(
         &self,
         shard: &Shard,
@@ -518,13 +940,20 @@ where
         out: &mut Leftovers,
     ) -> bool {
         for _ in 0..limit {
-            match queues.by_age.front() {
-                Some((_, deadline)) if *deadline <= now => {}
-                _ => return false,
-            }
-            let Some((queued, _)) = queues.by_age.pop_front() else {
+            let Some(queued) = queues.pop_due(now) else {
                 return false;
             };
+            if queued.meta.is_gone() {
+                out.garbage.push(queued); // replaced or removed since it was queued
+                continue;
+            }
+            let deadline = queued.meta.expires.load(Relaxed);
+            if deadline > now {
+                // Renewed by reads: queued at its real deadline, which may come before those
+                // of entries written after it, hence the heap.
+                queues.renewed.push(Renewed { deadline, queued });
+                continue;
+            }
             if self.claim_victim(shard, &queued) {
                 out.victims.push(queued);
             } else {
@@ -534,36 +963,37 @@ where
         true
     }
 
-    /// Queues a new entry for expiry, keeping the queue in deadline order so that reclaiming
-    /// from its head finds every expired entry. An insert slowed between its clock read and
-    /// its lock (user code runs in between) may arrive after one with a later deadline: it
-    /// takes that deadline (a few instants more of life, never less), or, if it expired on the
-    /// way, is reclaimed at once rather than brought back.
+    /// Queues a new entry for expiry at `deadline`, its deadline when it was written, keeping
+    /// `by_age` in deadline order so that reclaiming from its head finds every expired entry.
+    /// An insert slowed between its clock read and its lock (user code runs in between) may
+    /// arrive after one with a later deadline: it takes that deadline (raised with `fetch_max`,
+    /// as a hit may have renewed it past it meanwhile: more life, never less), or, if it
+    /// expired on the way, is reclaimed at once rather than brought back.
     fn queue_for_expiry(
         &self,
         shard: &Shard,
         queues: &mut Queues,
         queued: Queued,
+        deadline: u64,
         out: &mut Leftovers,
     ) {
-        let expires = queued.meta.expires.load(Relaxed);
         let last = queues.by_age.back().map_or(0, |(_, deadline)| *deadline);
-        if last <= expires {
-            queues.by_age.push_back((queued, expires));
-        } else if self.clock.now() >= expires {
+        if last <= deadline {
+            queues.by_age.push_back((queued, deadline));
+        } else if self.clock.now() >= queued.meta.expires.load(Relaxed) {
             match self.claim_victim(shard, &queued) {
                 true => out.victims.push(queued),
                 false => out.garbage.push(queued),
             }
         } else {
-            queued.meta.expires.store(last, Relaxed);
+            queued.meta.expires.fetch_max(last, Relaxed);
             queues.by_age.push_back((queued, last));
         }
     }
 
     /// Claims one victim (S3-FIFO); returns false if there was nothing to evict.
     fn evict_one(&self, shard: &Shard, queues: &mut Queues, out: &mut Leftovers) -> bool {
-        let small_target = (shard.capacity.unsigned_abs() / SMALL_DIVISOR).max(1);
+        let small_target = (self.scale(shard) / SMALL_DIVISOR).max(1);
         loop {
             let from_small = queues.small.len() >= small_target || queues.main.is_empty();
             let popped = if from_small {
@@ -591,7 +1021,7 @@ where
                 continue;
             }
             if from_small {
-                remember_ghost(shard, queues, queued.meta.fingerprint());
+                remember_ghost(self.scale(shard), queues, queued.meta.fingerprint());
             }
             if self.claim_victim(shard, &queued) {
                 out.victims.push(queued);
@@ -599,6 +1029,33 @@ where
             }
             out.garbage.push(queued);
         }
+    }
+
+    /// An insert of an entry heavier than its shard's capacity: not stored, and counted as an
+    /// eviction; the key's previous value is removed, so that no later read returns it. The
+    /// key's `Eq` runs here, with no lock of ours held.
+    fn reject(&self, hash: u64, key: &K) {
+        self.evictions.fetch_add(1, Relaxed);
+        let removed = self.map.remove(
+            hash,
+            |stored, _| stored == key,
+            |entry| {
+                self.uncount(&entry.meta);
+                entry.meta.shard
+            },
+        );
+        if let Some(shard) = removed {
+            self.sweep_after_removal(shard);
+        }
+    }
+
+    /// A few sweep steps after a removal from shard `index`: the removed entry's queue entries
+    /// are stale now, and removals without inserts must not hold keys alive.
+    fn sweep_after_removal(&self, index: u32) {
+        let shard = &self.shards()[index as usize];
+        let mut garbage = Vec::new();
+        lock(&shard.queues).sweep(self.entries(shard), &mut garbage);
+        drop(garbage);
     }
 
     /// Drops the stale entries of every shard's queues (after `clear` and `invalidate_if`).
@@ -629,16 +1086,13 @@ where
 }
 
 /// Remembers a key evicted from the small queue, and forgets the ghosts that are past the
-/// window or beyond the FIFO's length.
-fn remember_ghost(shard: &Shard, queues: &mut Queues, fingerprint: u32) {
+/// window or beyond the FIFO's length. `scale`: see [`Bounded::scale`].
+fn remember_ghost(scale: usize, queues: &mut Queues, fingerprint: u32) {
     let hand = queues.hand;
     queues.ghost.push_back((fingerprint, hand));
     queues.ghosts.insert(fingerprint, hand);
-    let max_ghosts = shard
-        .capacity
-        .unsigned_abs()
-        .saturating_mul(GHOSTS_PER_ENTRY);
-    let window = ghost_window(shard);
+    let max_ghosts = scale.saturating_mul(GHOSTS_PER_ENTRY);
+    let window = ghost_window(scale);
     while let Some(&(oldest, at)) = queues.ghost.front() {
         if queues.ghost.len() <= max_ghosts && hand.wrapping_sub(at) < window {
             break;
@@ -652,8 +1106,8 @@ fn remember_ghost(shard: &Shard, queues: &mut Queues, fingerprint: u32) {
 }
 
 /// How old (in `hand` steps) a ghost may be and still let its key into the main queue.
-fn ghost_window(shard: &Shard) -> u32 {
-    u32::try_from(shard.capacity.unsigned_abs() / GHOST_TURN_DIVISOR)
+fn ghost_window(scale: usize) -> u32 {
+    u32::try_from(scale / GHOST_TURN_DIVISOR)
         .unwrap_or(u32::MAX)
         .max(1)
 }
@@ -686,8 +1140,14 @@ where
         let hash = self.hasher.hash_one(key);
         let read = |entry: &Entry<V>| {
             let now = if self.timed() { self.clock.now() } else { 0 };
-            if self.expired(entry, now) {
-                return None;
+            if self.expiring() {
+                let expires = entry.meta.expires.load(Relaxed);
+                if now >= expires {
+                    return None;
+                }
+                if let Some(idle) = self.idle {
+                    entry.meta.renew(expires, now, idle);
+                }
             }
             let visits = entry.meta.visits.load(Relaxed);
             if visits < MAX_VISITS {
@@ -701,19 +1161,41 @@ where
             .flatten()
     }
 
+    /// The value held under `key`, expired or not (until a later write reclaims it): what
+    /// `result_fallback` returns when recomputing an expired value fails. Neither renews it
+    /// nor counts as a read for eviction.
+    fn get_stale<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
+        let hash = self.hasher.hash_one(key);
+        self.map.get(
+            hash,
+            |stored| key.equivalent(stored),
+            |entry| entry.value.clone(),
+        )
+    }
+
     fn insert(&self, key: K, value: V) {
-        // User code first, with no lock held: the key's `Hash`.
+        // User code first, with no lock held: the key's `Hash`, the weigher.
         let hash = self.hasher.hash_one(&key);
+        let weight = self.weigh(&key, &value);
         let index = self.shard_of(hash);
         let shard = &self.shards()[index as usize];
+        if weight > shard.capacity {
+            self.reject(hash, &key);
+            return; // the key and value are dropped here, with no lock held
+        }
         let now = if self.timed() { self.clock.now() } else { 0 };
-        let expires = self.ttl.map_or(u64::MAX, |ttl| now.saturating_add(ttl));
+        let hard = self.ttl.map_or(u64::MAX, |ttl| now.saturating_add(ttl));
+        let expires = self
+            .idle
+            .map_or(hard, |idle| now.saturating_add(idle).min(hard));
         let meta = Arc::new(Meta {
             visits: AtomicU8::new(0),
             gone: AtomicBool::new(false),
             shard: index,
             hash,
+            weight,
             expires: AtomicU64::new(expires),
+            hard,
         });
         let refresh_at = self
             .refresh_after
@@ -729,35 +1211,35 @@ where
         {
             let mut queues = lock(&shard.queues);
             let queues = &mut *queues;
-            if self.ttl.is_some() {
+            if self.expiring() {
                 self.reclaim_expired(shard, queues, now, RECLAIM_PER_WRITE, &mut out);
             }
             // Room first, then the count: the shard's count never exceeds its capacity, and
-            // the new entry, queued after, is not a candidate.
-            while shard.live.load(Relaxed) >= shard.capacity {
+            // the new entry, queued after, is not a candidate. (`capacity - weight` cannot
+            // overflow: heavier entries were rejected.)
+            while shard.live.weight.load(Relaxed) > shard.capacity - weight {
                 if !self.evict_one(shard, queues, &mut out) {
                     break;
                 }
             }
-            shard.live.fetch_add(1, Relaxed);
+            self.count(shard, weight);
             if self.sized() {
                 let queued = Queued {
                     meta: Arc::clone(&meta),
                 };
-                let returning = queues
-                    .ghosts
-                    .remove(&meta.fingerprint())
-                    .is_some_and(|at| queues.hand.wrapping_sub(at) < ghost_window(shard));
+                let returning = queues.ghosts.remove(&meta.fingerprint()).is_some_and(|at| {
+                    queues.hand.wrapping_sub(at) < ghost_window(self.scale(shard))
+                });
                 if returning {
                     queues.main.push_back(queued);
                 } else {
                     queues.small.push_back(queued);
                 }
             }
-            if self.ttl.is_some() {
-                self.queue_for_expiry(shard, queues, Queued { meta }, &mut out);
+            if self.expiring() {
+                self.queue_for_expiry(shard, queues, Queued { meta }, expires, &mut out);
             }
-            queues.sweep(shard.live.load(Relaxed), &mut out.garbage);
+            queues.sweep(self.entries(shard), &mut out.garbage);
         }
         self.remove_victims(&out.victims);
     }
@@ -766,11 +1248,7 @@ where
         let hash = self.hasher.hash_one(key);
         let read = |entry: &Entry<V>| {
             self.uncount(&entry.meta);
-            let now = if self.ttl.is_some() {
-                self.clock.now()
-            } else {
-                0
-            };
+            let now = if self.expiring() { self.clock.now() } else { 0 };
             // The value's `Clone` (user code) runs with no lock held.
             (
                 (!self.expired(entry, now)).then(|| entry.value.clone()),
@@ -780,12 +1258,7 @@ where
         let (removed, shard) = self
             .map
             .remove(hash, |stored, _| key.equivalent(stored), read)?;
-        // The removed entry's queue entries are stale now: a few sweep steps keep removals
-        // without inserts from holding keys alive.
-        let shard = &self.shards()[shard as usize];
-        let mut garbage = Vec::new();
-        lock(&shard.queues).sweep(shard.live.load(Relaxed), &mut garbage);
-        drop(garbage);
+        self.sweep_after_removal(shard);
         removed
     }
 
@@ -804,32 +1277,17 @@ where
     }
 
     fn len(&self) -> usize {
-        if self.ttl.is_some() {
-            // Expired entries are reclaimed a few at a time, each batch under the lock.
-            let now = self.clock.now();
-            for shard in self.shards() {
-                loop {
-                    let mut out = Leftovers::default();
-                    let more = {
-                        let mut queues = lock(&shard.queues);
-                        self.reclaim_expired(shard, &mut queues, now, 64, &mut out)
-                    };
-                    self.remove_victims(&out.victims);
-                    if !more {
-                        break;
-                    }
-                }
-            }
-        }
-        let live: isize = self
-            .shards()
-            .iter()
-            .map(|shard| shard.live.load(Relaxed))
-            .sum();
-        live.max(0).unsigned_abs()
+        // Expired entries are reclaimed first, a few at a time, each batch under the lock.
+        self.evict_expired();
+        let entries: isize = self.shards().iter().map(|shard| self.entries(shard)).sum();
+        entries.max(0).unsigned_abs()
     }
 
     fn evictions(&self) -> u64 {
         self.evictions.load(Relaxed)
+    }
+
+    fn evict_expired(&self) -> usize {
+        Bounded::evict_expired(self)
     }
 }

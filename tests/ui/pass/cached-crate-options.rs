@@ -65,6 +65,49 @@ fn refreshable(n: u64, refresh: bool) -> u64 {
     n
 }
 
+#[cached(with_cached_flag)]
+fn flagged(n: u64) -> memoflight::Return<u64> {
+    memoflight::Return::new(n)
+}
+
+#[cached(with_cached_flag = true, result_fallback = true, ttl = "1m")]
+fn flagged_fallback(n: u64) -> Result<memoflight::Return<u64>, String> {
+    Ok(memoflight::Return::new(n))
+}
+
+#[derive(Clone)]
+struct Token(u64);
+
+impl memoflight::Expires for Token {
+    fn is_expired(&self) -> bool {
+        false
+    }
+}
+
+#[cached(expires, result_fallback, max_size = 100)]
+fn expiring(n: u64) -> Result<Token, String> {
+    Ok(Token(n))
+}
+
+#[cached(ttl = "10m", refresh = true, companions = false)]
+fn renewed(n: u64) -> u64 {
+    n
+}
+
+#[cached(max_weight = 1024, weigher = |key: &u64, value: &Vec<u8>| *key + value.len() as u64)]
+fn weighed(n: u64) -> Vec<u8> {
+    vec![0; n as usize]
+}
+
+mod facade {
+    pub use memoflight as memo;
+}
+
+#[facade::memo::cached(crate = crate::facade::memo)]
+fn through_facade(n: u64) -> u64 {
+    n
+}
+
 struct Service;
 
 impl Service {
@@ -87,5 +130,11 @@ fn main() {
     assert_eq!(Service.method(11), 11);
     assert_eq!(refreshable(12, true), 12);
     assert_eq!(named_prime_cache(4), 16);
+    assert!(!flagged(13).was_cached());
+    assert!(flagged(13).was_cached());
+    assert_eq!(flagged_fallback(14).map(|r| r.value), Ok(14));
+    assert_eq!(expiring(15).map(|t| t.0), Ok(15));
+    assert_eq!(renewed(16) + through_facade(17), 33);
+    assert_eq!(weighed(18).len(), 18);
     let _ = Duration::ZERO;
 }
