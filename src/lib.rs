@@ -139,8 +139,10 @@
 //! ```
 //!
 //! A return type is recognised as a `Result` or an `Option` by its name (`Result<T, E>`,
-//! `io::Result<T>`, `Option<T>`); behind a type alias with another name it is treated as a
-//! plain value and every result is cached.
+//! `io::Result<T>`, a crate's own `type Result<T> = std::result::Result<T, Error>`,
+//! `Option<T>`); behind a type alias with another name it is treated as a plain value and every
+//! result is cached. A type of your own named `Result` or `Option` that is not std's is a
+//! compile error saying so; add `cache_err` (or `cache_none`) to cache it as a plain value.
 //!
 //! ## Stores
 //!

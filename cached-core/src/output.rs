@@ -13,6 +13,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// How a return type `R` is cached: which results are kept, and as what.
+#[diagnostic::on_unimplemented(
+    message = "`#[cached]` took `{R}` for std's `Result` or `Option` by its name",
+    label = "not std's `Result` or `Option`",
+    note = "a return type named `Result` caches its `Ok` values only, and one named `Option` its \
+            `Some` values: for a type of your own with that name, add `cache_err` or \
+            `cache_none` to cache every value"
+)]
 pub trait Mode<R> {
     /// What the store holds.
     type Value;

@@ -329,12 +329,12 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         }
         false => cache.reach(plan, names, hint),
     };
+    // Spanned on the return type: one taken for std's `Result`/`Option` by its name but not
+    // std's is reported there.
+    let rebuild = quote_spanned!(ret.span()=> <#mode as #krate::__private::Mode<#ret>>::rebuild);
     let return_hit = finish(
         plan,
-        quote! {(
-            <#mode as #krate::__private::Mode<#ret>>::rebuild(__memo_value),
-            #krate::Origin::Hit,
-        )},
+        quote!((#rebuild(__memo_value), #krate::Origin::Hit)),
         false,
     );
     let return_hit = quote!(return #return_hit;);

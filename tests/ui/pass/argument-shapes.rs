@@ -44,7 +44,37 @@ fn names(key: u32, cache: u32, result: u32, value: u32) -> u32 {
     key + cache + result + value
 }
 
+/// An `impl Trait` argument left out of the key by `convert` (a selection of the others, or
+/// an expression with `key`).
+#[cached(convert = id)]
+fn logged(log: impl std::fmt::Write, id: u64) -> u64 {
+    let _ = log;
+    id
+}
+
+#[cached(convert = { id * 2 }, key = u64)]
+fn doubled(prefix: impl std::fmt::Display, id: u64) -> String {
+    format!("{prefix}{}", id * 2)
+}
+
+/// `_` patterns: left out of the key.
+#[cached(convert = id)]
+fn ignored(_: u8, id: u64) -> u64 {
+    id
+}
+
+/// Attributes and doc comments on arguments are kept.
+#[cached]
+fn documented(#[allow(unused_variables)] n: u64) -> u64 {
+    7
+}
+
 fn main() {
+    assert_eq!(logged(String::new(), 3), 3);
+    assert_eq!(doubled("x", 2), "x4");
+    assert_eq!(doubled("y", 2), "x4"); // the prefix is not part of the key
+    assert_eq!(ignored(1, 5) + ignored(2, 5), 10);
+    assert_eq!(documented(1), 7);
     assert_eq!(optional(Some("ab"), None), 2);
     assert_eq!(optional_with_origin(Some("ab"), None), (2, Origin::Hit));
     assert_eq!(optional(None, Some(std::path::Path::new("/x"))), 2);
