@@ -33,6 +33,19 @@ fn memo_bounded_ttl(n: u64) -> u64 {
     n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
+/// A hit renews the TTL (`refresh`, `Bounded::time_to_idle`): an atomic write when the
+/// deadline moved by more than a sixty-fourth of it.
+#[cached(max_size = 4096, ttl = "1h", refresh)]
+fn memo_bounded_idle(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Weighted: the bound is a total weight.
+#[cached(max_weight = 1 << 20, weigher = |_, _| 8)]
+fn memo_weighted(n: u64) -> u64 {
+    n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// A generic function: its cache is found among its instantiations' at each call.
 #[cached]
 fn memo_generic<T: Copy + Into<u64> + std::hash::Hash + Eq + Send + Sync + 'static>(n: T) -> u64 {
@@ -50,6 +63,8 @@ fn warmed() -> (Vec<u64>, HashMap<u64, u64, foldhash::fast::RandomState>) {
         memo(k);
         memo_bounded(k);
         memo_bounded_ttl(k);
+        memo_bounded_idle(k);
+        memo_weighted(k);
         memo_generic(k);
     }
     (keys, baseline())
@@ -84,6 +99,8 @@ fn hits(c: &mut Criterion) {
         for (name, f) in [
             ("memoflight max_size", memo_bounded as fn(u64) -> u64),
             ("memoflight max_size+ttl", memo_bounded_ttl),
+            ("memoflight max_size+ttl refresh", memo_bounded_idle),
+            ("memoflight max_weight", memo_weighted),
             ("memoflight generic fn", memo_generic::<u64>),
         ] {
             group.bench_function(BenchmarkId::new(name, threads), |b| {

@@ -169,6 +169,7 @@ fn worker(args: &[String]) {
                 Origin::Waited => "waited for it",
                 Origin::Hit => "found it stored",
                 Origin::Fallback => "got an expired value (computing failed)",
+                _ => "got it",
             };
             println!(
                 "RESULT process {} task {task}: {how} ({:.2} s): {value}",

@@ -258,7 +258,10 @@ static RATE_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 #[cached(
     result_fallback,
-    store = Bounded::new().ttl(Duration::from_secs(60)).clock(CLOCK.clone())
+    store = Bounded::new()
+        .ttl(Duration::from_secs(60))
+        .keep_expired_for(Duration::from_secs(60))
+        .clock(CLOCK.clone())
 )]
 fn rate(currency: &'static str) -> Result<u64, String> {
     let run = RATE_RUNS.fetch_add(1, SeqCst);
@@ -273,6 +276,8 @@ fn result_fallback_returns_a_value_past_its_ttl_while_the_store_holds_it() {
     assert_eq!(rate_with_origin("EUR"), (Ok(100), Origin::Computed));
     CLOCK.advance(Duration::from_secs(60));
     RATE_DOWN.store(true, SeqCst);
+    // Counting the entries (a metrics poller) reclaims expired ones, but not those kept.
+    assert_eq!((rate_cache().stats().entries, rate_cache().len()), (1, 1));
     assert_eq!(rate_with_origin("EUR"), (Ok(100), Origin::Fallback));
     assert_eq!(rate_with_origin("EUR"), (Ok(100), Origin::Fallback));
     assert_eq!(
@@ -283,6 +288,80 @@ fn result_fallback_returns_a_value_past_its_ttl_while_the_store_holds_it() {
     RATE_DOWN.store(false, SeqCst);
     assert_eq!(rate_with_origin("EUR"), (Ok(103), Origin::Computed));
     assert_eq!(rate_with_origin("EUR"), (Ok(103), Origin::Hit));
+    // Past the time it is kept, there is nothing to fall back on.
+    CLOCK.advance(Duration::from_secs(120));
+    RATE_DOWN.store(true, SeqCst);
+    assert_eq!(rate_cache().len(), 0);
+    assert!(rate("EUR").is_err());
+    RATE_DOWN.store(false, SeqCst);
+}
+
+/// `result_fallback` with `ttl` keeps expired values as fallbacks for one more TTL, whatever
+/// reclaims expired entries meanwhile (`stats`, `len`).
+static BRIEF_DOWN: AtomicBool = AtomicBool::new(false);
+
+#[cached(ttl_secs = 2, result_fallback)]
+fn brief(n: u64) -> Result<u64, String> {
+    match BRIEF_DOWN.load(SeqCst) {
+        true => Err("down".to_string()),
+        false => Ok(n),
+    }
+}
+
+#[test]
+fn result_fallback_over_a_ttl_keeps_the_expired_value_for_one_more_ttl() {
+    assert_eq!(brief(1), Ok(1));
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = (brief_cache().stats(), brief_cache().len());
+    BRIEF_DOWN.store(true, SeqCst);
+    assert_eq!(brief_with_origin(1), (Ok(1), Origin::Fallback));
+}
+
+/// An error that cannot be cloned cannot be shared with the callers waiting for the failed
+/// computation, but its fallback can: still one execution.
+#[derive(Debug)]
+struct Unclonable;
+
+static OPAQUE_RUNS: AtomicUsize = AtomicUsize::new(0);
+static OPAQUE_EPOCH: AtomicUsize = AtomicUsize::new(0);
+
+#[derive(Clone, Debug, PartialEq)]
+struct Versioned(usize);
+
+impl Expires for Versioned {
+    fn is_expired(&self) -> bool {
+        self.0 < OPAQUE_EPOCH.load(SeqCst)
+    }
+}
+
+#[cached(expires, result_fallback)]
+fn opaque(n: u64) -> Result<Versioned, Unclonable> {
+    OPAQUE_RUNS.fetch_add(1, SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    match OPAQUE_EPOCH.load(SeqCst) {
+        0 => Ok(Versioned(n as usize)),
+        _ => Err(Unclonable),
+    }
+}
+
+#[test]
+fn result_fallback_reaches_waiters_even_when_the_error_is_not_clone() {
+    assert_eq!(opaque(0).unwrap(), Versioned(0));
+    OPAQUE_EPOCH.store(1, SeqCst);
+    let report = stampede(8, |_| {
+        let (result, origin) = opaque_with_origin(0);
+        (result.ok(), origin)
+    });
+    assert_eq!(
+        OPAQUE_RUNS.load(SeqCst),
+        2,
+        "one execution for the stampede"
+    );
+    assert_eq!(report.fallbacks(), 8);
+    assert!(report.values().all(|value| *value == Some(Versioned(0))));
+    // With nothing to fall back on, the unshareable error makes each waiter try in turn.
+    opaque_cache().invalidate(&0);
+    assert!(opaque(0).is_err());
 }
 
 // ---- refresh = true -----------------------------------------------------------------------

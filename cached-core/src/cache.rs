@@ -235,7 +235,9 @@ where {
         self.engine.flights.clear(&self.store, &describe);
     }
 
-    /// The number of cached values.
+    /// The number of values the store holds ([`Store::len`]): with `expires`, values that
+    /// have expired but were not swept yet are counted; with `result_fallback` over a `ttl`,
+    /// expired values kept as fallbacks are.
     ///
     /// ```
     /// # use memoflight::{Cache, Unbounded};

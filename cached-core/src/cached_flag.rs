@@ -86,6 +86,12 @@ impl<T> DerefMut for Return<T> {
 /// What a `with_cached_flag` function returns, marked as cached by generated code when the call
 /// did not run the function.
 #[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`with_cached_flag` needs the function to return `memoflight::Return<T>`, not `{Self}`",
+    label = "not a `Return<T>`, `Result<Return<T>, E>` or `Option<Return<T>>`",
+    note = "build the value with `Return::new(value)`; `was_cached()` then tells the calls that \
+            did not run the function"
+)]
 pub trait MarkCached {
     /// Sets `was_cached` on the `Return` inside.
     fn __memo_mark_cached(&mut self);

@@ -171,24 +171,112 @@ pub fn flag_cached<R: MarkCached>((mut result, origin): (R, Origin)) -> (R, Orig
     (result, origin)
 }
 
-/// `result_fallback`: when computing `key`'s value failed (this call's computation, or the
-/// one it waited for), the expired value the store still holds for it, if any, as
-/// [`Origin::Fallback`]. Read after the failure: a value invalidated meanwhile is gone, and
-/// so never returned.
-pub fn fall_back<S, T, E>(
+/// `result_fallback`: a failed computation, with the expired value the store still held for
+/// its key when it failed (`Stale`), or without one (`Error`). The miss path of a
+/// `result_fallback` function computes `Result<T, Failed<T, E>>`, so that the callers waiting
+/// for a computation that failed get its fallback too, whatever `E` is (the value is `Clone`).
+#[derive(Clone)]
+pub enum Failed<T, E> {
+    /// The expired value held for the key when the computation failed.
+    Stale(T),
+    /// The computation's error, with no value to fall back on.
+    Error(E),
+}
+
+/// `Result<T, E>` → `Result<T, Failed<T, E>>`, the miss path's type under `result_fallback`
+/// (named from the user's return type, which may be an alias hiding `E`).
+pub trait WithFallback {
+    /// `Result<T, Failed<T, E>>`.
+    type Fallible;
+}
+
+impl<T, E> WithFallback for Result<T, E> {
+    type Fallible = Result<T, Failed<T, E>>;
+}
+
+/// `result_fallback`, in the leader right after its computation: on `Err`, looks up the value
+/// the store still holds for `key`, expired or not. Read after the failure: a value invalidated
+/// during the computation is gone, and so never returned.
+pub fn with_fallback<S, T, E>(
     cache: &Cache<S>,
     key: &S::Key,
-    (result, origin): (Result<T, E>, Origin),
-) -> (Result<T, E>, Origin)
+    result: Result<T, E>,
+) -> Result<T, Failed<T, E>>
 where
     S: Store<Value = T>,
 {
+    result.map_err(|error| match cache.store().get_stale(key) {
+        Some(stale) => Failed::Stale(stale),
+        None => Failed::Error(error),
+    })
+}
+
+/// `result_fallback`, in every caller: a fallback value becomes `Ok` with
+/// [`Origin::Fallback`].
+#[inline]
+pub fn unfail<T, E>((result, origin): (Result<T, Failed<T, E>>, Origin)) -> (Result<T, E>, Origin) {
     match result {
-        Err(error) => match cache.store().get_stale(key) {
-            Some(stale) => (Ok(stale), Origin::Fallback),
-            None => (Err(error), origin),
-        },
-        ok => (ok, origin),
+        Ok(value) => (Ok(value), origin),
+        Err(Failed::Stale(stale)) => (Ok(stale), Origin::Fallback),
+        Err(Failed::Error(error)) => (Err(error), origin),
+    }
+}
+
+/// The receiver of the autoref-specialized `__memo_fallback_sharing()` call for return type
+/// `R` under `result_fallback`.
+pub struct FallbackSharingOf<R>(std::marker::PhantomData<fn() -> R>);
+
+impl<R> FallbackSharingOf<R> {
+    /// The marker for return type `R`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        FallbackSharingOf(std::marker::PhantomData)
+    }
+}
+
+/// Chosen when the error is `Clone`: waiters get the fallback or the error.
+pub trait ShareFallback<R: WithFallback> {
+    /// Sharing of both failures.
+    fn __memo_fallback_sharing(&self) -> Option<Sharing<R::Fallible>>;
+}
+
+/// Chosen otherwise: waiters get the fallback; with none, they retry one at a time.
+pub trait KeepFallback<R: WithFallback> {
+    /// Sharing of the fallback only.
+    fn __memo_fallback_sharing(&self) -> Option<Sharing<R::Fallible>>;
+}
+
+impl<T, E> ShareFallback<Result<T, E>> for FallbackSharingOf<Result<T, E>>
+where
+    T: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + 'static,
+{
+    fn __memo_fallback_sharing(&self) -> Option<Sharing<Result<T, Failed<T, E>>>> {
+        Some(Sharing {
+            share: |result| {
+                let failed = result.as_ref().err()?;
+                Some(std::sync::Arc::new(failed.clone()))
+            },
+            unshare: |failure| failure.downcast_ref::<Failed<T, E>>().cloned().map(Err),
+        })
+    }
+}
+
+impl<T, E> KeepFallback<Result<T, E>> for &FallbackSharingOf<Result<T, E>>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    fn __memo_fallback_sharing(&self) -> Option<Sharing<Result<T, Failed<T, E>>>> {
+        Some(Sharing {
+            share: |result| match result {
+                Err(Failed::Stale(stale)) => Some(std::sync::Arc::new(stale.clone())),
+                _ => None,
+            },
+            unshare: |failure| {
+                let stale = failure.downcast_ref::<T>()?;
+                Some(Err(Failed::Stale(stale.clone())))
+            },
+        })
     }
 }
 

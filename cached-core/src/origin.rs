@@ -17,6 +17,7 @@
 /// assert_eq!(announce("news"), 4); // the ordinary function is untouched
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Origin {
     /// Found in the store.
     Hit,

@@ -215,6 +215,7 @@ fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
         ttl,
         refresh_after,
         idle,
+        keep_expired,
         max_weight,
         weigher,
         expires,
@@ -223,6 +224,11 @@ fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
         .iter()
         .map(|n| quote_spanned!(n.span()=> .max_size(#n)));
     // `refresh`: the TTL counts from the last read.
+    // `result_fallback`: an expired value stays a fallback for one more TTL.
+    let keep_expired = ttl
+        .iter()
+        .filter(|_| *keep_expired)
+        .map(|d| quote_spanned!(d.span()=> .keep_expired_for(#d)));
     let ttl = ttl.iter().map(|d| match idle {
         true => quote_spanned!(d.span()=> .time_to_idle(#d)),
         false => quote_spanned!(d.span()=> .ttl(#d)),
@@ -238,7 +244,7 @@ fn built_in_store(plan: &Plan, span: Span) -> TokenStream {
         .map(|w| quote_spanned!(w.span()=> .weigher(#w)));
     let store = quote_spanned!(span=>
         #krate::Bounded::new()
-            #(#max_size)* #(#max_weight)* #(#weigher)* #(#ttl)* #(#refresh_after)*);
+            #(#max_size)* #(#max_weight)* #(#weigher)* #(#ttl)* #(#keep_expired)* #(#refresh_after)*);
     match expires {
         true => quote_spanned!(span=> #krate::Expiring::new(#store)),
         false => store,
@@ -413,11 +419,9 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     let cfgs_again = cfgs.clone();
     // An `async fn` awaits its origin twin and the async miss path; the hit path is the same.
     let (keep_key, owned) = fallback_key(plan, owned);
-    let args = quote! {
-        #owned,
-        move || #no_cache_path(#receiver #(#call_args),*),
-        (&#krate::__private::SharingOf::< #ret>::new()).__memo_sharing(),
-    };
+    let call = quote!(#no_cache_path(#receiver #(#call_args),*));
+    let (computed, closure, sharing) = miss_path(plan, call, function.sig.asyncness.is_some());
+    let args = quote!(#owned, #closure, #sharing);
     let (dot_await, compute) = match (function.sig.asyncness, plan.store.is_async()) {
         (Some(_), true) => (
             quote!(.await),
@@ -427,7 +431,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         ),
         (Some(_), false) => (
             quote!(.await),
-            quote!(__memo_cache.__memo_compute_async::< #ret, #mode, _>(#args)),
+            quote!(__memo_cache.__memo_compute_async::< #computed, #mode, _>(#args)),
         ),
         (None, true) => (
             quote!(),
@@ -437,7 +441,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         ),
         (None, false) => (
             quote!(),
-            quote!(__memo_cache.__memo_compute::< #ret, #mode>(#args)),
+            quote!(__memo_cache.__memo_compute::< #computed, #mode>(#args)),
         ),
     };
     let finished = finish(plan, quote!(#compute #dot_await), true);
@@ -458,7 +462,7 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         #hidden
         #companions_vis #origin_sig {
             #[allow(unused_imports)]
-            use #krate::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
+            use #krate::__private::{Compute as _, KeepFailure as _, KeepFallback as _, Lookup as _, ShareFailure as _, ShareFallback as _};
             #prelude
             #lookup
             if let ::core::option::Option::Some(__memo_value) = __memo_hit {
@@ -537,15 +541,12 @@ fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl
     let cache_static = &names.cache_static;
     let (prelude, view, owned) = key_code(plan);
     let (keep_key, owned) = fallback_key(plan, owned);
+    let (computed, closure, sharing) = miss_path(plan, quote!(#body), true);
     let finished = finish(
         plan,
         quote! {
             __memo_cache
-                .__memo_compute_async::< #ret, #mode, _>(
-                    #owned,
-                    move || #body,
-                    (&#krate::__private::SharingOf::< #ret>::new()).__memo_sharing(),
-                )
+                .__memo_compute_async::< #computed, #mode, _>(#owned, #closure, #sharing)
                 .await
         },
         true,
@@ -560,7 +561,7 @@ fn boxed_method(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl
         #vis #sig {
             ::std::boxed::Box::pin(async move {
                 #[allow(unused_imports)]
-                use #krate::__private::{Compute as _, KeepFailure as _, Lookup as _, ShareFailure as _};
+                use #krate::__private::{Compute as _, KeepFailure as _, KeepFallback as _, Lookup as _, ShareFailure as _, ShareFallback as _};
                 #[allow(non_upper_case_globals, clippy::type_complexity)]
                 #static_item
                 let __memo_cache = &*#cache_static;
@@ -587,17 +588,58 @@ fn fallback_key(plan: &Plan, owned: TokenStream) -> (TokenStream, TokenStream) {
     }
 }
 
-/// A call's `(result, origin)` as returned: with `result_fallback`, an `Err` (of the miss path,
-/// `computed`) gives way to the expired value still held; with `with_cached_flag`, a result this call did not compute is
+/// What the miss path computes, from `call` (the uncached twin's call, or a boxed body; a
+/// future when `is_async`): the computed type, the closure, and how a failure is shared with
+/// waiters. With `result_fallback`, the leader looks up the expired value right after a
+/// failure (`Result<T, Failed<T, E>>`), and waiters get that fallback too.
+fn miss_path(
+    plan: &Plan,
+    call: TokenStream,
+    is_async: bool,
+) -> (TokenStream, TokenStream, TokenStream) {
+    let krate = &plan.krate;
+    let ret = &plan.ret;
+    if !plan.fallback {
+        return (
+            quote!(#ret),
+            quote!(move || #call),
+            quote!((&#krate::__private::SharingOf::< #ret>::new()).__memo_sharing()),
+        );
+    }
+    let fall_back =
+        quote!(#krate::__private::with_fallback(__memo_cache, &__memo_fallback_key, __memo_result));
+    let closure = match is_async {
+        true => quote!(move || {
+            let __memo_future = #call;
+            async move {
+                let __memo_result = __memo_future.await;
+                #fall_back
+            }
+        }),
+        false => quote!(move || {
+            let __memo_result = #call;
+            #fall_back
+        }),
+    };
+    (
+        quote!(<#ret as #krate::__private::WithFallback>::Fallible),
+        closure,
+        quote!((&#krate::__private::FallbackSharingOf::< #ret>::new()).__memo_fallback_sharing()),
+    )
+}
+
+/// A call's `(result, origin)` as returned: with `result_fallback`, a fallback value (of the
+/// miss path, `computed`) becomes `Ok` with `Origin::Fallback`; with `with_cached_flag`, a result this call did not compute is
 /// flagged `was_cached`.
 fn finish(plan: &Plan, returned: TokenStream, computed: bool) -> TokenStream {
     let krate = &plan.krate;
     let returned = match plan.fallback && computed {
-        true => quote!(#krate::__private::fall_back(__memo_cache, &__memo_fallback_key, #returned)),
+        true => quote!(#krate::__private::unfail(#returned)),
         false => returned,
     };
+    // Spanned on the return type: one that is not a `Return<T>` is reported there.
     match plan.cached_flag {
-        true => quote!(#krate::__private::flag_cached(#returned)),
+        true => quote_spanned!(plan.ret.span()=> #krate::__private::flag_cached(#returned)),
         false => returned,
     }
 }

@@ -1,6 +1,7 @@
 #![warn(missing_docs)]
 //! The `#[cached]` attribute of [memoflight](https://docs.rs/memoflight). Use it through the
-//! `memoflight` crate: the generated code refers to `::memoflight::__private`.
+//! `memoflight` crate: the generated code refers to `::memoflight::__private` (or to the path
+//! given by `crate = ..`).
 //!
 //! The attribute is three typed phases: `args` parses the options, `item` parses the
 //! function, `validate` checks them together and yields a plan, and `expand` turns the

@@ -73,6 +73,9 @@ pub(crate) struct Bounds {
     pub(crate) refresh_after: Option<Expr>,
     /// `refresh = true`: the `ttl` counts from an entry's last read (`Bounded::time_to_idle`).
     pub(crate) idle: bool,
+    /// `result_fallback`: an expired entry is kept one more `ttl` as a fallback
+    /// (`Bounded::keep_expired_for`).
+    pub(crate) keep_expired: bool,
     /// A `u64` expression.
     pub(crate) max_weight: Option<Expr>,
     /// A `Fn(&K, &V) -> u64` expression.
@@ -251,16 +254,9 @@ pub(crate) fn validate(
     };
     let force_refresh = args.force_refresh.map(|force| force.value);
     let flag = |given: &Option<Given<bool>>| given.as_ref().is_some_and(|given| given.value);
+    // The return type is checked by the trait bound of the generated `flag_cached` call,
+    // spanned on it: an alias of `Return<T>` is one too.
     let cached_flag = flag(&args.with_cached_flag);
-    if let (true, Some(value)) = (cached_flag, &value) {
-        if !is_return(value) {
-            errors.at(
-                value,
-                "`with_cached_flag` needs the function to return `memoflight::Return<T>` (or \
-                 `Result<Return<T>, E>`, `Option<Return<T>>`), built with `Return::new(value)`",
-            );
-        }
-    }
     let fallback = flag(&args.result_fallback);
     if let Some(given) = args.result_fallback.as_ref().filter(|given| given.value) {
         check_fallback(&given.name, mode, &store, errors);
@@ -368,15 +364,6 @@ fn check_fallback(name: &Ident, mode: Mode, store: &StoreKind, errors: &mut Erro
     }
 }
 
-/// Whether `ty` is `Return<..>` (by its last path segment).
-fn is_return(ty: &Type) -> bool {
-    let Type::Path(path) = ty else { return false };
-    path.path
-        .segments
-        .last()
-        .is_some_and(|last| last.ident == "Return")
-}
-
 /// A method's cache is one for the whole type, shared by every instance, so its key must be
 /// said (`convert`), and spelled (`key`) unless it is a selection of arguments: the cache is a
 /// `static` inside the handle function, whose type must be written out.
@@ -448,7 +435,7 @@ fn store_kind(args: &Args, errors: &mut Errors) -> StoreKind {
             );
         }
     }
-    if let (Some(refresh), None) = (&args.refresh, &args.ttl) {
+    if let (Some(refresh @ Given { value: true, .. }), None) = (&args.refresh, &args.ttl) {
         errors.at(
             &refresh.name,
             "`refresh` renews the TTL on every hit: give one with `ttl = \"10m\"`",
@@ -492,6 +479,7 @@ fn store_kind(args: &Args, errors: &mut Errors) -> StoreKind {
         max_size: value(&args.max_size),
         ttl: value(&args.ttl),
         refresh_after: value(&args.refresh_after),
+        keep_expired: flag(&args.result_fallback),
         idle: flag(&args.refresh),
         max_weight: value(&args.max_weight),
         weigher: value(&args.weigher),
@@ -520,12 +508,19 @@ fn built_in_options(args: &Args) -> Vec<&Ident> {
         &args.max_weight,
         &args.weigher,
     ];
+    // A flag set to `false` configures nothing.
     let flags = [&args.refresh, &args.expires];
     exprs
         .into_iter()
         .flatten()
         .map(|given| &given.name)
-        .chain(flags.into_iter().flatten().map(|given| &given.name))
+        .chain(
+            flags
+                .into_iter()
+                .flatten()
+                .filter(|given| given.value)
+                .map(|given| &given.name),
+        )
         .collect()
 }
 

@@ -48,10 +48,11 @@
 //! count" as with `max_size`, so the counted weight never exceeds `max_weight`. The sizes
 //! S3-FIFO derives from the capacity (the small queue's hundredth, the number of ghosts and
 //! their window) are then derived from the number of entries the shard holds, not from its
-//! weight. Shards are chosen by the number of cores only (at most one per core, a power of two,
-//! and no more than `max_weight`), since a weight says nothing of how many entries there will
-//! be; an entry heavier than its shard's share (`max_weight / shards`) is not stored: its
-//! insert removes the key's previous value and counts an eviction.
+//! weight. Shards are chosen by the number of cores only (at most one per core and at most
+//! [`MAX_WEIGHTED_SHARDS`], a power of two, and no more than `max_weight`), since a weight says
+//! nothing of how many entries there will be; an entry heavier than its shard's share
+//! (`max_weight / shards`: a quarter of it at least, on any machine) is not stored: its insert
+//! removes the key's previous value and counts an eviction.
 //!
 //! # No user code under a lock, and O(1) work under it
 //!
@@ -146,6 +147,10 @@ const GHOST_TURN_DIVISOR: usize = 10;
 /// small stores keep one S3-FIFO over all their keys.
 const CAPACITY_PER_SHARD: usize = 4096;
 
+/// Shards of a store bounded by weight at most: a value up to a quarter of `max_weight` is
+/// kept on any machine (an entry heavier than its shard's share is not).
+const MAX_WEIGHTED_SHARDS: usize = 4;
+
 /// Expiry steps (an entry reclaimed, or queued again at its renewed deadline) an insert takes
 /// at most, under its shard's lock.
 const RECLAIM_PER_WRITE: usize = 4;
@@ -183,8 +188,9 @@ const STALE_ALLOWED: isize = 16;
 /// [`evict_expired`](Bounded::evict_expired), without a background thread.
 ///
 /// Hits take no lock. An insert takes the mutex of its key's shard (stores of more than 4,096
-/// entries have several) for O(1) work, with no user code under it. Evictions and expirations
-/// are counted in [`Stats::evictions`](crate::Stats::evictions).
+/// entries have several) for O(1) amortized work (a heavy weighted value may evict many light
+/// ones at once, each entry evicted once), with no user code under it. Evictions and
+/// expirations are counted in [`Stats::evictions`](crate::Stats::evictions).
 ///
 /// ```
 /// use memoflight::{Bounded, Store};
@@ -214,6 +220,8 @@ pub struct Bounded<K, V> {
     idle: Option<u64>,
     /// Nanoseconds; `None` when entries are never refreshed ahead of time.
     refresh_after: Option<u64>,
+    /// Nanoseconds an expired entry is kept before it is reclaimed (`keep_expired_for`).
+    keep_expired: u64,
     clock: Clock,
     evictions: AtomicU64,
 }
@@ -539,6 +547,7 @@ where
             ttl: None,
             idle: None,
             refresh_after: None,
+            keep_expired: 0,
             clock: Clock::system(),
             evictions: AtomicU64::new(0),
         }
@@ -659,13 +668,42 @@ where
         self
     }
 
+    /// Keeps an expired entry `keep` longer before reclaiming it: reads never return it, but
+    /// [`Store::get_stale`] does, so `#[cached(result_fallback)]` can return it when computing
+    /// a fresh value fails (it keeps them for one more `ttl`). [`len`](Store::len), the size or
+    /// weight bound and [`evict_expired`](Bounded::evict_expired) count a kept entry as
+    /// present until that time has passed too.
+    ///
+    /// ```
+    /// # use memoflight::{Bounded, Clock, Store};
+    /// # use std::time::Duration;
+    /// let clock = Clock::manual();
+    /// let store = Bounded::<u8, u8>::new()
+    ///     .ttl(Duration::from_secs(60))
+    ///     .keep_expired_for(Duration::from_secs(60))
+    ///     .clock(clock.clone());
+    /// store.insert(1, 10);
+    /// clock.advance(Duration::from_secs(90));
+    /// assert_eq!(store.get(&1), None); // expired
+    /// assert_eq!(store.get_stale(&1), Some(10)); // kept
+    /// clock.advance(Duration::from_secs(30));
+    /// assert_eq!(store.evict_expired(), 1);
+    /// assert_eq!(store.get_stale(&1), None);
+    /// ```
+    pub fn keep_expired_for(mut self, keep: Duration) -> Self {
+        self.keep_expired = crate::clock::nanos(keep);
+        self
+    }
+
     /// Entries expire `idle` after they were last written or read: each hit renews its entry
     /// (the `cached` crate's `refresh = true`). With a [`ttl`](Bounded::ttl) too, an entry
     /// expires at whichever comes first: reads never keep it past its ttl.
     ///
     /// A hit renews its entry without a lock, and only if that moves its deadline by more than
     /// `idle / 64` (so a hot key is not written on every hit): an entry read steadily may expire
-    /// up to `idle / 64` early, never late.
+    /// up to `idle / 64` early, never late. (A hit racing the entry's reclaim at its old deadline,
+    /// within nanoseconds of it, may lose its renewal: the entry then expires at the old
+    /// deadline, early again.)
     ///
     /// ```
     /// # use memoflight::{Bounded, Clock, Store};
@@ -780,7 +818,7 @@ where
         if !self.expiring() {
             return 0;
         }
-        let now = self.clock.now();
+        let now = self.reclaim_time(self.clock.now());
         let mut reclaimed = 0;
         for shard in self.shards() {
             loop {
@@ -815,6 +853,12 @@ where
     /// Whether entries carry times: reads and writes then consult the clock.
     fn timed(&self) -> bool {
         self.expiring() || self.refresh_after.is_some()
+    }
+
+    /// The clock time up to which expired entries are reclaimed at `now`: `now`, less the time
+    /// expired entries are kept ([`keep_expired_for`](Bounded::keep_expired_for)).
+    fn reclaim_time(&self, now: u64) -> u64 {
+        now.saturating_sub(self.keep_expired)
     }
 
     /// Whether `entry` has expired at `now`.
@@ -862,7 +906,10 @@ where
                 Bound::Entries(n) => (Some(n as u64), (n / CAPACITY_PER_SHARD).clamp(1, 4 * cores)),
                 Bound::Weight(w) => (
                     Some(w),
-                    cores.min(usize::try_from(w).unwrap_or(usize::MAX)).max(1),
+                    cores
+                        .min(MAX_WEIGHTED_SHARDS)
+                        .min(usize::try_from(w).unwrap_or(usize::MAX))
+                        .max(1),
                 ),
             };
             // A power of two no larger than wanted, so that no shard falls below the minimum.
@@ -980,7 +1027,7 @@ where
         let last = queues.by_age.back().map_or(0, |(_, deadline)| *deadline);
         if last <= deadline {
             queues.by_age.push_back((queued, deadline));
-        } else if self.clock.now() >= queued.meta.expires.load(Relaxed) {
+        } else if self.reclaim_time(self.clock.now()) >= queued.meta.expires.load(Relaxed) {
             match self.claim_victim(shard, &queued) {
                 true => out.victims.push(queued),
                 false => out.garbage.push(queued),
@@ -1212,7 +1259,8 @@ where
             let mut queues = lock(&shard.queues);
             let queues = &mut *queues;
             if self.expiring() {
-                self.reclaim_expired(shard, queues, now, RECLAIM_PER_WRITE, &mut out);
+                let reclaim_time = self.reclaim_time(now);
+                self.reclaim_expired(shard, queues, reclaim_time, RECLAIM_PER_WRITE, &mut out);
             }
             // Room first, then the count: the shard's count never exceeds its capacity, and
             // the new entry, queued after, is not a candidate. (`capacity - weight` cannot
@@ -1264,11 +1312,19 @@ where
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {
         // The predicate (user code) runs with no lock of this store held: it may call the cache.
+        let mut removed = false;
         self.map.retain(
             &mut |key, entry| keep(key, &entry.value),
-            &mut |_, entry| self.uncount(&entry.meta),
+            &mut |_, entry| {
+                removed = true;
+                self.uncount(&entry.meta);
+            },
         );
-        self.sift_queues();
+        // The queues are walked only if entries left them stale (`evict_expired` of an
+        // `Expiring` store walks the map often, mostly removing nothing).
+        if removed {
+            self.sift_queues();
+        }
     }
 
     fn clear(&self) {

@@ -150,7 +150,8 @@ where
     /// The value even if it has expired (by its own word or the inner store's rules), as long
     /// as it is held.
     fn get_stale<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
-        self.inner.get(key).or_else(|| self.inner.get_stale(key))
+        // `get_stale` first: `get` would renew an entry of a store with a time to idle.
+        self.inner.get_stale(key).or_else(|| self.inner.get(key))
     }
 
     fn insert(&self, key: Self::Key, value: Self::Value) {

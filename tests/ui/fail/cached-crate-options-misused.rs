@@ -2,12 +2,6 @@
 //! tokens, saying what is missing.
 use memoflight::{cached, Return};
 
-// `with_cached_flag` needs a `Return<T>` to flag.
-#[cached(with_cached_flag)]
-fn flag_without_return(n: u64) -> u64 {
-    n
-}
-
 // `result_fallback` needs a `Result` whose `Err` is not cached, and values that expire.
 #[cached(result_fallback)]
 fn fallback_without_expiry(n: u64) -> Result<u64, String> {

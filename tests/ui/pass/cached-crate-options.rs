@@ -75,6 +75,18 @@ fn flagged_fallback(n: u64) -> Result<memoflight::Return<u64>, String> {
     Ok(memoflight::Return::new(n))
 }
 
+/// Errors cached too: the flag is on the `Ok` value.
+#[cached(with_cached_flag, cache_err)]
+fn flagged_with_errors(n: u64) -> Result<memoflight::Return<u64>, String> {
+    Ok(memoflight::Return::new(n))
+}
+
+/// A flag set to `false` configures nothing, so it goes with anything.
+#[cached(refresh = false, expires = false, store = Unbounded::new())]
+fn flags_off(n: u64) -> u64 {
+    n
+}
+
 #[derive(Clone)]
 struct Token(u64);
 
@@ -136,5 +148,7 @@ fn main() {
     assert_eq!(expiring(15).map(|t| t.0), Ok(15));
     assert_eq!(renewed(16) + through_facade(17), 33);
     assert_eq!(weighed(18).len(), 18);
+    assert!(flagged_with_errors(19).unwrap().was_cached() == flagged_with_errors_cache().is_empty());
+    assert_eq!(flags_off(20), 20);
     let _ = Duration::ZERO;
 }
