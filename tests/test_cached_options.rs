@@ -376,7 +376,8 @@ fn session(user: u64) -> u64 {
 
 #[test]
 fn refresh_renews_the_ttl_on_every_hit() {
-    session(1);
+    let report = stampede(8, |_| session_with_origin(1));
+    assert_eq!((report.computed(), SESSION_RUNS.load(SeqCst)), (1, 1));
     // Read every 100 ms for 2.5 s, far past the 1 s TTL: each hit renews it.
     for _ in 0..25 {
         std::thread::sleep(Duration::from_millis(100));
@@ -386,6 +387,10 @@ fn refresh_renews_the_ttl_on_every_hit() {
     // Left alone for longer than the TTL: it expires.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(session_with_origin(1).1, Origin::Computed);
+    // Invalidated while fresh: the next call computes.
+    session_cache().invalidate(&1);
+    assert_eq!(session_with_origin(1).1, Origin::Computed);
+    assert_eq!(SESSION_RUNS.load(SeqCst), 3);
 }
 
 // ---- max_weight + weigher -----------------------------------------------------------------
@@ -413,6 +418,14 @@ fn max_weight_bounds_the_total_weight_of_the_values() {
         .sum();
     assert!(held <= 64, "{held} bytes held");
     assert!(blob_cache().stats().evictions > 0);
+    // An invalidation gives its weight back, and the next call computes.
+    let before = blob_cache().store().weight();
+    if let Some(removed) = blob_cache().invalidate(&10) {
+        assert_eq!(blob_cache().store().weight(), before - removed.len() as u64);
+    }
+    let runs = BLOB_RUNS.load(SeqCst);
+    assert_eq!(blob_with_origin(10).1, Origin::Computed);
+    assert_eq!(BLOB_RUNS.load(SeqCst), runs + 1);
 }
 
 // ---- the same options on async functions ----------------------------------------------------

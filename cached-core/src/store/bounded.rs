@@ -77,7 +77,7 @@
 //!
 //! With a `ttl`, every entry expires that long after it was written; with a `time_to_idle`,
 //! that long after it was last written or read; with both, at whichever comes first (a read
-//! never extends an entry past its ttl, kept apart in [`Meta::hard`]). A hit compares the clock
+//! never extends an entry past its ttl, counted from [`Entry::written`]). A hit compares the clock
 //! with the entry's deadline ([`Meta::expires`]) and treats an expired entry as absent. Each
 //! shard queues its entries in `by_age` at their deadline in write order, which is deadline
 //! order (an insert that reaches the lock after one with a later deadline takes that deadline,
@@ -150,6 +150,9 @@ const CAPACITY_PER_SHARD: usize = 4096;
 /// Shards of a store bounded by weight at most: a value up to a quarter of `max_weight` is
 /// kept on any machine (an entry heavier than its shard's share is not).
 const MAX_WEIGHTED_SHARDS: usize = 4;
+
+/// Shards of any store at most (a shard index fits in a `u16`).
+const MAX_SHARDS: usize = 1 << 15;
 
 /// Expiry steps (an entry reclaimed, or queued again at its renewed deadline) an insert takes
 /// at most, under its shard's lock.
@@ -242,8 +245,9 @@ enum Bound {
 struct Entry<V> {
     value: V,
     meta: Arc<Meta>,
-    /// Clock time from which reads report it due for a refresh (`u64::MAX`: never).
-    refresh_at: u64,
+    /// Clock time at which it was written (0 when the store reads no clock): it is due for a
+    /// refresh `refresh_after` later, and no read renews it past `ttl` later.
+    written: u64,
 }
 
 /// What a map entry and its queue entries share, so that the queues never look a key up.
@@ -254,21 +258,25 @@ struct Meta {
     /// replacement, or its choice as an eviction or expiry victim. Queue entries of a gone
     /// entry are stale.
     gone: AtomicBool,
-    /// The index of its shard.
-    shard: u32,
+    /// The index of its shard (at most [`MAX_SHARDS`]).
+    shard: u16,
     /// The key's hash: the map is probed with it (without running the key's `Hash`), and a
     /// ghost keeps 32 bits of it.
     hash: u64,
-    /// What it counts in its shard's [`Live::weight`]: 1, or its weight under `max_weight`.
-    weight: isize,
+    /// What it counts in its shard's [`Live::weight`]: 1, or its weight under `max_weight` (at
+    /// most `u32::MAX`: a heavier entry is not stored). Together with `visits`, `gone` and
+    /// `shard`, one word.
+    weight: u32,
     /// Clock time at which the entry expires (`u64::MAX`: never). Set before the entry enters
     /// the map; raised (never lowered) by the hits that renew it under `time_to_idle`, never
-    /// past [`hard`](Meta::hard), and by its insert when it queues it for expiry behind a later
-    /// deadline (see `queue_for_expiry`), never past an expiry already reached.
+    /// past its write plus the ttl, and by its insert when it queues it for expiry behind a
+    /// later deadline (see `queue_for_expiry`), never past an expiry already reached.
     expires: AtomicU64,
-    /// Clock time past which no read renews it: written + ttl (`u64::MAX` without a ttl).
-    hard: u64,
 }
+
+// A `Meta` stays 24 bytes, as before weights and idle deadlines (`benches/README.md`, memory
+// per entry): its `Arc` is one 40-byte allocation.
+const _: () = assert!(std::mem::size_of::<Meta>() == 24);
 
 impl Meta {
     /// The part of the key's hash a ghost keeps. Two keys that share one can let each other
@@ -287,12 +295,12 @@ impl Meta {
     }
 
     /// A hit's renewal under `time_to_idle`: raises the deadline to `now + idle` (not past
-    /// [`hard`](Meta::hard)), unless `expires`, the deadline the hit read, is within
+    /// `hard`, the write plus the ttl), unless `expires`, the deadline the hit read, is within
     /// `idle / RENEW_SLACK_DIVISOR` of that already. `fetch_max`: a slower hit never lowers
     /// what a later one wrote.
     #[inline]
-    fn renew(&self, expires: u64, now: u64, idle: u64) {
-        let renewed = now.saturating_add(idle).min(self.hard);
+    fn renew(&self, expires: u64, now: u64, idle: u64, hard: u64) {
+        let renewed = now.saturating_add(idle).min(hard);
         if renewed.saturating_sub(idle / RENEW_SLACK_DIVISOR) > expires {
             self.expires.fetch_max(renewed, Relaxed);
         }
@@ -629,7 +637,8 @@ where
     /// `max_weight`, the weigher is never called.
     ///
     /// It runs with no lock of the store held, before the entry is stored: it may read the
-    /// store, or call memoized functions.
+    /// store, or call memoized functions. An entry weighing more than its shard's share of
+    /// `max_weight`, or more than `u32::MAX`, is not stored.
     ///
     /// # Panics
     ///
@@ -913,7 +922,7 @@ where
                 ),
             };
             // A power of two no larger than wanted, so that no shard falls below the minimum.
-            let count = 1usize << wanted.ilog2();
+            let count = 1usize << wanted.min(MAX_SHARDS).ilog2();
             (0..count)
                 .map(|i| Shard {
                     queues: Padded(Mutex::new(Queues::default())),
@@ -950,7 +959,7 @@ where
 
     /// Takes an entry of `meta`, whose claim succeeded, out of its shard's counts.
     fn uncount_claimed(&self, shard: &Shard, meta: &Meta) {
-        shard.live.weight.fetch_sub(meta.weight, Relaxed);
+        shard.live.weight.fetch_sub(meta.weight as isize, Relaxed);
         if self.weighted() {
             shard.live.entries.fetch_sub(1, Relaxed);
         }
@@ -1098,7 +1107,7 @@ where
 
     /// A few sweep steps after a removal from shard `index`: the removed entry's queue entries
     /// are stale now, and removals without inserts must not hold keys alive.
-    fn sweep_after_removal(&self, index: u32) {
+    fn sweep_after_removal(&self, index: u16) {
         let shard = &self.shards()[index as usize];
         let mut garbage = Vec::new();
         lock(&shard.queues).sweep(self.entries(shard), &mut garbage);
@@ -1193,14 +1202,19 @@ where
                     return None;
                 }
                 if let Some(idle) = self.idle {
-                    entry.meta.renew(expires, now, idle);
+                    let hard = self
+                        .ttl
+                        .map_or(u64::MAX, |ttl| entry.written.saturating_add(ttl));
+                    entry.meta.renew(expires, now, idle, hard);
                 }
             }
             let visits = entry.meta.visits.load(Relaxed);
             if visits < MAX_VISITS {
                 entry.meta.visits.store(visits + 1, Relaxed);
             }
-            let due = self.refresh_after.is_some() && now >= entry.refresh_at;
+            let due = self
+                .refresh_after
+                .is_some_and(|age| now >= entry.written.saturating_add(age));
             Some((entry.value.clone(), due))
         };
         self.map
@@ -1226,7 +1240,7 @@ where
         let weight = self.weigh(&key, &value);
         let index = self.shard_of(hash);
         let shard = &self.shards()[index as usize];
-        if weight > shard.capacity {
+        if weight > shard.capacity || weight > u32::MAX as isize {
             self.reject(hash, &key);
             return; // the key and value are dropped here, with no lock held
         }
@@ -1238,19 +1252,15 @@ where
         let meta = Arc::new(Meta {
             visits: AtomicU8::new(0),
             gone: AtomicBool::new(false),
-            shard: index,
+            shard: index as u16,
             hash,
-            weight,
+            weight: weight as u32,
             expires: AtomicU64::new(expires),
-            hard,
         });
-        let refresh_at = self
-            .refresh_after
-            .map_or(u64::MAX, |age| now.saturating_add(age));
         let entry = Entry {
             value,
             meta: Arc::clone(&meta),
-            refresh_at,
+            written: now,
         };
         self.map
             .insert(hash, key, entry, |old| self.uncount(&old.meta));
