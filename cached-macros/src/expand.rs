@@ -122,7 +122,8 @@ impl CacheDecl {
             }
             Some(store_ty) => {
                 // Spanned on the return type: a value that is not `Clone + Send + Sync` is
-                // reported there.
+                // reported there (by `CacheValue`, as a key that is not one is on its own
+                // tokens by `CacheKey`).
                 let span = plan.value.span();
                 let init = init_cache(plan, built_in_store(plan, span));
                 quote_spanned! {span=>
@@ -757,9 +758,12 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
     };
     // A generic function's handle takes its parameters: `parse_cache::<u32>()`.
     let (generics, _, where_clause) = function.sig.generics.split_for_impl();
+    // The key and value types inside are checked on their own tokens (`CacheKey`,
+    // `CacheValue`); the cache type itself is spanned on the attribute, where the same errors
+    // repeat without pointing at a wrong argument.
     let returns = match plan.store.is_async() {
-        true => quote_spanned!(value.span()=> &'static #krate::AsyncCache<#store_ty>),
-        false => quote_spanned!(value.span()=> &'static #krate::Cache<#store_ty>),
+        true => quote!(&'static #krate::AsyncCache<#store_ty>),
+        false => quote!(&'static #krate::Cache<#store_ty>),
     };
     quote! {
         #[doc = #doc]
