@@ -103,6 +103,20 @@ pub trait Store: Send + Sync {
     /// The value the store still holds under `key`, even one that has expired (which reads no
     /// longer return): `#[cached(result_fallback)]` returns it when computing a fresh value
     /// fails. The default returns none.
+    ///
+    /// ```
+    /// use memoflight::{Bounded, Clock, Store};
+    /// use std::time::Duration;
+    ///
+    /// let clock = Clock::manual();
+    /// let store = Bounded::<u8, &str>::new()
+    ///     .ttl(Duration::from_secs(1))
+    ///     .keep_expired_for(Duration::from_secs(60))
+    ///     .clock(clock.clone());
+    /// store.insert(1, "old");
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!((store.get(&1), store.get_stale(&1)), (None, Some("old")));
+    /// ```
     fn get_stale<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
         let _ = key;
         None
@@ -137,6 +151,18 @@ pub trait Store: Send + Sync {
     /// Removes the entries that have expired and returns how many (`cached`'s `evict`):
     /// reads never return them, but a store may hold them until a later write reclaims them.
     /// The default has nothing to remove.
+    ///
+    /// ```
+    /// use memoflight::{Bounded, Clock, Store, Unbounded};
+    /// use std::time::Duration;
+    ///
+    /// let clock = Clock::manual();
+    /// let store = Bounded::<u8, u8>::new().ttl(Duration::from_secs(1)).clock(clock.clone());
+    /// store.insert(1, 1);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(store.evict_expired(), 1);
+    /// assert_eq!(Unbounded::<u8, u8>::new().evict_expired(), 0);
+    /// ```
     fn evict_expired(&self) -> usize {
         0
     }
