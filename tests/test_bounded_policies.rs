@@ -441,3 +441,93 @@ fn max_size_after_a_weigher_panics() {
 fn max_weight_of_zero_panics() {
     let _ = Bounded::<u32, u32>::new().max_weight(0);
 }
+
+mod kept_expired {
+    //! `keep_expired_for`: expired entries kept as fallbacks are never read, and never crowd
+    //! out live ones.
+    use memoflight::{Bounded, Clock, Store};
+    use std::hash::{Hash, Hasher};
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    static HOOK: AtomicBool = AtomicBool::new(false);
+    static STORE: OnceLock<Bounded<Key, u32>> = OnceLock::new();
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+
+    /// Every key hashes alike (one shard); its `Eq`, when hooked, runs between an insert's
+    /// clock read and its shard lock: it moves the clock past the ttl and inserts another key.
+    #[derive(Clone, Debug)]
+    struct Key(u32);
+
+    impl Hash for Key {
+        fn hash<H: Hasher>(&self, hasher: &mut H) {
+            0u8.hash(hasher)
+        }
+    }
+
+    impl PartialEq for Key {
+        fn eq(&self, other: &Self) -> bool {
+            if HOOK.swap(false, SeqCst) {
+                CLOCK.get().unwrap().advance(Duration::from_secs(15));
+                STORE.get().unwrap().insert(Key(2), 0);
+            }
+            self.0 == other.0
+        }
+    }
+
+    impl Eq for Key {}
+
+    #[test]
+    fn an_insert_that_expired_on_its_way_to_the_lock_is_never_read() {
+        let clock = CLOCK.get_or_init(Clock::manual).clone();
+        let store = STORE.get_or_init(|| {
+            Bounded::new()
+                .ttl(Duration::from_secs(10))
+                .keep_expired_for(Duration::from_secs(10))
+                .clock(clock.clone())
+        });
+        store.insert(Key(1), 1);
+        HOOK.store(true, SeqCst);
+        store.insert(Key(1), 2); // written at 0 s, queued at 15 s behind a deadline of 25 s
+        assert_eq!(store.get(&Key(1)), None, "past its ttl");
+        assert_eq!(store.get_stale(&Key(1)), Some(2), "kept");
+        clock.advance(Duration::from_secs(9));
+        assert_eq!(store.get(&Key(1)), None);
+        clock.advance(Duration::from_secs(2)); // 26 s: past the time it is kept
+        assert_eq!(store.get_stale(&Key(1)), Some(2), "until reclaimed");
+        assert_eq!(store.evict_expired(), 1);
+        assert_eq!(store.get_stale(&Key(1)), None);
+    }
+
+    #[test]
+    fn kept_expired_entries_make_room_before_live_ones_are_evicted() {
+        let clock = Clock::manual();
+        let store = Bounded::<u32, u32>::new()
+            .max_size(4)
+            .ttl(Duration::from_secs(10))
+            .keep_expired_for(Duration::from_secs(10))
+            .clock(clock.clone());
+        for key in 0..4 {
+            store.insert(key, key);
+            store.get(&key);
+        }
+        clock.advance(Duration::from_secs(11));
+        for key in 100..104 {
+            store.insert(key, key);
+        }
+        let live: Vec<u32> = (100..104).filter(|key| store.get(key).is_some()).collect();
+        assert_eq!(live, vec![100, 101, 102, 103]);
+    }
+
+    #[test]
+    fn an_entry_weighing_more_than_u32_max_is_not_stored() {
+        let store = Bounded::<u32, u64>::new()
+            .max_weight(u64::MAX)
+            .weigher(|_, weight| *weight);
+        store.insert(1, u64::from(u32::MAX));
+        store.insert(2, u64::from(u32::MAX) + 1);
+        assert_eq!(store.get(&1), Some(u64::from(u32::MAX)));
+        assert_eq!(store.get(&2), None);
+    }
+}

@@ -410,7 +410,7 @@ fn check_async_store(args: &Args, function: &MemoFn, errors: &mut Errors) {
             ),
         );
     }
-    if let Some(fallback) = &args.result_fallback {
+    if let Some(fallback) = args.result_fallback.as_ref().filter(|given| given.value) {
         errors.at(
             &fallback.name,
             "`result_fallback` is not supported with `async_store = ..` yet",
@@ -531,13 +531,13 @@ fn mode_of(ret: &Type, args: &Args, errors: &mut Errors) -> (Mode, Option<Type>)
     let is = |name: &str| wrapper.as_ref().is_some_and(|(ident, _)| ident == name);
     let flag = |given: &Option<Given<bool>>| given.as_ref().is_some_and(|given| given.value);
 
-    if args.cache_err.is_some() && !is("Result") {
+    if flag(&args.cache_err) && !is("Result") {
         errors.at(
             span_of(&args.cache_err).map(|span| Ident::new("cache_err", span)),
             "`cache_err` applies to functions returning `Result<T, E>`",
         );
     }
-    if args.cache_none.is_some() && !is("Option") {
+    if flag(&args.cache_none) && !is("Option") {
         errors.at(
             span_of(&args.cache_none).map(|span| Ident::new("cache_none", span)),
             "`cache_none` applies to functions returning `Option<T>`",

@@ -80,11 +80,14 @@
 //! never extends an entry past its ttl, counted from [`Entry::written`]). A hit compares the clock
 //! with the entry's deadline ([`Meta::expires`]) and treats an expired entry as absent. Each
 //! shard queues its entries in `by_age` at their deadline in write order, which is deadline
-//! order (an insert that reaches the lock after one with a later deadline takes that deadline,
-//! see `queue_for_expiry`); they are reclaimed from the head by later inserts into their shard,
-//! a few per insert, and by [`len`](Store::len) and
+//! order (an insert that reaches the lock after one with a later deadline goes to `renewed`
+//! below, see `queue_for_expiry`); they are reclaimed from the head by later inserts into their
+//! shard, a few per insert, and by [`len`](Store::len) and
 //! [`evict_expired`](Bounded::evict_expired), which so count exactly the entries a read
-//! returns: no background thread.
+//! returns: no background thread. With [`keep_expired_for`](Bounded::keep_expired_for),
+//! reclaiming waits that much longer (reads still treat the entry as absent, `get_stale`
+//! returns it), `len` counts the kept entries, and an insert that needs room reclaims kept
+//! entries before it evicts a live one.
 //!
 //! A hit renews its entry without a lock and without touching the queues: it raises
 //! `Meta::expires` to `now + idle` with an atomic `fetch_max` (never lowering it), and writes
@@ -769,7 +772,8 @@ where
         self
     }
 
-    /// The total weight of the entries a read returns: under
+    /// The total weight of the entries a read returns (and of the expired ones kept by
+    /// [`keep_expired_for`](Bounded::keep_expired_for)): under
     /// [`max_weight`](Bounded::max_weight), the sum of their weights (never above
     /// `max_weight`); otherwise their number, as [`len`](Store::len). Like `len`, it first
     /// reclaims the expired entries, and it is a snapshot: it may be stale when it returns.
@@ -798,7 +802,9 @@ where
     }
 
     /// Removes every entry whose deadline ([`ttl`](Bounded::ttl),
-    /// [`time_to_idle`](Bounded::time_to_idle)) has passed, and returns how many it removed.
+    /// [`time_to_idle`](Bounded::time_to_idle)) has passed (by more than
+    /// [`keep_expired_for`](Bounded::keep_expired_for), if set), and returns how many it
+    /// removed.
     ///
     /// Reads never return an expired entry; later inserts into its shard reclaim a few each,
     /// and [`len`](Store::len) reclaims them all, so calling this is never needed for
@@ -1022,9 +1028,9 @@ where
     /// Queues a new entry for expiry at `deadline`, its deadline when it was written, keeping
     /// `by_age` in deadline order so that reclaiming from its head finds every expired entry.
     /// An insert slowed between its clock read and its lock (user code runs in between) may
-    /// arrive after one with a later deadline: it takes that deadline (raised with `fetch_max`,
-    /// as a hit may have renewed it past it meanwhile: more life, never less), or, if it
-    /// expired on the way, is reclaimed at once rather than brought back.
+    /// arrive after one with a later deadline: it goes to the `renewed` heap at its own
+    /// deadline (its life is neither lengthened nor shortened), or, if it is past the time
+    /// expired entries are kept, is reclaimed at once.
     fn queue_for_expiry(
         &self,
         shard: &Shard,
@@ -1042,8 +1048,10 @@ where
                 false => out.garbage.push(queued),
             }
         } else {
-            queued.meta.expires.fetch_max(last, Relaxed);
-            queues.by_age.push_back((queued, last));
+            // Its real deadline (a hit may have renewed it since: `reclaim_expired` queues it
+            // again then), never raised: an entry already expired for reads stays expired.
+            let deadline = queued.meta.expires.load(Relaxed);
+            queues.renewed.push(Renewed { deadline, queued });
         }
     }
 
@@ -1240,7 +1248,7 @@ where
         let weight = self.weigh(&key, &value);
         let index = self.shard_of(hash);
         let shard = &self.shards()[index as usize];
-        if weight > shard.capacity || weight > u32::MAX as isize {
+        if weight > shard.capacity || u32::try_from(weight).is_err() {
             self.reject(hash, &key);
             return; // the key and value are dropped here, with no lock held
         }
@@ -1274,9 +1282,12 @@ where
             }
             // Room first, then the count: the shard's count never exceeds its capacity, and
             // the new entry, queued after, is not a candidate. (`capacity - weight` cannot
-            // overflow: heavier entries were rejected.)
+            // overflow: heavier entries were rejected.) Expired entries kept as fallbacks
+            // (`keep_expired_for`) make room before any live one is evicted.
             while shard.live.weight.load(Relaxed) > shard.capacity - weight {
-                if !self.evict_one(shard, queues, &mut out) {
+                let kept =
+                    self.keep_expired > 0 && self.reclaim_expired(shard, queues, now, 1, &mut out);
+                if !kept && !self.evict_one(shard, queues, &mut out) {
                     break;
                 }
             }
