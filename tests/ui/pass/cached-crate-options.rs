@@ -87,6 +87,11 @@ fn flags_off(n: u64) -> u64 {
     n
 }
 
+#[cached(cache_err = false, cache_none = false, result_fallback = false)]
+fn more_flags_off(n: u64) -> u64 {
+    n
+}
+
 #[derive(Clone)]
 struct Token(u64);
 
@@ -149,6 +154,6 @@ fn main() {
     assert_eq!(renewed(16) + through_facade(17), 33);
     assert_eq!(weighed(18).len(), 18);
     assert!(flagged_with_errors(19).unwrap().was_cached() == flagged_with_errors_cache().is_empty());
-    assert_eq!(flags_off(20), 20);
+    assert_eq!(flags_off(20) + more_flags_off(21), 41);
     let _ = Duration::ZERO;
 }
