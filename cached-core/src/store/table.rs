@@ -29,7 +29,9 @@
 //!    mutex: a key's `Eq` runs in a lock-free scan *before* the lock is taken, and the scan's
 //!    result is used only if `version` is unchanged once the lock is held (else the writer
 //!    scans again: a retry means another write to the shard completed, so the table as a whole
-//!    makes progress).
+//!    makes progress). A retry reuses the answers of the comparisons already made
+//!    ([`Compared`]): a key whose `Eq` itself writes to the store is compared once per entry,
+//!    so its own writes cannot make its writer retry forever.
 //! 2. **A slot never becomes empty again** within one array: removal writes [`REMOVED`].
 //!    An entry is stored at the first free slot (removed or empty) of its probe sequence, so
 //!    every slot between a stored key's home and its slot is non-empty for as long as the key
@@ -139,6 +141,30 @@ pub(crate) struct Table<K, V> {
     reclaim: reclaim::Collector,
 }
 
+/// The key comparisons (user code: `Eq`) a writer made, by entry, kept across its retries. A
+/// writer retries when its shard changed between its scan and its lock; if the change was made
+/// by the key's own `Eq` (it writes to the store), comparing again would write again and retry
+/// forever. Entries are immutable and stay allocated while the writer's pin lives (invariant
+/// 5), so a pointer names one key for the writer's whole call, and its answer is reused:
+/// the second scan runs no user code on the entries the first one compared.
+struct Compared<K, V>(Vec<(*mut Entry<K, V>, bool)>);
+
+impl<K, V> Compared<K, V> {
+    fn new() -> Self {
+        Compared(Vec::new())
+    }
+
+    /// Whether `entry` is the key sought, by the answer given before or by `is`.
+    fn is(&mut self, entry: *mut Entry<K, V>, is: impl FnOnce() -> bool) -> bool {
+        if let Some(&(_, known)) = self.0.iter().find(|(seen, _)| *seen == entry) {
+            return known;
+        }
+        let answer = is();
+        self.0.push((entry, answer));
+        answer
+    }
+}
+
 /// What a scan of a shard found for a key.
 enum Scan<K, V> {
     /// The key's entry, at this slot.
@@ -213,7 +239,12 @@ impl<K, V> Slots<K, V> {
     }
 
     /// Scans for the entry of `hash` that `is` accepts. Lock-free; `is` is user code.
-    fn scan(&self, hash: u64, mut is: impl FnMut(&K, &V) -> bool) -> Scan<K, V> {
+    fn scan(
+        &self,
+        hash: u64,
+        compared: &mut Compared<K, V>,
+        mut is: impl FnMut(&K, &V) -> bool,
+    ) -> Scan<K, V> {
         let tag = tag_of(hash);
         let mut index = hash as usize & self.mask;
         let mut free = None;
@@ -236,7 +267,9 @@ impl<K, V> Slots<K, V> {
                     // SAFETY: invariants 4 and 5: a non-null pointer loaded inside a guard
                     // points to a live entry.
                     if let Some(entry_ref) = unsafe { entry.as_ref() } {
-                        if entry_ref.hash == hash && is(&entry_ref.key, &entry_ref.value) {
+                        if entry_ref.hash == hash
+                            && compared.is(entry, || is(&entry_ref.key, &entry_ref.value))
+                        {
                             return Scan::Found(index, entry);
                         }
                     }
@@ -371,12 +404,16 @@ impl<K, V> Table<K, V> {
         let pin = self.reclaim.pin();
         let entry = Box::new(Entry { hash, key, value });
         let mut entry = Some(entry);
+        let mut compared = Compared::new();
         loop {
             let version = shard.version.load(Acquire);
             let scan = match shard.current(&pin) {
                 Some(slots) => {
                     let key = &entry.as_ref().expect("entry kept until stored").key;
-                    Some((slots, slots.scan(hash, |stored, _| stored == key)))
+                    Some((
+                        slots,
+                        slots.scan(hash, &mut compared, |stored, _| stored == key),
+                    ))
                 }
                 None => None,
             };
@@ -488,10 +525,11 @@ impl<K, V> Table<K, V> {
     ) -> Option<R> {
         let shard = self.shard(hash);
         let pin = self.reclaim.pin();
+        let mut compared = Compared::new();
         loop {
             let version = shard.version.load(Acquire);
             let slots = shard.current(&pin)?;
-            let Scan::Found(index, entry) = slots.scan(hash, &mut is) else {
+            let Scan::Found(index, entry) = slots.scan(hash, &mut compared, &mut is) else {
                 return None;
             };
             let writer = lock(&shard.write);
