@@ -147,20 +147,32 @@ pub(crate) struct Table<K, V> {
 /// forever. Entries are immutable and stay allocated while the writer's pin lives (invariant
 /// 5), so a pointer names one key for the writer's whole call, and its answer is reused:
 /// the second scan runs no user code on the entries the first one compared.
-struct Compared<K, V>(Vec<(*mut Entry<K, V>, bool)>);
+/// The first answer is kept inline: entries of one full 64-bit hash are rarely more than one,
+/// so a write allocates nothing for this.
+struct Compared<K, V> {
+    first: Option<(*mut Entry<K, V>, bool)>,
+    more: Vec<(*mut Entry<K, V>, bool)>,
+}
 
 impl<K, V> Compared<K, V> {
     fn new() -> Self {
-        Compared(Vec::new())
+        Compared {
+            first: None,
+            more: Vec::new(),
+        }
     }
 
     /// Whether `entry` is the key sought, by the answer given before or by `is`.
     fn is(&mut self, entry: *mut Entry<K, V>, is: impl FnOnce() -> bool) -> bool {
-        if let Some(&(_, known)) = self.0.iter().find(|(seen, _)| *seen == entry) {
-            return known;
+        let known = self.first.iter().chain(&self.more);
+        if let Some(&(_, answer)) = known.into_iter().find(|(seen, _)| *seen == entry) {
+            return answer;
         }
         let answer = is();
-        self.0.push((entry, answer));
+        match self.first {
+            None => self.first = Some((entry, answer)),
+            Some(_) => self.more.push((entry, answer)),
+        }
         answer
     }
 }
