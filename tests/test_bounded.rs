@@ -202,6 +202,34 @@ fn replacing_and_removing_without_evicting_keeps_memory_bounded() {
     assert_eq!(store.evictions(), 0);
 }
 
+/// `invalidate_if` that removes a few entries leaves their queue entries to the incremental
+/// sweep (it no longer walks every queue); one that removes most sifts the queues at once.
+/// Either way the room freed is usable at once, and evictions start exactly at the bound.
+#[test]
+fn invalidate_if_frees_room_exactly_whether_it_removes_few_or_most() {
+    for (removed_every, removed) in [(100u32, 20u32), (10, 200), (1, 2_000)] {
+        let store = Bounded::<u32, u32>::new().max_size(2_000);
+        for k in 0..2_000 {
+            store.insert(k, k);
+        }
+        assert_eq!(store.evictions(), 0);
+        store.retain(&mut |k, _| k % removed_every != 0);
+        assert_eq!(store.len() as u32, 2_000 - removed);
+        // New keys fill the room the removal made, evicting nothing...
+        for k in 10_000..10_000 + removed {
+            store.insert(k, k);
+        }
+        assert_eq!(store.evictions(), 0, "removing every {removed_every}th");
+        assert_eq!(store.len(), 2_000);
+        // ...and each key past the bound evicts exactly one.
+        for k in 20_000..20_100 {
+            store.insert(k, k);
+        }
+        assert_eq!(store.evictions(), 100, "removing every {removed_every}th");
+        assert_eq!(store.len(), 2_000);
+    }
+}
+
 static WINDOW_CLOCK: LazyLock<Clock> = LazyLock::new(Clock::manual);
 const WINDOW: Duration = Duration::from_secs(30);
 static PLAYS: AtomicUsize = AtomicUsize::new(0);

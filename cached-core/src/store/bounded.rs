@@ -1122,15 +1122,22 @@ where
         drop(garbage);
     }
 
-    /// Drops the stale entries of every shard's queues (after `clear` and `invalidate_if`).
-    /// Sorted out under each shard's lock, which must not be dropped wholesale: the entries of
-    /// keys inserted while the map was walked must stay queued (or they could never be
-    /// evicted), and no insert may find the queues empty and fail to make room. What is dropped
-    /// is dropped after the lock is released.
+    /// Drops the stale entries of the shards whose queues hold more of them than live ones
+    /// (plus [`STALE_ALLOWED`]), after `clear` and `invalidate_if`: the bound the incremental
+    /// sweep keeps, restored at once. A shard within it is left to its sweep, so an
+    /// `invalidate_if` that removes a few entries does not walk every queue (it took as long
+    /// as the map's walk). Sorted out under each shard's lock, which must not be dropped
+    /// wholesale: the entries of keys inserted while the map was walked must stay queued (or
+    /// they could never be evicted), and no insert may find the queues empty and fail to make
+    /// room. What is dropped is dropped after the lock is released.
     fn sift_queues(&self) {
         for shard in self.shards() {
             let mut garbage = Vec::new();
-            lock(&shard.queues).sift(&mut garbage);
+            let mut queues = lock(&shard.queues);
+            if queues.len() as isize > 2 * self.entries(shard) + STALE_ALLOWED {
+                queues.sift(&mut garbage);
+            }
+            drop(queues);
             drop(garbage);
         }
     }
