@@ -6,7 +6,10 @@
 //!   peer, u64 keys (`peers.rs`) and `String` keys (`peers_string.rs`), from criterion's medians
 //!   (`target/criterion/**/new/estimates.json`);
 //! - `benches/charts/hit_ratio.svg`: hit ratio against capacity of every bounded cache on the
-//!   zipf and zipf+scan traces, from `target/bench-data/hit_ratio.csv` (`hit_ratio.rs`).
+//!   zipf and zipf+scan traces, from `target/bench-data/hit_ratio.csv` (`hit_ratio.rs`);
+//! - `benches/charts/store_mix.svg`: the headline workloads of `store_mix.rs` (invalidation,
+//!   a service, a mixed load, misses, memory, `invalidate_if`), a bar per store on a log scale,
+//!   from `target/bench-data/store_mix.tsv`.
 //!
 //! Run the benches first; `bash benches/regenerate.sh` runs them all and then this.
 //! `cargo bench --bench charts` alone redraws from the last results.
@@ -515,6 +518,102 @@ fn ratio_chart(path: &Path, ratios: &Ratios) -> Result<()> {
     Ok(())
 }
 
+/// `store_mix.tsv`: per panel (its title), per store, one value, in file order.
+type Panels = Vec<(String, Vec<(String, f64)>)>;
+
+fn read_panels(path: &Path) -> Result<Panels> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        format!(
+            "{}: {e}; run `cargo bench --bench store_mix` first",
+            path.display()
+        )
+    })?;
+    let mut panels: Panels = Vec::new();
+    for line in text.lines().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [panel, store, value] = fields[..] else {
+            return Err(format!("bad line in {}: {line}", path.display()).into());
+        };
+        let bar = (store.replace('`', ""), value.parse()?);
+        match panels.iter_mut().find(|(p, _)| p == panel) {
+            Some((_, bars)) => bars.push(bar),
+            None => panels.push((panel.to_string(), vec![bar])),
+        }
+    }
+    Ok(panels)
+}
+
+/// Our two stores in the first colour, the peers in the second.
+const STORE_COLORS: [RGBColor; 2] = [RGBColor(0xc4, 0x4e, 0x52), RGBColor(0x4c, 0x72, 0xb0)];
+
+/// One horizontal bar per store, on a log scale (moka sits one to two orders of magnitude
+/// away from the others on several workloads), each with its value written at its end.
+fn draw_panel(
+    area: &DrawingArea<SVGBackend, Shift>,
+    title: &str,
+    bars: &[(String, f64)],
+) -> Result<()> {
+    let n = bars.len();
+    let positive = bars.iter().map(|&(_, v)| v).filter(|&v| v > 0.0);
+    let lo = positive.clone().fold(f64::INFINITY, f64::min);
+    let hi = positive.fold(0.0, f64::max);
+    if !lo.is_finite() {
+        return Ok(());
+    }
+    let (lo, hi) = (lo / 3.0, hi * 6.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 15))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(170)
+        .build_cartesian_2d((lo..hi).log_scale(), 0.0..n as f64)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .light_line_style(WHITE)
+        .x_label_formatter(&|x| format!("{x}"))
+        .label_style(("sans-serif", 12))
+        .draw()?;
+    let name_style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Right, VPos::Center));
+    let value_style = TextStyle::from(("sans-serif", 12)).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, (store, value)) in bars.iter().enumerate() {
+        let centre = (n - 1 - i) as f64 + 0.5;
+        let (x, y) = chart.backend_coord(&(lo, centre));
+        let (base_x, base_y) = area.get_base_pixel();
+        area.draw(&Text::new(
+            store.as_str(),
+            (x - base_x - 8, y - base_y),
+            name_style.clone(),
+        ))?;
+        let color = STORE_COLORS[usize::from(!store.starts_with("memoflight"))];
+        let end = value.max(lo);
+        chart.draw_series([Rectangle::new(
+            [(lo, centre + 0.35), (end, centre - 0.35)],
+            color.filled(),
+        )])?;
+        let shown = match *value {
+            v if v >= 100.0 => format!(" {v:.0}"),
+            v if v >= 10.0 => format!(" {v:.1}"),
+            v => format!(" {v:.2}"),
+        };
+        chart.draw_series([Text::new(shown, (end, centre), value_style.clone())])?;
+    }
+    Ok(())
+}
+
+fn store_mix_chart(path: &Path, panels: &Panels) -> Result<()> {
+    let rows = panels.len().div_ceil(2) as u32;
+    let root = SVGBackend::new(path, (1100, 250 * rows)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let areas = root.split_evenly((rows as usize, 2));
+    for ((title, bars), area) in panels.iter().zip(&areas) {
+        draw_panel(area, title, bars)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 fn main() -> Result<()> {
     // `cargo test` would find no results, or stale ones, and must not rewrite the charts.
     if !measuring() {
@@ -547,6 +646,11 @@ fn main() -> Result<()> {
     let ratios = read_ratios(&data_dir().join("hit_ratio.csv"))?;
     let path = out.join("hit_ratio.svg");
     ratio_chart(&path, &ratios)?;
+    eprintln!("charts: wrote {}", path.display());
+
+    let panels = read_panels(&data_dir().join("store_mix.tsv"))?;
+    let path = out.join("store_mix.svg");
+    store_mix_chart(&path, &panels)?;
     eprintln!("charts: wrote {}", path.display());
     Ok(())
 }

@@ -50,7 +50,7 @@
 mod common;
 
 use cached::Cached;
-use common::{measuring, now_utc, on_threads, order, HOT_KEYS};
+use common::{data_dir, measuring, now_utc, on_threads, order, HOT_KEYS};
 use dashmap::DashMap;
 use memoflight::{Bounded, Cache, Store, Unbounded};
 use rand::rngs::Xoshiro256PlusPlus;
@@ -350,7 +350,7 @@ fn each<W: Workload>(w: &W) -> Vec<W::Out> {
     ]
 }
 
-/// Set in a child process of workload 5: the column it runs.
+/// Set in a child process of a latency workload: `workload:column[:size index]`, what it runs.
 const CHILD: &str = "STORE_MIX_CHILD";
 
 /// A latency workload (1, 2 or 5) for every store, each in a fresh process (this bench run
@@ -1195,6 +1195,7 @@ fn main() {
         return;
     }
     let only = selected();
+    let mut chart = Chart::default();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("## Store mix: u64 keys, `String` values of {VALUE_BYTES} bytes\n");
     println!(
@@ -1217,6 +1218,15 @@ fn main() {
             let medians: Vec<f64> = out.iter().map(|o| o.0).collect();
             let p99s: Vec<f64> = out.iter().map(|o| o.1).collect();
             let p999s: Vec<f64> = out.iter().map(|o| o.2).collect();
+            if size + 1 == plan.invalidate_sizes.len() {
+                chart.panel(
+                    &format!(
+                        "invalidate one key of {}: p99 ns (lower is better)",
+                        thousands(entries)
+                    ),
+                    &p99s,
+                );
+            }
             rows.push((
                 format!("{} entries", thousands(entries)),
                 out.iter()
@@ -1238,6 +1248,14 @@ fn main() {
         let s = &plan.service;
         let out = each_in_its_own_process::<Service>(|column| format!("2:{column}"));
         let pick = |f: fn(&ServiceOut) -> f64| out.iter().map(f).collect::<Vec<f64>>();
+        chart.panel(
+            &format!(
+                "service at {}, {} threads: M requests/s (higher is better)",
+                thousands(s.entries),
+                s.threads
+            ),
+            &pick(|o| o.per_sec / 1e6),
+        );
         table(
             &format!(
                 "2. Service at {} entries, {} threads × {} requests (invalidate a random key, \
@@ -1270,6 +1288,10 @@ fn main() {
         let (keys, threads, ops) = plan.mixed;
         let mixed = Mixed::new(keys, threads, ops);
         let out = each(&mixed);
+        chart.panel(
+            &format!("mixed, {threads} threads: M operations/s (higher is better)"),
+            &out,
+        );
         table(
             &format!(
                 "3. Mixed, {threads} threads × {} operations, {} keys of Zipf(0.99): 95.9% calls \
@@ -1293,6 +1315,12 @@ fn main() {
                 inserts: plan.misses_inserts,
             });
             let per_insert: Vec<f64> = out.iter().map(|o| o.0).collect();
+            if threads == 8 {
+                chart.panel(
+                    "misses on distinct keys, 8 threads: M inserts/s (higher is better)",
+                    &out.iter().map(|o| o.1).collect::<Vec<f64>>(),
+                );
+            }
             rows.push((
                 threads.to_string(),
                 out.iter()
@@ -1362,6 +1390,13 @@ fn main() {
         let pick =
             |f: fn(&ThreadsOut) -> isize| -> Vec<f64> { out.iter().map(|o| f(o) as f64).collect() };
         let (built, idle) = (pick(|o| o.built), pick(|o| o.idle));
+        chart.panel(
+            "heap after threads that missed exited, and clear(): MB (lower is better)",
+            &pick(|o| o.cleared)
+                .iter()
+                .map(|b| b / 1e6)
+                .collect::<Vec<f64>>(),
+        );
         table(
             &format!(
                 "7. Heap bytes live in a store of {} entries as threads come and go (MB of \
@@ -1449,6 +1484,13 @@ fn main() {
         let out = each(w);
         let pick = |f: fn(&(f64, f64)) -> f64| out.iter().map(f).collect::<Vec<f64>>();
         let ms = |v: f64| format!("{v:.1} ms");
+        chart.panel(
+            &format!(
+                "invalidate_if removing 1% of {}: ms (lower is better)",
+                thousands(w.entries)
+            ),
+            &pick(|o| o.1),
+        );
         table(
             &format!(
                 "9. `invalidate_if` removing 1% of {} entries (dashmap, quick_cache, cached: \
@@ -1471,5 +1513,41 @@ fn main() {
         );
     }
 
+    if measuring() {
+        chart.write();
+    }
     eprintln!("\nstore_mix: {:.1} s", start.elapsed().as_secs_f64());
+}
+
+/// The numbers `charts.rs` draws in `benches/charts/store_mix.svg`: one panel per headline
+/// workload, a value per store, in `target/bench-data/store_mix.tsv` (tab-separated: panel, store, value).
+/// A run of a few workloads (`STORE_MIX_ONLY`) replaces only their panels.
+#[derive(Default)]
+struct Chart(Vec<(String, Vec<f64>)>);
+
+impl Chart {
+    fn panel(&mut self, title: &str, values: &[f64]) {
+        self.0.push((title.to_string(), values.to_vec()));
+    }
+
+    fn write(&self) {
+        let path = data_dir().join("store_mix.tsv");
+        let kept = std::fs::read_to_string(&path).unwrap_or_default();
+        let mut csv = String::from("panel\tstore\tvalue\n");
+        // The panels of earlier runs that this one did not redo, in their order.
+        for line in kept.lines().skip(1) {
+            let panel = line.split('\t').next().unwrap_or_default();
+            if !self.0.iter().any(|(title, _)| title == panel) {
+                csv.push_str(line);
+                csv.push('\n');
+            }
+        }
+        for (title, values) in &self.0 {
+            for (store, value) in NAMES.iter().zip(values) {
+                csv.push_str(&format!("{title}\t{store}\t{value}\n"));
+            }
+        }
+        std::fs::create_dir_all(data_dir()).expect("create target/bench-data");
+        std::fs::write(&path, csv).expect("write store_mix.tsv");
+    }
 }

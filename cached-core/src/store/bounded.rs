@@ -109,7 +109,8 @@
 //! each O(log n) under the shard's lock, paid by the write or `len` that reclaims: O(log n)
 //! amortized per renewal. Entries replaced or removed while in `renewed` stay there (their
 //! `Meta`: no key, no value) until their deadline, at most `idle` after they were queued;
-//! `clear` and `invalidate_if` drop them at once.
+//! `clear` and `invalidate_if` drop them at once when they leave a shard's queues holding more
+//! stale entries than live ones (see `Bounded::sift_queues`).
 
 use crate::clock::Clock;
 use crate::store::hashed::KeyHasher;
@@ -1124,9 +1125,10 @@ where
 
     /// Drops the stale entries of the shards whose queues hold more of them than live ones
     /// (plus [`STALE_ALLOWED`]), after `clear` and `invalidate_if`: the bound the incremental
-    /// sweep keeps, restored at once. A shard within it is left to its sweep, so an
-    /// `invalidate_if` that removes a few entries does not walk every queue (it took as long
-    /// as the map's walk). Sorted out under each shard's lock, which must not be dropped
+    /// sweep keeps, restored at once. `renewed` counts here (the sweep cannot walk a heap, so
+    /// this is the only place its removed entries leave before their deadline). A shard within
+    /// the bound is left to its sweep, so an `invalidate_if` that removes a few entries does
+    /// not walk every queue (it took as long as the map's walk). Sorted out under each shard's lock, which must not be dropped
     /// wholesale: the entries of keys inserted while the map was walked must stay queued (or
     /// they could never be evicted), and no insert may find the queues empty and fail to make
     /// room. What is dropped is dropped after the lock is released.
@@ -1134,7 +1136,10 @@ where
         for shard in self.shards() {
             let mut garbage = Vec::new();
             let mut queues = lock(&shard.queues);
-            if queues.len() as isize > 2 * self.entries(shard) + STALE_ALLOWED {
+            // A live entry sits in at most two of them (small or main, and by_age or
+            // renewed): more than twice the live entries means stale ones outnumber them.
+            let queued = queues.len() + queues.renewed.len();
+            if queued as isize > 2 * self.entries(shard) + STALE_ALLOWED {
                 queues.sift(&mut garbage);
             }
             drop(queues);
@@ -1373,5 +1378,54 @@ where
 
     fn evict_expired(&self) -> usize {
         Bounded::evict_expired(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+    use std::time::Duration;
+
+    /// Queue entries of every shard (`renewed` included), and stale ones among them.
+    fn queued(store: &Bounded<u32, u32>) -> usize {
+        store
+            .shards()
+            .iter()
+            .map(|shard| {
+                let queues = lock(&shard.queues);
+                queues.len() + queues.renewed.len()
+            })
+            .sum()
+    }
+
+    /// Entries removed while they sit in `renewed` (an idle store, no size bound: no other
+    /// queue holds them) leave it when `invalidate_if` or `clear` leaves stale entries
+    /// outnumbering live ones, with no write after: `renewed` is not swept.
+    #[test]
+    fn removed_entries_leave_the_renewed_heap_without_later_writes() {
+        let clock = Clock::manual();
+        let store = Bounded::<u32, u32>::new()
+            .time_to_idle(Duration::from_secs(60))
+            .clock(clock.clone());
+        for k in 0..1_000 {
+            store.insert(k, k);
+        }
+        clock.advance(Duration::from_secs(59));
+        for k in 0..1_000 {
+            assert_eq!(store.get(&k), Some(k));
+        }
+        clock.advance(Duration::from_secs(2));
+        // Reclaiming finds every queued deadline passed and the real ones moved on: all go to
+        // `renewed`.
+        assert_eq!(store.len(), 1_000);
+        let shards = store.shards().len();
+        store.retain(&mut |k, _| k % 10 == 0);
+        assert_eq!(store.len(), 100);
+        let bound = 2 * 100 + STALE_ALLOWED as usize * shards;
+        assert!(queued(&store) <= bound, "{} queued", queued(&store));
+        Store::clear(&store);
+        let bound = STALE_ALLOWED as usize * shards;
+        assert!(queued(&store) <= bound, "{} queued", queued(&store));
     }
 }
