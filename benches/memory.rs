@@ -9,6 +9,11 @@
 //!   at 100,000 and 1,000,000 entries, and `String` (`key-000123`, 10 bytes) -> `Vec<u8>` of
 //!   100 bytes at 100,000 entries (the total per entry, key and value bytes included).
 //!
+//! - big values: `Vec<u8>` of 10 KB through a `Cache` on each of memoflight's stores, 1 thread:
+//!   the heap's peak while the cache fills, and what it holds after, against the payload (the
+//!   values' bytes alone). A store that copied values, or kept a second copy per entry, would
+//!   show it here.
+//!
 //! Prints markdown tables. `cargo bench --bench memory`; results are in `benches/README.md`.
 #![allow(unsafe_code)]
 
@@ -26,21 +31,28 @@ use std::time::Instant;
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The highest `LIVE` reached since it was last reset (`big_values`).
+static PEAK: AtomicIsize = AtomicIsize::new(0);
+
+fn count(bytes: isize) {
+    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    PEAK.fetch_max(live, Relaxed);
+}
 
 // SAFETY: forwards every call unchanged to the system allocator; only counts bytes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
+        count(layout.size() as isize);
         // SAFETY: the caller's contract is passed on as is.
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
+        count(-(layout.size() as isize));
         // SAFETY: `ptr` came from `System.alloc` with this layout.
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        count(new_size as isize - layout.size() as isize);
         // SAFETY: as for `alloc` and `dealloc`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -340,15 +352,68 @@ fn peers_table(numbers: &[u64], strings: &[u64]) {
     }
 }
 
+/// The size of each value of the big-values table.
+const BIG_VALUE_BYTES: usize = 10 * 1024;
+
+/// Fills `cache` with `n` values of [`BIG_VALUE_BYTES`] through `get_or_compute` (each
+/// returned clone dropped at once, as a caller that used it would) and returns the heap's
+/// peak during the fill and what stays after it, both as ratios to the payload.
+fn big_values<S>(n: u64, cache: Cache<S>) -> (f64, f64)
+where
+    S: Store<Key = u64, Value = Vec<u8>>,
+{
+    let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    for k in 0..n {
+        drop(cache.get_or_compute(k, || vec![k as u8; BIG_VALUE_BYTES]));
+    }
+    let (peak, after) = (PEAK.load(Relaxed), LIVE.load(Relaxed));
+    assert_eq!(cache.len() as u64, n, "every value stays");
+    let payload = (n as usize * BIG_VALUE_BYTES) as f64;
+    (
+        (peak - before) as f64 / payload,
+        (after - before) as f64 / payload,
+    )
+}
+
+fn big_values_table(n: u64) {
+    println!(
+        "\n### Big values: {n} values of {} KB (`Vec<u8>`) through a `Cache`, 1 thread: heap \
+         bytes against the payload\n",
+        BIG_VALUE_BYTES / 1024
+    );
+    println!("| store | peak while filling | held after |");
+    println!("|---|---|---|");
+    let rows = [
+        (
+            "`Unbounded`",
+            big_values(n, Cache::new("big", Unbounded::new())),
+        ),
+        (
+            // Room for a quarter more: its shards split the bound, and a full shard evicts.
+            "`Bounded`, `max_size` = 1.25 n",
+            big_values(
+                n,
+                Cache::new("big", Bounded::new().max_size(n as usize * 5 / 4)),
+            ),
+        ),
+    ];
+    for (store, (peak, after)) in rows {
+        println!("| {store} | {peak:.4}× | {after:.4}× |");
+    }
+}
+
 fn main() {
     let start = Instant::now();
     if measuring() {
         stores_table(&[10_000, 1_000_000]);
         peers_table(&[100_000, 1_000_000], &[100_000]);
+        big_values_table(10_000);
     } else {
         // `cargo test`: unoptimized, so only small stores, to check that every row runs.
         stores_table(&[1_000]);
         peers_table(&[1_000], &[1_000]);
+        big_values_table(100);
     }
     eprintln!("\nmemory: {:.1} s", start.elapsed().as_secs_f64());
 }

@@ -1221,7 +1221,7 @@ fn main() {
             if size + 1 == plan.invalidate_sizes.len() {
                 chart.panel(
                     &format!(
-                        "invalidate one key of {}: p99 ns (lower is better)",
+                        "invalidate one key of {} entries: p99 ns (lower is better)",
                         thousands(entries)
                     ),
                     &p99s,
@@ -1250,7 +1250,7 @@ fn main() {
         let pick = |f: fn(&ServiceOut) -> f64| out.iter().map(f).collect::<Vec<f64>>();
         chart.panel(
             &format!(
-                "service at {}, {} threads: M requests/s (higher is better)",
+                "service at {} entries, {} threads: M requests/s (higher is better)",
                 thousands(s.entries),
                 s.threads
             ),
@@ -1486,7 +1486,7 @@ fn main() {
         let ms = |v: f64| format!("{v:.1} ms");
         chart.panel(
             &format!(
-                "invalidate_if removing 1% of {}: ms (lower is better)",
+                "invalidate_if removing 1% of {} entries: ms (lower is better)",
                 thousands(w.entries)
             ),
             &pick(|o| o.1),
