@@ -1,12 +1,13 @@
 //! The one place that picks std or loom synchronisation primitives.
 //!
 //! `cfg(memoflight_loom)` swaps in loom's types so that the single-flight protocol in
-//! [`crate::flight`] is model-checked (see `tests/loom_flight.rs`). A crate-private cfg rather
+//! [`crate::flight`], the default store's table and the bounded store are model-checked (see
+//! `tests/loom_flight.rs`, `tests/loom_table.rs` and `tests/loom_bounded.rs`). A crate-private cfg rather
 //! than a `loom` feature, as moka does: `--all-features` must never turn loom on.
 
 #[cfg(memoflight_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize},
+    atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize},
     Arc, Condvar, Mutex, MutexGuard,
 };
 #[cfg(memoflight_loom)]
@@ -16,7 +17,7 @@ pub(crate) use std::thread::yield_now;
 
 #[cfg(not(memoflight_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize},
+    atomic::{AtomicBool, AtomicIsize, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize},
     Arc, Condvar, Mutex, MutexGuard,
 };
 
