@@ -1124,10 +1124,12 @@ where
     /// sweep keeps, restored at once. `renewed` counts here (the sweep cannot walk a heap, so
     /// this is the only place its removed entries leave before their deadline). A shard within
     /// the bound is left to its sweep, so an `invalidate_if` that removes a few entries does
-    /// not walk every queue (it took as long as the map's walk). Sorted out under each shard's lock, which must not be dropped
-    /// wholesale: the entries of keys inserted while the map was walked must stay queued (or
-    /// they could never be evicted), and no insert may find the queues empty and fail to make
-    /// room. What is dropped is dropped after the lock is released.
+    /// not walk every queue (it took as long as the map's walk).
+    ///
+    /// Sorted out under each shard's lock (no user code runs under it), which must not be
+    /// dropped wholesale: the entries of keys inserted while the map was walked must stay
+    /// queued (or they could never be evicted), and no insert may find the queues empty and
+    /// fail to make room. What is dropped is dropped after the lock is released.
     fn sift_queues(&self) {
         for shard in self.shards() {
             let mut garbage = Vec::new();
@@ -1383,7 +1385,7 @@ mod tests {
     use crate::Store;
     use std::time::Duration;
 
-    /// Queue entries of every shard (`renewed` included), and stale ones among them.
+    /// The queue entries of every shard, `renewed` included.
     fn queued(store: &Bounded<u32, u32>) -> usize {
         store
             .shards()
