@@ -1,5 +1,6 @@
 //! The store trait: where finished values live. One file per store under `store/`.
 
+mod arena;
 mod bounded;
 mod expiring;
 mod hashed;

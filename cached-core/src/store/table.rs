@@ -17,9 +17,11 @@
 //! The table has [`SHARDS`] shards, chosen by the top bits of a key's hash. A shard owns an
 //! open-addressed array of slots (linear probing from `hash & mask`), in groups of 8: per slot a one-byte
 //! tag ([`EMPTY`], [`REMOVED`], or seven bits of the hash with the top bit set) and a pointer
-//! to a boxed, immutable [`Entry`] (hash, key, value). A value is never changed in place: a
+//! to an immutable [`Entry`] (hash, key, value). A value is never changed in place: a
 //! replacement stores a pointer to a new entry, so a reader holds either the old or the new
-//! entry, whole.
+//! entry, whole. A shard's entries live in its arena (`arena.rs`), packed in chunks, so that
+//! `retain` reads them in memory order; the arena marks each entry linked while a slot holds
+//! it (set and cleared with the pointer, under the shard's lock).
 //!
 //! # The contract (numbered invariants; `SAFETY:` comments cite them)
 //!
@@ -58,13 +60,15 @@
 //! when the array was current or later (old arrays are frozen once replaced), and a write is
 //! visible to every read that starts after it returns.
 //!
-//! This is the only module of memoflight with `unsafe` code (the workspace denies it
-//! elsewhere): raw entry pointers shared between readers and epoch reclamation. The tests
+//! This module and `arena.rs` are the only ones of memoflight with `unsafe` code (the
+//! workspace denies it elsewhere): raw entry pointers shared between readers and epoch
+//! reclamation, in cells of the arena. The tests
 //! that break each invariant if it fails (`tests/test_default_store.rs`) run under valgrind in CI,
 //! and `cached-core/tests/loom_table.rs` model-checks the slot protocol (see its header for
 //! what loom explores there).
 #![allow(unsafe_code)]
 
+use crate::store::arena::Arena;
 use crate::sync::{lock, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Mutex, MutexGuard};
 use std::sync::atomic::Ordering::{self, Acquire, Relaxed, Release, SeqCst};
 
@@ -133,12 +137,16 @@ struct Shard<K, V> {
     version: AtomicU64,
     live: AtomicUsize,
     write: Mutex<Writer>,
+    /// Where the shard's entries live (`arena.rs`).
+    arena: Arena<Entry<K, V>>,
 }
 
 /// The table: see the module docs.
 pub(crate) struct Table<K, V> {
-    shards: Box<[Shard<K, V>; SHARDS]>,
+    /// Declared first so that it drops first: freeing what was retired gives cells back to
+    /// the shards' arenas, which must still exist.
     reclaim: reclaim::Collector,
+    shards: Box<[Shard<K, V>; SHARDS]>,
 }
 
 /// The key comparisons (user code: `Eq`) a writer made, by entry, kept across its retries. A
@@ -174,6 +182,17 @@ impl<K, V> Compared<K, V> {
             Some(_) => self.more.push((entry, answer)),
         }
         answer
+    }
+}
+
+/// An entry allocated in its shard's arena and not linked yet: freed if its writer unwinds
+/// (a key's `Eq` panicked in the scan).
+struct Unlinked<K, V>(*mut Entry<K, V>);
+
+impl<K, V> Drop for Unlinked<K, V> {
+    fn drop(&mut self) {
+        // SAFETY: never linked, so no other thread saw it (arena invariants 2 and 3).
+        unsafe { Arena::free(self.0) };
     }
 }
 
@@ -344,6 +363,7 @@ impl<K, V> Shard<K, V> {
             version: AtomicU64::new(0),
             live: AtomicUsize::new(0),
             write: Mutex::new(Writer::default()),
+            arena: Arena::new(),
         }
     }
 
@@ -381,8 +401,8 @@ impl<K, V> Shard<K, V> {
 impl<K, V> Table<K, V> {
     pub(crate) fn new() -> Self {
         Table {
-            shards: Box::new(std::array::from_fn(|_| Shard::new())),
             reclaim: reclaim::Collector::new(),
+            shards: Box::new(std::array::from_fn(|_| Shard::new())),
         }
     }
 
@@ -414,14 +434,14 @@ impl<K, V> Table<K, V> {
     {
         let shard = self.shard(hash);
         let pin = self.reclaim.pin();
-        let entry = Box::new(Entry { hash, key, value });
-        let mut entry = Some(entry);
+        let unlinked = Unlinked(shard.arena.alloc(Entry { hash, key, value }));
         let mut compared = Compared::new();
         loop {
             let version = shard.version.load(Acquire);
             let scan = match shard.current(&pin) {
                 Some(slots) => {
-                    let key = &entry.as_ref().expect("entry kept until stored").key;
+                    // SAFETY: the entry is this writer's until it is linked (arena invariant 2).
+                    let key = unsafe { &(*unlinked.0).key };
                     Some((
                         slots,
                         slots.scan(hash, &mut compared, |stored, _| stored == key),
@@ -433,10 +453,15 @@ impl<K, V> Table<K, V> {
             if shard.version.load(Relaxed) != version {
                 continue;
             }
-            let stored = Box::into_raw(entry.take().expect("entry kept until stored"));
+            let stored = unlinked.0;
+            std::mem::forget(unlinked);
+            // SAFETY: arena invariant 3: the entry is linked below, under the shard's lock.
+            unsafe { Arena::set_linked(stored, true) };
             let (old, maintain) = match scan {
                 Some((slots, Scan::Found(index, old))) => {
                     slots.slot(index).1.store(stored, Release);
+                    // SAFETY: arena invariant 3: unlinked under the lock, retired after it.
+                    unsafe { Arena::set_linked(old, false) };
                     (Some(old), false)
                 }
                 Some((slots, Scan::Absent { free, empty })) => {
@@ -550,6 +575,8 @@ impl<K, V> Table<K, V> {
             }
             slots.slot(index).0.store(REMOVED, Release);
             slots.slot(index).1.store(std::ptr::null_mut(), Release);
+            // SAFETY: arena invariant 3: unlinked under the lock, retired after it.
+            unsafe { Arena::set_linked(entry, false) };
             shard.live.fetch_sub(1, Relaxed);
             shard.bump();
             drop(writer);
@@ -563,8 +590,9 @@ impl<K, V> Table<K, V> {
     }
 
     /// Removes every entry `keep` rejects, and shows each one removed to `removed` (after the
-    /// lock). `keep` runs outside every lock; per shard, the rejected entries are unlinked in
-    /// one critical section of O(their number), each found again by pointer (no user code).
+    /// lock). `keep` runs outside every lock, over the shard's linked entries in the order of
+    /// its arena (memory order, not slot order); per shard, the rejected entries are unlinked
+    /// in one critical section of O(their number), each found again by pointer (no user code).
     /// An entry replaced after `keep` saw it stays.
     pub(crate) fn retain(
         &self,
@@ -572,26 +600,19 @@ impl<K, V> Table<K, V> {
         removed: &mut dyn FnMut(&K, &V),
     ) {
         let pin = self.reclaim.pin();
-        let (mut live, mut rejected) = (Vec::new(), Vec::new());
+        let mut rejected = Vec::new();
         for shard in self.shards.iter() {
-            let Some(slots) = shard.current(&pin) else {
-                continue;
-            };
-            // The slots are read in order; the entries they point to are scattered, so each
-            // is fetched a few entries ahead of the predicate reading it.
-            live.clear();
-            live.extend(slots.live_entries());
             rejected.clear();
-            for (at, &entry) in live.iter().enumerate() {
-                if let Some(&ahead) = live.get(at + PREFETCH_AHEAD) {
-                    prefetch(ahead);
-                }
-                // SAFETY: invariant 5: the entry stays allocated while `pin` lives.
+            let walk = shard.arena.walk();
+            for entry in walk.linked() {
+                // SAFETY: arena invariant 3 and invariant 5: seen linked inside `pin`, so
+                // allocated while `pin` lives.
                 let entry_ref = unsafe { &*entry };
                 if !keep(&entry_ref.key, &entry_ref.value) {
                     rejected.push(entry);
                 }
             }
+            drop(walk);
             if rejected.is_empty() {
                 continue;
             }
@@ -604,6 +625,8 @@ impl<K, V> Table<K, V> {
                     if let Some(index) = slots.find_pointer(entry, hash) {
                         slots.slot(index).0.store(REMOVED, Release);
                         slots.slot(index).1.store(std::ptr::null_mut(), Release);
+                        // SAFETY: arena invariant 3: unlinked under the lock, retired after.
+                        unsafe { Arena::set_linked(entry, false) };
                         unlinked.push(entry);
                     }
                 }
@@ -638,6 +661,12 @@ impl<K, V> Table<K, V> {
             shard.bump();
             drop(writer);
             if !old.is_null() {
+                // SAFETY: the array is allocated while `pin` lives (invariant 5), and no
+                // writer reaches it any more: it was unlinked under the lock.
+                for entry in unsafe { &*old }.live_entries() {
+                    // SAFETY: arena invariant 3: in no array any more, and not retired yet.
+                    unsafe { Arena::set_linked(entry, false) };
+                }
                 // SAFETY: invariant 5: unlinked under the lock, retired after it, with its
                 // entries, which no other array holds.
                 unsafe { pin.retire_slots_with_entries(old) };
@@ -661,22 +690,6 @@ impl<K, V> Table<K, V> {
             .map(|shard| shard.live.load(Relaxed))
             .sum()
     }
-}
-
-/// How far ahead of the predicate `retain` fetches entries.
-const PREFETCH_AHEAD: usize = 8;
-
-/// Asks the CPU to fetch the cache line at `entry` (a hint: no effect on what the program
-/// computes, and the pointer is never dereferenced).
-#[inline(always)]
-fn prefetch<T>(entry: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint that never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(entry.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = entry;
 }
 
 impl<K, V> Slots<K, V> {
@@ -726,6 +739,7 @@ unsafe impl<K: Send + Sync, V: Send + Sync> Sync for Table<K, V> {}
 /// is not loom-aware; the model checks the slot protocol, not the reclamation).
 mod reclaim {
     use super::Slots;
+    use crate::store::arena::Arena;
 
     /// Frees an array and the entries it holds.
     ///
@@ -735,8 +749,12 @@ mod reclaim {
         // SAFETY: the caller's contract.
         let slots = unsafe { Box::from_raw(slots) };
         for entry in slots.live_entries() {
-            // SAFETY: the caller's contract: the entries are owned by this array alone.
-            drop(unsafe { Box::from_raw(entry) });
+            // SAFETY: the caller's contract: the entries are owned by this array alone, and
+            // in no other; the array is gone, so the entry is unlinked (arena invariant 3).
+            unsafe {
+                Arena::set_linked(entry, false);
+                Arena::free(entry);
+            }
         }
     }
 
@@ -746,6 +764,7 @@ mod reclaim {
     #[cfg(not(memoflight_loom))]
     mod seize_backed {
         use super::super::{Entry, Slots};
+        use crate::store::arena::Arena;
         use seize::Guard as _;
 
         /// Removed entries wait in a batch per thread before they are handed to reclamation:
@@ -781,8 +800,9 @@ mod reclaim {
         }
 
         unsafe fn reclaim_entry<K, V>(entry: *mut Entry<K, V>, _: &seize::Collector) {
-            // SAFETY: retired once, after it was unlinked (invariant 5).
-            drop(unsafe { Box::from_raw(entry) });
+            // SAFETY: retired once, after it was unlinked (invariant 5); its arena lives
+            // while the collector does (`Table`'s field order).
+            unsafe { Arena::free(entry) };
         }
 
         unsafe fn reclaim_slots<K, V>(slots: *mut Slots<K, V>, _: &seize::Collector) {
@@ -849,6 +869,7 @@ mod reclaim {
     #[cfg(memoflight_loom)]
     mod list_backed {
         use super::super::{Entry, Slots};
+        use crate::store::arena::Arena;
         use crate::sync::{lock, Mutex};
 
         /// A retired pointer and the function that frees it.
@@ -862,8 +883,8 @@ mod reclaim {
         pub(crate) struct Pin<'c>(&'c Collector);
 
         unsafe fn free_entry<K, V>(entry: *mut ()) {
-            // SAFETY: retired once; freed when no thread remains.
-            drop(unsafe { Box::from_raw(entry.cast::<Entry<K, V>>()) });
+            // SAFETY: retired once; freed when no thread remains, before the arenas drop.
+            unsafe { Arena::free(entry.cast::<Entry<K, V>>()) };
         }
 
         unsafe fn free_slots<K, V>(slots: *mut ()) {
@@ -914,5 +935,38 @@ mod reclaim {
 
             pub(crate) fn flush(&self) {}
         }
+    }
+}
+
+#[cfg(all(test, not(memoflight_loom)))]
+mod tests {
+    use super::*;
+
+    /// `clear`, then the reclamation of what it retired, frees every shard's cells; a walk
+    /// (`retain`) that removes everything does too.
+    #[test]
+    fn clear_and_retain_give_the_entries_memory_back() {
+        let table = Table::new();
+        let fill = || {
+            for k in 0..10_000u64 {
+                table.insert(k.wrapping_mul(0x9E37_79B9_7F4A_7C15), k, k, |_| {});
+            }
+        };
+        let held = || {
+            let cells: usize = table.shards.iter().map(|s| s.arena.held().1).sum();
+            let in_use: usize = table
+                .shards
+                .iter()
+                .map(|s| s.arena.in_use.load(Relaxed))
+                .sum();
+            (cells, in_use)
+        };
+        fill();
+        assert!(held().0 >= 10_000 && held().1 == 10_000, "{:?}", held());
+        table.clear(&mut |_, _| {});
+        assert_eq!(held(), (0, 0));
+        fill();
+        table.retain(&mut |_, _| false, &mut |_, _| {});
+        assert_eq!(held(), (0, 0));
     }
 }

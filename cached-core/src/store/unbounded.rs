@@ -10,8 +10,8 @@
 //! the next insert that probes through it, and a grown array is built off the lock. So no
 //! write pauses for work proportional to the store's size. A removed or replaced value is
 //! freed once no reader can still see it (epoch-based reclamation), on whichever thread ends
-//! the last read that could: a thread that stops calling keeps at most a batch (8) of removed
-//! values alive.
+//! the last read that could: a thread that stops calling keeps at most a batch (2, or as many
+//! as there are threads if that is more) of removed values alive.
 //!
 //! No user code runs under a lock of the store: a key is hashed once, before the table is
 //! entered, and stored with its hash, so a rebuild never runs the key's `Hash`; `Eq`, a

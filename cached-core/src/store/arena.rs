@@ -1,0 +1,485 @@
+//! Where the table's entries live: packed in chunks per shard, so that a walk over a shard's
+//! entries (`Table::retain`, behind `invalidate_if`) reads memory in order instead of chasing
+//! one heap pointer per entry.
+//!
+//! # Why not a `Box` per entry
+//!
+//! Boxed one by one, a store's entries are scattered through the heap among their values; a
+//! walk in slot order fetched each from a random address (a cache and TLB miss per entry), and
+//! `invalidate_if` over 1M entries took 3–5× dashmap's `retain`, which reads its keys in place
+//! (`benches/README.md`, "Entries in chunks"). Here a shard's entries share chunks of up to 64
+//! cells, and a walk reads them chunk after chunk.
+//!
+//! # Layout
+//!
+//! A cell is one word, its *head*, followed by the entry (uninitialized while free). The head
+//! of a cell in use is the arena's address, with the low bit set while the table links the
+//! entry ([`LINKED`]); the head of a free cell is the next free cell (the arena's stack of
+//! returned cells, linked through their heads), so its low bit is clear. A cell is taken from
+//! that stack, or else from the unused end of the newest chunk; a freed entry's cell is pushed
+//! back on the stack without a lock (one compare-and-swap), so the cell last freed is the next
+//! one used, still in cache.
+//!
+//! Chunks are kept until no cell of the arena is in use (after `clear`, or once every entry of
+//! the shard is gone), then freed together: like dashmap's buckets, the cells of a store that
+//! shrank stay allocated for the entries that come next.
+//!
+//! # The contract (numbered invariants; `SAFETY:` comments cite them)
+//!
+//! 1. **Chunks live while used.** Chunks are freed only with the book's mutex held, when no
+//!    cell is in use (`in_use` is zero) and no walk runs ([`Walk`] counts itself in the book
+//!    for as long as it reads chunks). A cell in use therefore keeps its chunk allocated.
+//! 2. **A cell holds an entry from [`Arena::alloc`] to [`Arena::free`]**: written before `alloc`
+//!    returns its address, dropped by `free` before the cell is pushed on the stack. Between the
+//!    two, the table decides who reads it (the table's invariant 5). `free` pushes the cell
+//!    before it counts it out of `in_use`, so no chunk is freed under a push.
+//! 3. **One popper.** Cells are popped off the stack only with the book's mutex held; pushes
+//!    need no lock. A cell on the stack is popped by nobody else, so its head (the next cell)
+//!    does not change while it is there, and a pop cannot see a stale top come back (no ABA).
+//! 4. **The linked mark.** The table sets it when it stores the entry's pointer in its array and
+//!    clears it when it takes the pointer out, before the entry is retired; a walker reads an
+//!    entry only if it saw the mark set, loaded inside its epoch guard with `SeqCst` (the table's
+//!    invariant 5 then keeps the entry allocated until the guard ends, as for a pointer loaded
+//!    from a slot). Only a shard's writers, or `clear` for entries no array holds any more,
+//!    change the mark.
+//!
+//! No user code runs under the book's mutex: an entry is written after its cell is taken and
+//! dropped before its cell is given back.
+#![allow(unsafe_code)]
+
+use crate::sync::{lock, AtomicPtr, AtomicUsize, Mutex};
+use std::cell::UnsafeCell;
+use std::mem::{offset_of, size_of, MaybeUninit};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+
+/// The low bit of a cell's head: the table links the entry.
+const LINKED: usize = 1;
+/// The most cells in a chunk.
+const MOST_CELLS: usize = 64;
+/// A chunk holds up to this many bytes of cells (at least one cell), so that a store of few
+/// big entries does not hold 64 of them per shard.
+const CHUNK_BYTES: usize = 4096;
+/// The fewest cells a shard's first chunk has; later chunks double up to the most.
+const FEWEST_CELLS: usize = 4;
+
+/// One shard's entries.
+pub(crate) struct Arena<T> {
+    /// The stack of returned cells (invariants 2 and 3); null when empty.
+    returned: AtomicPtr<Cell<T>>,
+    /// Cells taken and not given back yet.
+    pub(crate) in_use: AtomicUsize,
+    book: Mutex<Book<T>>,
+}
+
+/// What the arena's mutex guards.
+struct Book<T> {
+    chunks: Vec<Box<[Cell<T>]>>,
+    /// Cells of the newest chunk never used yet: that chunk's cells from here on.
+    unused: usize,
+    /// Cells in all chunks.
+    cells: usize,
+    /// Walks running (invariant 1).
+    walkers: usize,
+}
+
+/// An entry's place.
+#[repr(C)]
+struct Cell<T> {
+    /// In use: the arena's address, with [`LINKED`]. Free: the next free cell.
+    head: AtomicUsize,
+    entry: UnsafeCell<MaybeUninit<T>>,
+}
+
+impl<T> Cell<T> {
+    fn of(entry: *mut T) -> *const Cell<T> {
+        entry
+            .cast::<u8>()
+            .wrapping_sub(offset_of!(Cell<T>, entry))
+            .cast::<Cell<T>>()
+    }
+
+    fn entry(cell: *const Cell<T>) -> *mut T {
+        cell.cast::<u8>()
+            .wrapping_add(offset_of!(Cell<T>, entry))
+            .cast::<T>()
+            .cast_mut()
+    }
+}
+
+impl<T> Arena<T> {
+    pub(crate) fn new() -> Self {
+        Arena {
+            returned: AtomicPtr::new(std::ptr::null_mut()),
+            in_use: AtomicUsize::new(0),
+            book: Mutex::new(Book {
+                chunks: Vec::new(),
+                unused: 0,
+                cells: 0,
+                walkers: 0,
+            }),
+        }
+    }
+
+    /// Stores `entry` in a free cell and returns its address, valid until [`Arena::free`].
+    ///
+    /// The arena must not move while it holds entries (the table keeps it in a boxed shard).
+    pub(crate) fn alloc(&self, entry: T) -> *mut T {
+        let cell = {
+            let mut book = lock(&self.book);
+            self.in_use.fetch_add(1, Relaxed);
+            match self.pop() {
+                Some(cell) => cell,
+                None => book.fresh(),
+            }
+        };
+        // SAFETY: invariant 2: the cell was free and is now this caller's alone; its chunk
+        // stays allocated while it is in use (invariant 1).
+        unsafe {
+            (*cell)
+                .head
+                .store(std::ptr::from_ref(self) as usize, Relaxed);
+            (*(*cell).entry.get()).write(entry);
+        }
+        Cell::entry(cell)
+    }
+
+    /// Pops a returned cell. The caller holds the book's mutex (invariant 3).
+    fn pop(&self) -> Option<*const Cell<T>> {
+        let mut top = self.returned.load(Acquire);
+        while !top.is_null() {
+            // SAFETY: invariants 1 and 3: a cell on the stack is in a live chunk, and its head
+            // is stable while it is there.
+            let next = unsafe { (*top).head.load(Relaxed) } as *mut Cell<T>;
+            match self
+                .returned
+                .compare_exchange_weak(top, next, Acquire, Acquire)
+            {
+                Ok(_) => return Some(top),
+                Err(now) => top = now,
+            }
+        }
+        None
+    }
+
+    /// Drops the entry at `entry` (user code, outside every lock) and frees its cell, even if
+    /// the drop panics.
+    ///
+    /// # Safety
+    /// `entry` came from [`Arena::alloc`] of an arena that still exists, is freed once, and
+    /// nothing reads it any more (the table's invariant 5); it is not linked.
+    pub(crate) unsafe fn free(entry: *mut T) {
+        /// Hands the cell back when dropped: after the entry's drop, or during its panic.
+        struct GiveBack<T>(*const Cell<T>);
+        impl<T> Drop for GiveBack<T> {
+            fn drop(&mut self) {
+                // SAFETY: the caller's contract: the cell came from `alloc` and its entry is
+                // dropped.
+                unsafe { give_back(self.0) };
+            }
+        }
+        let give_back = GiveBack(Cell::of(entry));
+        // SAFETY: the caller's contract and invariant 2: the cell holds an entry nobody reads.
+        unsafe { std::ptr::drop_in_place(entry) };
+        drop(give_back);
+    }
+
+    /// Marks the entry at `entry` linked or not (invariant 4).
+    ///
+    /// # Safety
+    /// `entry` came from [`Arena::alloc`] and is not freed; the caller is the shard's writer
+    /// (it holds the shard's lock) or the entry is in no array any more.
+    pub(crate) unsafe fn set_linked(entry: *mut T, linked: bool) {
+        // SAFETY: the caller's contract: the cell is in use, so its chunk is allocated
+        // (invariant 1).
+        let head = unsafe { &(*Cell::of(entry)).head };
+        let arena = head.load(Relaxed) & !LINKED;
+        head.store(arena | usize::from(linked), Release);
+    }
+
+    /// Starts a walk over the entries the table links, chunk after chunk.
+    pub(crate) fn walk(&self) -> Walk<'_, T> {
+        let mut book = lock(&self.book);
+        book.walkers += 1;
+        Walk {
+            arena: self,
+            chunks: book
+                .chunks
+                .iter()
+                .map(|chunk| std::ptr::from_ref::<[Cell<T>]>(chunk))
+                .collect(),
+        }
+    }
+
+    /// Frees every chunk if no cell is in use and no walk runs (invariant 1).
+    fn trim(&self) {
+        let chunks = {
+            let mut book = lock(&self.book);
+            if book.walkers > 0 || self.in_use.load(Acquire) > 0 {
+                return;
+            }
+            // Every cell is on the stack: empty it with them.
+            self.returned.store(std::ptr::null_mut(), Relaxed);
+            book.unused = 0;
+            book.cells = 0;
+            std::mem::take(&mut book.chunks)
+        };
+        drop(chunks);
+    }
+}
+
+/// Pushes `cell` on its arena's stack, then counts it out of use (invariant 2), freeing the
+/// chunks if it was the last.
+///
+/// # Safety
+/// The cell came from `alloc` of an arena that still exists, and its entry is dropped.
+unsafe fn give_back<T>(cell: *const Cell<T>) {
+    // SAFETY: invariant 1: the cell is in use, so its chunk exists; its head names its arena,
+    // which outlives its cells (the caller's contract).
+    let (cell, arena) = unsafe {
+        (
+            &*cell,
+            &*(((*cell).head.load(Relaxed) & !LINKED) as *const Arena<T>),
+        )
+    };
+    let mut top = arena.returned.load(Relaxed);
+    loop {
+        cell.head.store(top as usize, Relaxed);
+        match arena.returned.compare_exchange_weak(
+            top,
+            std::ptr::from_ref(cell).cast_mut(),
+            Release,
+            Relaxed,
+        ) {
+            Ok(_) => break,
+            Err(now) => top = now,
+        }
+    }
+    if arena.in_use.fetch_sub(1, Release) == 1 {
+        arena.trim();
+    }
+}
+
+impl<T> Book<T> {
+    /// A cell never used, from a new chunk if the newest has none left.
+    fn fresh(&mut self) -> *const Cell<T> {
+        if self.unused == 0 {
+            let most = (CHUNK_BYTES / size_of::<Cell<T>>()).clamp(1, MOST_CELLS);
+            let cells = self.cells.clamp(FEWEST_CELLS.min(most), most);
+            self.chunks.push(
+                (0..cells)
+                    .map(|_| Cell {
+                        head: AtomicUsize::new(0),
+                        entry: UnsafeCell::new(MaybeUninit::uninit()),
+                    })
+                    .collect(),
+            );
+            self.cells += cells;
+            self.unused = cells;
+        }
+        let chunk = self.chunks.last().expect("a chunk was just added");
+        let cell = &chunk[chunk.len() - self.unused];
+        self.unused -= 1;
+        cell
+    }
+}
+
+#[cfg(test)]
+impl<T> Arena<T> {
+    /// Chunks and cells the book holds.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        let book = lock(&self.book);
+        (book.chunks.len(), book.cells)
+    }
+}
+
+/// A walk over an arena's linked entries: the chunks that existed when it started stay
+/// allocated until it ends (invariant 1).
+pub(crate) struct Walk<'a, T> {
+    arena: &'a Arena<T>,
+    chunks: Vec<*const [Cell<T>]>,
+}
+
+impl<T> Walk<'_, T> {
+    /// The entries linked when their mark is read, in address order. The caller is inside an
+    /// epoch guard, and reads an entry only while it lives (invariant 4).
+    pub(crate) fn linked(&self) -> impl Iterator<Item = *mut T> + '_ {
+        self.chunks.iter().flat_map(|&chunk| {
+            // SAFETY: invariant 1: listed when the walk started, and kept while it runs.
+            let cells = unsafe { &*chunk };
+            cells
+                .iter()
+                .filter(|cell| cell.head.load(SeqCst) & LINKED != 0)
+                .map(|cell| Cell::entry(cell))
+        })
+    }
+}
+
+impl<T> Drop for Walk<'_, T> {
+    /// Ends the walk; the last one frees the chunks if every cell was freed meanwhile.
+    fn drop(&mut self) {
+        let last = {
+            let mut book = lock(&self.arena.book);
+            book.walkers -= 1;
+            book.walkers == 0
+        };
+        if last {
+            self.arena.trim();
+        }
+    }
+}
+
+#[cfg(all(test, not(memoflight_loom)))]
+mod tests {
+    use super::*;
+
+    fn linked(arena: &Arena<u64>) -> Vec<u64> {
+        let walk = arena.walk();
+        // SAFETY: the tests free no entry they see linked.
+        walk.linked().map(|entry| unsafe { *entry }).collect()
+    }
+
+    #[test]
+    fn chunks_grow_to_the_most_cells_and_are_freed_once_empty() {
+        let arena = Arena::new();
+        let entries: Vec<*mut u64> = (0..1000).map(|n| arena.alloc(n)).collect();
+        let (chunks, cells) = arena.held();
+        assert!((1000..1000 + MOST_CELLS).contains(&cells), "{cells}");
+        assert!(chunks <= 1000 / MOST_CELLS + 6, "{chunks} chunks");
+        for &entry in &entries {
+            // SAFETY: allocated above, freed once, never linked.
+            unsafe { Arena::free(entry) };
+        }
+        assert_eq!(arena.held(), (0, 0), "an empty chunk is freed");
+    }
+
+    #[test]
+    fn a_walk_sees_the_linked_entries_in_memory_order_and_keeps_chunks_emptied_meanwhile() {
+        let arena = Arena::new();
+        let entries: Vec<*mut u64> = (0..200).map(|n| arena.alloc(n)).collect();
+        for &entry in entries.iter().filter(|&&entry| unsafe { *entry } % 2 == 0) {
+            // SAFETY: allocated above.
+            unsafe { Arena::set_linked(entry, true) };
+        }
+        assert_eq!(linked(&arena), (0..200).step_by(2).collect::<Vec<_>>());
+
+        let walk = arena.walk();
+        let chunks = arena.held().0;
+        for &entry in &entries {
+            // SAFETY: allocated above, freed once; unlinked first.
+            unsafe {
+                Arena::set_linked(entry, false);
+                Arena::free(entry);
+            }
+        }
+        assert_eq!(arena.held().0, chunks, "a walk keeps its chunks");
+        assert_eq!(walk.linked().count(), 0);
+        drop(walk);
+        assert_eq!(arena.held(), (0, 0), "the walk frees them when it ends");
+    }
+
+    #[test]
+    fn a_panicking_drop_still_gives_its_cell_back() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("user Drop");
+            }
+        }
+        let arena = Arena::new();
+        let bomb = arena.alloc(Bomb);
+        let kept = arena.alloc(Bomb);
+        // SAFETY: allocated above, freed once.
+        let panicked = std::panic::catch_unwind(|| unsafe { Arena::free(bomb) });
+        assert!(panicked.is_err());
+        assert_eq!(
+            arena.held().1,
+            FEWEST_CELLS,
+            "one chunk, still holding `kept`"
+        );
+        // SAFETY: as above.
+        let panicked = std::panic::catch_unwind(|| unsafe { Arena::free(kept) });
+        assert!(panicked.is_err());
+        assert_eq!(arena.held(), (0, 0));
+    }
+
+    #[test]
+    fn big_entries_take_small_chunks() {
+        let arena = Arena::new();
+        let entry = arena.alloc([0u8; 3000]);
+        assert_eq!(arena.held(), (1, 1), "a 4 KB chunk holds one 3 KB entry");
+        // SAFETY: allocated above, freed once.
+        unsafe { Arena::free(entry) };
+        let arena = Arena::new();
+        let entry = arena.alloc(());
+        assert_eq!(arena.held(), (1, FEWEST_CELLS));
+        // SAFETY: as above.
+        unsafe { Arena::free(entry) };
+    }
+}
+
+/// Model checks of the stack of returned cells: pushes without a lock against the one popper,
+/// and the chunks' lifetime against walks (invariants 1–3). Run by CI with the loom tests:
+/// `RUSTFLAGS="--cfg memoflight_loom" cargo test -p memoflight-core --lib store::arena --release`.
+#[cfg(all(test, memoflight_loom))]
+mod loom_models {
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+
+    /// A pointer sent to another model thread.
+    struct Sent(*mut u32);
+    // SAFETY: each model hands an entry to one thread at a time.
+    unsafe impl Send for Sent {}
+
+    #[test]
+    fn frees_and_allocations_racing_never_share_a_cell() {
+        loom::model(|| {
+            let arena = Arc::new(Arena::new());
+            let (a, b) = (Sent(arena.alloc(0)), Sent(arena.alloc(0)));
+            let other = {
+                let arena = arena.clone();
+                thread::spawn(move || {
+                    // SAFETY: allocated above, freed once.
+                    unsafe { Arena::free(b.0) };
+                    Sent(arena.alloc(2))
+                })
+            };
+            // SAFETY: as above.
+            unsafe { Arena::free(a.0) };
+            let mine = arena.alloc(1);
+            let theirs = other.join().unwrap().0;
+            assert_ne!(mine, theirs, "one cell handed out twice");
+            // SAFETY: both allocated, neither freed yet.
+            assert_eq!(unsafe { (*mine, *theirs) }, (1, 2));
+            // SAFETY: freed once each.
+            unsafe {
+                Arena::free(mine);
+                Arena::free(theirs);
+            }
+            assert_eq!(arena.held(), (0, 0), "the last free frees the chunks");
+        });
+    }
+
+    #[test]
+    fn a_walk_keeps_the_chunks_of_an_entry_freed_under_it() {
+        loom::model(|| {
+            let arena = Arc::new(Arena::new());
+            let entry = Sent(arena.alloc(7));
+            // SAFETY: allocated above, not freed.
+            unsafe { Arena::set_linked(entry.0, true) };
+            let walk = arena.walk();
+            let freer = thread::spawn(move || {
+                // SAFETY: unlinked, then freed once.
+                unsafe {
+                    Arena::set_linked(entry.0, false);
+                    Arena::free(entry.0);
+                }
+            });
+            assert!(walk.linked().count() <= 1);
+            assert_eq!(arena.held().0, 1, "a walk keeps its chunks");
+            freer.join().unwrap();
+            drop(walk);
+            assert_eq!(arena.held(), (0, 0), "the walk's end frees them");
+        });
+    }
+}
