@@ -22,13 +22,18 @@
 //!
 //! Chunks are kept until no cell of the arena is in use (after `clear`, or once every entry of
 //! the shard is gone), then freed together: like dashmap's buckets, the cells of a store that
-//! shrank stay allocated for the entries that come next.
+//! shrank stay allocated for the entries that come next. After `clear`, a few entries retired
+//! one by one may still wait for reclamation (in the epoch batch of a thread that went idle
+//! or exited); [`Arena::sweep`], run once the cleared entries are freed, then frees every chunk
+//! but theirs.
 //!
 //! # The contract (numbered invariants; `SAFETY:` comments cite them)
 //!
-//! 1. **Chunks live while used.** Chunks are freed only with the book's mutex held, when no
-//!    cell is in use (`in_use` is zero) and no walk runs ([`Walk`] counts itself in the book
-//!    for as long as it reads chunks). A cell in use therefore keeps its chunk allocated.
+//! 1. **Chunks live while used.** Chunks are freed only with the book's mutex held and no walk
+//!    running ([`Walk`] counts itself in the book for as long as it reads chunks, and so does
+//!    a sweep): all of them when no cell is in use (`in_use` is zero), or by a sweep those
+//!    whose every cell it holds, off the stack. A cell in use therefore keeps its chunk
+//!    allocated, and so does a cell on the stack.
 //! 2. **A cell holds an entry from [`Arena::alloc`] to [`Arena::free`]**: written before `alloc`
 //!    returns its address, dropped by `free` before the cell is pushed on the stack. Between the
 //!    two, the table decides who reads it (the table's invariant 5). `free` pushes the cell
@@ -210,6 +215,127 @@ impl<T> Arena<T> {
         }
     }
 
+    /// The arena of an entry it holds.
+    ///
+    /// # Safety
+    /// `entry` came from [`Arena::alloc`] and is not freed.
+    pub(crate) unsafe fn of(entry: *mut T) -> *const Arena<T> {
+        // SAFETY: the caller's contract: the cell is in use, so its head names its arena.
+        (unsafe { (*Cell::of(entry)).head.load(Relaxed) } & !LINKED) as *const Arena<T>
+    }
+
+    /// Frees the chunks whose cells are all free, keeping the others: after `clear`, when a
+    /// few retired entries still wait for reclamation (each in some thread's epoch batch) and
+    /// would otherwise keep every chunk of their shard. O(free cells), with the book's mutex
+    /// held only to take the stack, to give back what stays, and to drop the freed chunks from
+    /// the book; nothing is freed while a walk runs.
+    pub(crate) fn sweep(&self) {
+        let (chunks, mut free) = {
+            let mut book = lock(&self.book);
+            if book.walkers > 0 {
+                return;
+            }
+            // Counted as a walk: no `trim` frees a chunk while its cells are off the stack.
+            book.walkers += 1;
+            let chunks: Vec<(usize, usize)> = book
+                .chunks
+                .iter()
+                .map(|chunk| {
+                    let start = chunk.as_ptr() as usize;
+                    (start, start + size_of::<Cell<T>>() * chunk.len())
+                })
+                .collect();
+            // Invariant 3: taken whole by the popper, so no pop is half done.
+            (chunks, self.returned.swap(std::ptr::null_mut(), Acquire))
+        };
+        let mut order: Vec<usize> = (0..chunks.len()).collect();
+        order.sort_unstable_by_key(|&at| chunks[at].0);
+        let chunk_of = |cell: *mut Cell<T>| {
+            let at = order.partition_point(|&at| chunks[at].0 <= cell as usize) - 1;
+            order[at]
+        };
+        let mut free_in = vec![0usize; chunks.len()];
+        let mut cell = free;
+        while !cell.is_null() {
+            free_in[chunk_of(cell)] += 1;
+            // SAFETY: invariant 1: a cell off the stack is in a chunk this sweep keeps alive.
+            cell = unsafe { (*cell).head.load(Relaxed) } as *mut Cell<T>;
+        }
+        let empty: Vec<bool> = chunks
+            .iter()
+            .zip(&free_in)
+            .map(|(&(start, end), &free)| free * size_of::<Cell<T>>() == end - start)
+            .collect();
+        // The cells of the chunks that stay, and those of the empty ones, relinked apart.
+        let (mut stay, mut go) = (List::default(), List::default());
+        while !free.is_null() {
+            // SAFETY: as above.
+            let next = unsafe { (*free).head.load(Relaxed) } as *mut Cell<T>;
+            if empty[chunk_of(free)] {
+                // SAFETY: as above.
+                unsafe { go.append(free) };
+            } else {
+                // SAFETY: as above.
+                unsafe { stay.append(free) };
+            }
+            free = next;
+        }
+        let freed: Vec<Box<[Cell<T>]>> = {
+            let mut book = lock(&self.book);
+            // SAFETY: the cells are off the stack, in chunks kept alive by this sweep.
+            unsafe { self.push_list(stay) };
+            if book.walkers > 1 {
+                // A walk started meanwhile and may read the empty chunks: keep them.
+                // SAFETY: as above.
+                unsafe { self.push_list(go) };
+                book.walkers -= 1;
+                return;
+            }
+            // Matched by address: a chunk added since the snapshot is not in it, and stays.
+            // An empty chunk has no cell left to use (none on the stack, and the newest
+            // chunk's unused cells would have kept it), so `unused` still names the last one.
+            let mut emptied: Vec<usize> = (0..chunks.len())
+                .filter(|&at| empty[at])
+                .map(|at| chunks[at].0)
+                .collect();
+            emptied.sort_unstable();
+            let (kept, freed): (Vec<_>, Vec<_>) = std::mem::take(&mut book.chunks)
+                .into_iter()
+                .partition(|chunk| emptied.binary_search(&(chunk.as_ptr() as usize)).is_err());
+            book.chunks = kept;
+            book.cells -= freed.iter().map(|chunk| chunk.len()).sum::<usize>();
+            book.walkers -= 1;
+            freed
+        };
+        drop(freed);
+        if self.in_use.load(Acquire) == 0 {
+            self.trim();
+        }
+    }
+
+    /// Pushes a list of free cells on the stack. The caller holds the book's mutex, so that no
+    /// pop is half done (invariant 3).
+    ///
+    /// # Safety
+    /// The cells are free, off the stack, and in chunks that stay allocated.
+    unsafe fn push_list(&self, list: List<T>) {
+        if list.last.is_null() {
+            return;
+        }
+        let mut top = self.returned.load(Relaxed);
+        loop {
+            // SAFETY: the caller's contract.
+            unsafe { (*list.last).head.store(top as usize, Relaxed) };
+            match self
+                .returned
+                .compare_exchange_weak(top, list.first, Release, Relaxed)
+            {
+                Ok(_) => return,
+                Err(now) => top = now,
+            }
+        }
+    }
+
     /// Frees every chunk if no cell is in use and no walk runs (invariant 1).
     fn trim(&self) {
         let chunks = {
@@ -224,6 +350,37 @@ impl<T> Arena<T> {
             std::mem::take(&mut book.chunks)
         };
         drop(chunks);
+    }
+}
+
+/// Free cells linked through their heads, in a sweep's hands.
+struct List<T> {
+    first: *mut Cell<T>,
+    last: *mut Cell<T>,
+}
+
+impl<T> Default for List<T> {
+    fn default() -> Self {
+        List {
+            first: std::ptr::null_mut(),
+            last: std::ptr::null_mut(),
+        }
+    }
+}
+
+impl<T> List<T> {
+    /// Appends a free cell.
+    ///
+    /// # Safety
+    /// The cell and the list's are free, off the stack, and in chunks that stay allocated.
+    unsafe fn append(&mut self, cell: *mut Cell<T>) {
+        if self.last.is_null() {
+            self.first = cell;
+        } else {
+            // SAFETY: the caller's contract.
+            unsafe { (*self.last).head.store(cell as usize, Relaxed) };
+        }
+        self.last = cell;
     }
 }
 
@@ -378,6 +535,46 @@ mod tests {
     }
 
     #[test]
+    fn a_sweep_frees_the_chunks_left_empty_and_keeps_the_others_usable() {
+        let arena = Arena::new();
+        let entries: Vec<*mut u64> = (0..2000).map(|n| arena.alloc(n)).collect();
+        let (kept, gone): (Vec<_>, Vec<_>) = entries
+            .iter()
+            .copied()
+            // SAFETY: allocated above, not freed yet.
+            .partition(|&entry| unsafe { *entry } % 500 == 0);
+        for entry in gone {
+            // SAFETY: allocated above, freed once.
+            unsafe { Arena::free(entry) };
+        }
+        assert!(
+            arena.held().1 >= 2000,
+            "nothing freed while 4 cells are in use"
+        );
+        arena.sweep();
+        let (chunks, cells) = arena.held();
+        // The chunks of the 4 entries, and the newest, whose unused cells keep it.
+        assert!(
+            chunks <= 5 && cells <= 5 * MOST_CELLS,
+            "{chunks} chunks, {cells} cells"
+        );
+        // SAFETY: the kept entries are untouched.
+        let values: Vec<u64> = kept.iter().map(|&entry| unsafe { *entry }).collect();
+        assert_eq!(values, [0, 500, 1000, 1500]);
+        let more: Vec<*mut u64> = (0..300).map(|n| arena.alloc(n)).collect();
+        // SAFETY: allocated above, not freed yet.
+        assert!(more
+            .iter()
+            .enumerate()
+            .all(|(n, &entry)| unsafe { *entry } == n as u64));
+        for &entry in kept.iter().chain(&more) {
+            // SAFETY: allocated above, freed once.
+            unsafe { Arena::free(entry) };
+        }
+        assert_eq!(arena.held(), (0, 0));
+    }
+
+    #[test]
     fn a_panicking_drop_still_gives_its_cell_back() {
         struct Bomb;
         impl Drop for Bomb {
@@ -446,6 +643,36 @@ mod loom_models {
             };
             // SAFETY: as above.
             unsafe { Arena::free(a.0) };
+            let mine = arena.alloc(1);
+            let theirs = other.join().unwrap().0;
+            assert_ne!(mine, theirs, "one cell handed out twice");
+            // SAFETY: both allocated, neither freed yet.
+            assert_eq!(unsafe { (*mine, *theirs) }, (1, 2));
+            // SAFETY: freed once each.
+            unsafe {
+                Arena::free(mine);
+                Arena::free(theirs);
+            }
+            assert_eq!(arena.held(), (0, 0), "the last free frees the chunks");
+        });
+    }
+
+    #[test]
+    fn a_sweep_racing_a_free_and_an_allocation_loses_no_cell() {
+        loom::model(|| {
+            let arena = Arc::new(Arena::new());
+            let (a, b) = (Sent(arena.alloc(0)), Sent(arena.alloc(0)));
+            // SAFETY: allocated above, freed once.
+            unsafe { Arena::free(a.0) };
+            let other = {
+                let arena = arena.clone();
+                thread::spawn(move || {
+                    // SAFETY: as above.
+                    unsafe { Arena::free(b.0) };
+                    Sent(arena.alloc(2))
+                })
+            };
+            arena.sweep();
             let mine = arena.alloc(1);
             let theirs = other.join().unwrap().0;
             assert_ne!(mine, theirs, "one cell handed out twice");
