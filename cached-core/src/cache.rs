@@ -199,7 +199,10 @@ where {
     /// Removes the values for which `predicate(key, value)` is true, as in "every query on
     /// table `users`". Computations in flight when it is called will not store their values
     /// (they have no value yet to test); their waiters compute afresh, and calls made
-    /// after `invalidate_if` returns compute afresh. It takes O(entries).
+    /// after `invalidate_if` returns compute afresh. It takes O(entries). The predicate sees
+    /// every value stored before the call and still stored when it reaches it; a value stored
+    /// while it runs may or may not be shown to it, and a key whose value is replaced while it
+    /// runs may be shown with both values.
     ///
     /// ```
     /// # use memoflight::{Cache, Unbounded};

@@ -29,8 +29,8 @@
 //!
 //! # The contract (numbered invariants; `SAFETY:` comments cite them)
 //!
-//! 1. **Chunks live while used.** Chunks are freed only with the book's mutex held and no walk
-//!    running ([`Walk`] counts itself in the book for as long as it reads chunks, and so does
+//! 1. **Chunks live while used.** Chunks leave the book only with its mutex held and no walk
+//!    running (and are freed after it is released) ([`Walk`] counts itself in the book for as long as it reads chunks, and so does
 //!    a sweep): all of them when no cell is in use (`in_use` is zero), or by a sweep those
 //!    whose every cell it holds, off the stack. A cell in use therefore keeps its chunk
 //!    allocated, and so does a cell on the stack.
@@ -228,7 +228,9 @@ impl<T> Arena<T> {
     /// few retired entries still wait for reclamation (each in some thread's epoch batch) and
     /// would otherwise keep every chunk of their shard. O(free cells), with the book's mutex
     /// held only to take the stack, to give back what stays, and to drop the freed chunks from
-    /// the book; nothing is freed while a walk runs.
+    /// the book; nothing is freed while a walk runs. It runs where the cleared entries are
+    /// freed (epoch reclamation, on whichever thread ends the last read that could see them),
+    /// and inserts into the shard meanwhile take fresh cells rather than wait for it.
     pub(crate) fn sweep(&self) {
         let (chunks, mut free) = {
             let mut book = lock(&self.book);
@@ -457,8 +459,9 @@ pub(crate) struct Walk<'a, T> {
 }
 
 impl<T> Walk<'_, T> {
-    /// The entries linked when their mark is read, in address order. The caller is inside an
-    /// epoch guard, and reads an entry only while it lives (invariant 4).
+    /// The entries linked when their mark is read, chunk after chunk (in address order within
+    /// a chunk). The caller is inside an epoch guard, and reads an entry only while it lives
+    /// (invariant 4).
     pub(crate) fn linked(&self) -> impl Iterator<Item = *mut T> + '_ {
         self.chunks.iter().flat_map(|&chunk| {
             // SAFETY: invariant 1: listed when the walk started, and kept while it runs.
@@ -684,6 +687,41 @@ mod loom_models {
                 Arena::free(theirs);
             }
             assert_eq!(arena.held(), (0, 0), "the last free frees the chunks");
+        });
+    }
+
+    #[test]
+    fn a_sweep_frees_no_chunk_a_walk_started_during_it_reads() {
+        loom::model(|| {
+            let arena = Arc::new(Arena::new());
+            // The first chunk's cells, all freed; `kept` in the second chunk.
+            let first: Vec<*mut u32> = (0..FEWEST_CELLS as u32).map(|n| arena.alloc(n)).collect();
+            let kept = arena.alloc(9);
+            // SAFETY: allocated above; each freed once.
+            unsafe {
+                Arena::set_linked(kept, true);
+                first.iter().for_each(|&entry| Arena::free(entry));
+            }
+            let sweeper = {
+                let arena = arena.clone();
+                thread::spawn(move || arena.sweep())
+            };
+            let walk = arena.walk();
+            let seen = walk.linked().count();
+            sweeper.join().unwrap();
+            assert_eq!(
+                arena.held().0,
+                walk.chunks.len(),
+                "a chunk a walk reads was freed"
+            );
+            assert_eq!(seen, 1);
+            drop(walk);
+            // SAFETY: unlinked, then freed once.
+            unsafe {
+                Arena::set_linked(kept, false);
+                Arena::free(kept);
+            }
+            assert_eq!(arena.held(), (0, 0));
         });
     }
 

@@ -21,7 +21,8 @@
 //! replacement stores a pointer to a new entry, so a reader holds either the old or the new
 //! entry, whole. A shard's entries live in its arena (`arena.rs`), packed in chunks, so that
 //! `retain` reads them in memory order; the arena marks each entry linked while a slot holds
-//! it (set and cleared with the pointer, under the shard's lock).
+//! it: set under the shard's lock before the pointer is stored, and cleared after it is taken
+//! out (under the lock, or by `clear` once no array holds it), always before it is retired.
 //!
 //! # The contract (numbered invariants; `SAFETY:` comments cite them)
 //!
@@ -729,7 +730,7 @@ impl<K, V> Drop for Table<K, V> {
     }
 }
 
-// SAFETY: the table owns its keys and values (boxed entries) and hands out only shared
+// SAFETY: the table owns its keys and values (entries in its arenas) and hands out only shared
 // references to them, from any thread: the bounds of `Send`/`Sync` of a map.
 unsafe impl<K: Send + Sync, V: Send + Sync> Send for Table<K, V> {}
 // SAFETY: as above.

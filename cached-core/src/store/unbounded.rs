@@ -11,7 +11,13 @@
 //! write pauses for work proportional to the store's size. A removed or replaced value is
 //! freed once no reader can still see it (epoch-based reclamation), on whichever thread ends
 //! the last read that could: a thread that stops calling keeps at most a batch (2, or as many
-//! as there are threads if that is more) of removed values alive.
+//! as there are threads if that is more) of removed values alive. The entries themselves (a
+//! key, a value, a hash and a word of bookkeeping, 48 bytes for `u64` keys and `String`
+//! values) are packed in chunks per shard (`crate::store::arena`), so that `invalidate_if`
+//! reads them in memory order: a removed entry's cell is reused by the next insert into its
+//! shard, and a shard's chunks are freed when it holds no entry (or, after `clear`, all but
+//! those of entries still waiting for reclamation), so the cells follow the peak number of
+//! entries, as a hash map's buckets do; a value's own heap memory is freed with it.
 //!
 //! No user code runs under a lock of the store: a key is hashed once, before the table is
 //! entered, and stored with its hash, so a rebuild never runs the key's `Hash`; `Eq`, a
