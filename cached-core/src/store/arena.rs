@@ -651,32 +651,42 @@ mod loom_models {
     // SAFETY: each model hands an entry to one thread at a time.
     unsafe impl Send for Sent {}
 
+    /// Another thread frees `theirs_first` and allocates while this one runs `here` and
+    /// allocates: the two get distinct cells, and freeing both frees the chunks.
+    fn allocations_racing(
+        arena: Arc<Arena<u32>>,
+        theirs_first: Sent,
+        here: impl FnOnce(&Arena<u32>),
+    ) {
+        let other = {
+            let arena = arena.clone();
+            thread::spawn(move || {
+                // SAFETY: allocated by the model, freed once.
+                unsafe { Arena::free(theirs_first.0) };
+                Sent(arena.alloc(2))
+            })
+        };
+        here(&arena);
+        let mine = arena.alloc(1);
+        let theirs = other.join().unwrap().0;
+        assert_ne!(mine, theirs, "one cell handed out twice");
+        // SAFETY: both allocated, neither freed yet.
+        assert_eq!(unsafe { (*mine, *theirs) }, (1, 2));
+        // SAFETY: freed once each.
+        unsafe {
+            Arena::free(mine);
+            Arena::free(theirs);
+        }
+        assert_eq!(arena.held(), (0, 0), "the last free frees the chunks");
+    }
+
     #[test]
     fn frees_and_allocations_racing_never_share_a_cell() {
         loom::model(|| {
             let arena = Arc::new(Arena::new());
             let (a, b) = (Sent(arena.alloc(0)), Sent(arena.alloc(0)));
-            let other = {
-                let arena = arena.clone();
-                thread::spawn(move || {
-                    // SAFETY: allocated above, freed once.
-                    unsafe { Arena::free(b.0) };
-                    Sent(arena.alloc(2))
-                })
-            };
-            // SAFETY: as above.
-            unsafe { Arena::free(a.0) };
-            let mine = arena.alloc(1);
-            let theirs = other.join().unwrap().0;
-            assert_ne!(mine, theirs, "one cell handed out twice");
-            // SAFETY: both allocated, neither freed yet.
-            assert_eq!(unsafe { (*mine, *theirs) }, (1, 2));
-            // SAFETY: freed once each.
-            unsafe {
-                Arena::free(mine);
-                Arena::free(theirs);
-            }
-            assert_eq!(arena.held(), (0, 0), "the last free frees the chunks");
+            // SAFETY: allocated above, freed once.
+            allocations_racing(arena, b, move |_| unsafe { Arena::free(a.0) });
         });
     }
 
@@ -684,29 +694,10 @@ mod loom_models {
     fn a_sweep_racing_a_free_and_an_allocation_loses_no_cell() {
         loom::model(|| {
             let arena = Arc::new(Arena::new());
-            let (a, b) = (Sent(arena.alloc(0)), Sent(arena.alloc(0)));
+            let (a, b) = (arena.alloc(0), Sent(arena.alloc(0)));
             // SAFETY: allocated above, freed once.
-            unsafe { Arena::free(a.0) };
-            let other = {
-                let arena = arena.clone();
-                thread::spawn(move || {
-                    // SAFETY: as above.
-                    unsafe { Arena::free(b.0) };
-                    Sent(arena.alloc(2))
-                })
-            };
-            arena.sweep();
-            let mine = arena.alloc(1);
-            let theirs = other.join().unwrap().0;
-            assert_ne!(mine, theirs, "one cell handed out twice");
-            // SAFETY: both allocated, neither freed yet.
-            assert_eq!(unsafe { (*mine, *theirs) }, (1, 2));
-            // SAFETY: freed once each.
-            unsafe {
-                Arena::free(mine);
-                Arena::free(theirs);
-            }
-            assert_eq!(arena.held(), (0, 0), "the last free frees the chunks");
+            unsafe { Arena::free(a) };
+            allocations_racing(arena, b, Arena::sweep);
         });
     }
 
