@@ -21,7 +21,9 @@
 //! returned cells, linked through their heads), so its low bit is clear. A cell is taken from
 //! that stack, or else from the unused end of the newest chunk; a freed entry's cell is pushed
 //! back on the stack without a lock (one compare-and-swap), so the cell last freed is the next
-//! one used, still in cache.
+//! one used, still in cache. A chunk is allocated uninitialized, and a cell's head is written
+//! when the cell is first handed out (under the book's mutex); a walk reads only the cells
+//! handed out before it started.
 //!
 //! Chunks are kept until no cell of the arena is in use (after `clear`, or once every entry of
 //! the shard is gone), then freed together: like dashmap's buckets, the cells of a store that
@@ -33,10 +35,10 @@
 //! # The contract (numbered invariants; `SAFETY:` comments cite them)
 //!
 //! 1. **Chunks live while used.** Chunks leave the book only with its mutex held and no walk
-//!    running (and are freed after it is released) ([`Walk`] counts itself in the book for as long as it reads chunks, and so does
-//!    a sweep): all of them when no cell is in use (`in_use` is zero), or by a sweep those
-//!    whose every cell it holds, off the stack. A cell in use therefore keeps its chunk
-//!    allocated, and so does a cell on the stack.
+//!    running ([`Walk`] counts itself in the book for as long as it reads chunks, and so does
+//!    a sweep), and are freed after the mutex is released: all of them when no cell is in use
+//!    (`in_use` is zero), or, by a sweep, those whose every cell it holds off the stack. A
+//!    cell in use therefore keeps its chunk allocated, and so does a cell on the stack.
 //! 2. **A cell holds an entry from [`Arena::alloc`] to [`Arena::free`]**: written before `alloc`
 //!    returns its address, dropped by `free` before the cell is pushed on the stack. Between the
 //!    two, the table decides who reads it (the table's invariant 5). `free` pushes the cell
