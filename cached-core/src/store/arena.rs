@@ -77,7 +77,7 @@ pub(crate) struct Arena<T> {
     /// The stack of returned cells (invariants 2 and 3); null when empty.
     returned: AtomicPtr<Cell<T>>,
     /// Cells taken and not given back yet.
-    pub(crate) in_use: AtomicUsize,
+    in_use: AtomicUsize,
     book: Mutex<Book<T>>,
 }
 
@@ -465,6 +465,11 @@ impl<T> Arena<T> {
     pub(crate) fn held(&self) -> (usize, usize) {
         let book = lock(&self.book);
         (book.chunks.len(), book.cells)
+    }
+
+    /// Cells in use.
+    pub(crate) fn in_use(&self) -> usize {
+        self.in_use.load(Relaxed)
     }
 }
 

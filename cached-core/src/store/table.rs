@@ -964,11 +964,7 @@ mod tests {
         };
         let held = || {
             let cells: usize = table.shards.iter().map(|s| s.arena.held().1).sum();
-            let in_use: usize = table
-                .shards
-                .iter()
-                .map(|s| s.arena.in_use.load(Relaxed))
-                .sum();
+            let in_use: usize = table.shards.iter().map(|s| s.arena.in_use()).sum();
             (cells, in_use)
         };
         fill();
