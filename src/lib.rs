@@ -95,7 +95,7 @@
 //! greeting("ada", 2);
 //! greeting("ada", 2); // a hit, without allocating a key
 //! assert_eq!(greeting_cache().stats().hits, 1);
-//! assert!(greeting_cache().invalidate(&("ada".to_string(), 2)).is_some());
+//! assert!(greeting_cache().invalidate(&("ada".to_string(), 2)));
 //! ```
 //!
 //! `convert` picks the key. Naming arguments leaves the others (a database handle, a logger)
@@ -117,7 +117,7 @@
 //! }
 //!
 //! assert_eq!(user_name(&Db, 7), "user 7");
-//! assert_eq!(user_name_cache().invalidate(&7), Some("user 7".to_string()));
+//! assert_eq!(user_name_cache().remove(&7), Some("user 7".to_string()));
 //! letters("Memo");
 //! letters("MEMO"); // same key
 //! assert_eq!(letters_cache().stats().executions, 1);

@@ -180,7 +180,7 @@ fn an_optional_borrow_is_part_of_the_key() {
         ("hello you".to_owned(), Origin::Computed)
     );
     assert_eq!(
-        greet_cache().invalidate(&Some("ada".to_owned())),
+        greet_cache().remove(&Some("ada".to_owned())),
         Some("hello ada".to_owned())
     );
     assert_eq!(GREETINGS.load(SeqCst), 2);
@@ -216,7 +216,7 @@ fn a_generic_function_has_a_single_flight_cache_per_instantiation() {
         (Some(42.0), Origin::Computed)
     );
     assert_eq!(parse_with_origin::<u32>("42"), (Some(42), Origin::Hit));
-    assert_eq!(parse_cache::<u32>().invalidate("42"), Some(42));
+    assert_eq!(parse_cache::<u32>().remove("42"), Some(42));
     assert_eq!(parse_with_origin::<u32>("42"), (Some(42), Origin::Computed));
     assert_eq!(PARSES.load(SeqCst), 3);
     assert_eq!(parse_cache::<f64>().len(), 1);

@@ -106,7 +106,7 @@ fn expires_lets_each_value_decide_when_it_is_stale() {
     assert_eq!(token_with_origin(1).1, Origin::Hit);
 
     // Invalidation: the next call computes, even though the token has not expired.
-    assert_eq!(token_cache().invalidate(&1).map(|t| t.user), Some(1));
+    assert_eq!(token_cache().remove(&1).map(|t| t.user), Some(1));
     assert_eq!(token_with_origin(1).1, Origin::Computed);
 
     // `evict_expired` sweeps what has expired and keeps the rest.
@@ -421,7 +421,7 @@ fn max_weight_bounds_the_total_weight_of_the_values() {
     assert!(blob_cache().stats().evictions > 0);
     // An invalidation gives its weight back, and the next call computes.
     let before = blob_cache().store().weight();
-    if let Some(removed) = blob_cache().invalidate(&10) {
+    if let Some(removed) = blob_cache().remove(&10) {
         assert_eq!(blob_cache().store().weight(), before - removed.len() as u64);
     }
     let runs = BLOB_RUNS.load(SeqCst);

@@ -73,7 +73,7 @@ fn hits_on_borrowed_arguments_do_not_allocate() {
         vec![1, 2]
     )));
     assert_eq!(
-        label_cache().invalidate(&("ab".to_string(), 1, vec![1, 2])),
+        label_cache().remove(&("ab".to_string(), 1, vec![1, 2])),
         Some(5)
     );
 }
@@ -146,7 +146,7 @@ fn custom_keys() {
     assert_eq!(user_name(&DB, 7, "eu"), "user-7@eu");
     assert_eq!(DB.queries.load(SeqCst), 1);
     assert_eq!(
-        user_name_cache().invalidate(&(7_u64, "eu".to_string())),
+        user_name_cache().remove(&(7_u64, "eu".to_string())),
         Some("user-7@eu".into())
     );
 
@@ -157,7 +157,7 @@ fn custom_keys() {
     assert_eq!(case_blind("ABC"), 3);
     assert_eq!(case_blind("abc"), 3);
     assert_eq!(case_blind_cache().stats().hits, 1);
-    assert_eq!(case_blind_cache().invalidate("abc"), Some(3));
+    assert_eq!(case_blind_cache().remove("abc"), Some(3));
 }
 
 /// A store that records what it is asked to keep.
@@ -220,9 +220,9 @@ fn plugged_in_stores() {
     assert_eq!(recorded(1), 101);
     assert_eq!(RECORDING.inserts.load(SeqCst), 1);
     assert_eq!(recorded_cache().stats().hits, 1);
-    assert_eq!(recorded_cache().invalidate(&1), Some(101));
+    assert_eq!(recorded_cache().remove(&1), Some(101));
     assert_eq!(owned_store(2), 2);
-    assert_eq!(owned_store_cache().invalidate(&2), Some(2));
+    assert_eq!(owned_store_cache().remove(&2), Some(2));
     assert_eq!(explicit_default(3), 3);
     assert_eq!(explicit_default_cache().len(), 1);
 }

@@ -48,7 +48,7 @@ fn a_method_keyed_by_self_keeps_instances_apart() {
     assert_eq!(b.queries.load(SeqCst), 1);
     assert_eq!(Db::user_name_cache().len(), 2);
     assert_eq!(
-        Db::user_name_cache().invalidate(&(1, 7)).as_deref(),
+        Db::user_name_cache().remove(&(1, 7)).as_deref(),
         Some("db1:user7")
     );
     assert_eq!(a.user_name_no_cache(7), "db1:user7");

@@ -16,8 +16,8 @@ fn stats_count_each_kind_of_call_exactly() {
     assert_eq!(double(1), 2); // miss, execution
     assert_eq!(double(1), 2); // hit
     assert_eq!(double(2), 4); // miss, execution
-    assert_eq!(double_cache().invalidate(&1), Some(2));
-    assert_eq!(double_cache().invalidate(&1), None);
+    assert_eq!(double_cache().remove(&1), Some(2));
+    assert_eq!(double_cache().remove(&1), None);
     assert_eq!(double(1), 2); // miss again
     assert_eq!(double_no_cache(1), 2); // bypass: counted nowhere
     let Stats {

@@ -177,23 +177,52 @@ where {
 
     /// Removes `key`'s value. A computation of `key` in flight right now will not store its
     /// result, its waiters stop waiting for it and compute afresh (one leads, the others wait
-    /// for it), and calls made after `invalidate` returns
-    /// compute afresh. Returns the removed value.
+    /// for it), and calls made after `invalidate` returns compute afresh. Returns whether a
+    /// value was removed. The value is not copied: use [`remove`](Cache::remove) to get it.
     ///
     /// ```
     /// # use memoflight::{Cache, Unbounded};
     /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
     /// cache.get_or_compute(3, || 9);
-    /// assert_eq!(cache.invalidate(&3), Some(9));
+    /// assert!(cache.invalidate(&3));
+    /// assert!(!cache.invalidate(&3));
     /// assert_eq!(cache.get(&3), None);
     /// ```
-    pub fn invalidate<Q>(&self, key: &Q) -> Option<S::Value>
+    pub fn invalidate<Q>(&self, key: &Q) -> bool
+    where
+        Q: ?Sized + Hash + Equivalent<S::Key>,
+    {
+        self.remove_with(key, |_| ()).is_some()
+    }
+
+    /// Removes `key`'s value as [`invalidate`](Cache::invalidate) does, and returns it (as
+    /// `cached`'s `cache_remove` does). The store may still be read by other callers, so the
+    /// value returned is a clone of the one removed: when it is not needed, `invalidate` saves
+    /// that copy.
+    ///
+    /// ```
+    /// # use memoflight::{Cache, Unbounded};
+    /// let cache = Cache::new("squares", Unbounded::<u64, u64>::new());
+    /// cache.get_or_compute(3, || 9);
+    /// assert_eq!(cache.remove(&3), Some(9));
+    /// assert_eq!(cache.remove(&3), None);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> Option<S::Value>
+    where
+        Q: ?Sized + Hash + Equivalent<S::Key>,
+    {
+        self.remove_with(key, S::Value::clone)
+    }
+
+    fn remove_with<Q, R>(&self, key: &Q, read: impl FnOnce(&S::Value) -> R) -> Option<R>
     where
         Q: ?Sized + Hash + Equivalent<S::Key>,
     {
         trace::invalidated(self.engine.name);
         let describe = |key: &S::Key| self.engine.describe(key);
-        self.engine.flights.invalidate(key, &self.store, &describe)
+        self.engine
+            .flights
+            .invalidate(key, &self.store, &describe, read)
     }
 
     /// Removes the values for which `predicate(key, value)` is true, as in "every query on

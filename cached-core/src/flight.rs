@@ -809,13 +809,14 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     }
 
     /// Unregisters the key's flight (whose leader will then not store, or, if it is writing,
-    /// is waited for) and removes the stored value.
-    pub(crate) fn invalidate<Q, S>(
+    /// is waited for) and removes the stored value, which `read` sees (no lock held).
+    pub(crate) fn invalidate<Q, S, R>(
         &self,
         key: &Q,
         store: &S,
         describe: Describe<'_, K>,
-    ) -> Option<V>
+        read: impl FnOnce(&V) -> R,
+    ) -> Option<R>
     where
         Q: ?Sized + Hash + Equivalent<K>,
         S: Store<Key = K, Value = V>,
@@ -832,7 +833,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
                 }
             }
         };
-        store.remove(key)
+        store.remove_with(key, read)
         // `_revoked` releases the flight's waiters now that the value is gone.
     }
 

@@ -129,6 +129,28 @@ pub trait Store: Send + Sync {
     /// Removes the value stored under `key` and returns it.
     fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value>;
 
+    /// Removes the value stored under `key` and returns what `read` makes of it (`read` is
+    /// called once, on the removed value, if there was one). A store whose readers may still
+    /// be reading a removed value (so that [`remove`](Store::remove) must clone it) overrides
+    /// this to clone nothing: [`Cache::invalidate`](crate::Cache::invalidate) calls it with a
+    /// `read` that only notes the removal. The default calls `remove`.
+    ///
+    /// ```
+    /// use memoflight::{Store, Unbounded};
+    ///
+    /// let store = Unbounded::<u8, String>::new();
+    /// store.insert(1, "one".to_string());
+    /// assert_eq!(store.remove_with(&1, |value| value.len()), Some(3));
+    /// assert_eq!(store.remove_with(&1, |value| value.len()), None);
+    /// ```
+    fn remove_with<Q: ?Sized + Hash + Equivalent<Self::Key>, R>(
+        &self,
+        key: &Q,
+        read: impl FnOnce(&Self::Value) -> R,
+    ) -> Option<R> {
+        self.remove(key).map(|value| read(&value))
+    }
+
     /// Keeps only the entries for which `keep` returns `true`.
     fn retain(&self, keep: &mut dyn FnMut(&Self::Key, &Self::Value) -> bool);
 
@@ -199,6 +221,13 @@ macro_rules! forward_store {
             }
             fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
                 (**self).remove(key)
+            }
+            fn remove_with<Q: ?Sized + Hash + Equivalent<Self::Key>, R>(
+                &self,
+                key: &Q,
+                read: impl FnOnce(&Self::Value) -> R,
+            ) -> Option<R> {
+                (**self).remove_with(key, read)
             }
             fn retain(&self, keep: &mut dyn FnMut(&Self::Key, &Self::Value) -> bool) {
                 (**self).retain(keep)

@@ -1324,13 +1324,22 @@ where
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
+        self.remove_with(key, V::clone)
+    }
+
+    /// Clones nothing; `read` is not called for a value that had expired.
+    fn remove_with<Q: ?Sized + Hash + Equivalent<K>, R>(
+        &self,
+        key: &Q,
+        read: impl FnOnce(&V) -> R,
+    ) -> Option<R> {
         let hash = self.hasher.hash_one(key);
         let read = |entry: &Entry<V>| {
             self.uncount(&entry.meta);
             let now = if self.expiring() { self.clock.now() } else { 0 };
-            // The value's `Clone` (user code) runs with no lock held.
+            // `read` (user code, such as the value's `Clone`) runs with no lock held.
             (
-                (!self.expired(entry, now)).then(|| entry.value.clone()),
+                (!self.expired(entry, now)).then(|| read(&entry.value)),
                 entry.meta.shard,
             )
         };

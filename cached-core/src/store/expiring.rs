@@ -160,7 +160,18 @@ where
 
     /// Removes the value; returns it unless it had expired.
     fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
-        self.inner.remove(key).filter(|value| !value.is_expired())
+        self.remove_with(key, Self::Value::clone)
+    }
+
+    /// `read` is not called for a value that had expired.
+    fn remove_with<Q: ?Sized + Hash + Equivalent<Self::Key>, R>(
+        &self,
+        key: &Q,
+        read: impl FnOnce(&Self::Value) -> R,
+    ) -> Option<R> {
+        self.inner
+            .remove_with(key, |value| (!value.is_expired()).then(|| read(value)))
+            .flatten()
     }
 
     /// Expired values are dropped too, and `keep` is asked about live ones only.

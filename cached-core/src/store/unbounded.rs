@@ -102,9 +102,18 @@ where
     }
 
     fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
+        self.remove_with(key, V::clone)
+    }
+
+    /// Clones nothing: `read` sees the removed value before it is retired.
+    fn remove_with<Q: ?Sized + Hash + Equivalent<K>, R>(
+        &self,
+        key: &Q,
+        read: impl FnOnce(&V) -> R,
+    ) -> Option<R> {
         let hash = self.hasher.hash_one(key);
         self.table
-            .remove(hash, |stored, _| key.equivalent(stored), V::clone)
+            .remove(hash, |stored, _| key.equivalent(stored), read)
     }
 
     fn retain(&self, keep: &mut dyn FnMut(&K, &V) -> bool) {

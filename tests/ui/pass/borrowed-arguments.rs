@@ -15,5 +15,5 @@ fn main() {
     assert_eq!(by_ref("ab", &[1], Path::new("/x"), &Config { level: 1 }), 6);
     let key: (String, Vec<u8>, PathBuf, Config) =
         ("ab".into(), vec![1], PathBuf::from("/x"), Config { level: 1 });
-    assert_eq!(by_ref_cache().invalidate(&key), Some(6));
+    assert_eq!(by_ref_cache().remove(&key), Some(6));
 }

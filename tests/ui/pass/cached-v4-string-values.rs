@@ -8,5 +8,5 @@ fn keyed(a: &str, b: &str) -> usize {
 
 fn main() {
     assert_eq!(keyed("a", "b"), 2);
-    assert_eq!(keyed_cache().invalidate("ab"), Some(2));
+    assert_eq!(keyed_cache().remove("ab"), Some(2));
 }

@@ -9,5 +9,5 @@ fn lookup(_log: &Logger, id: u32, name: &str) -> String {
 
 fn main() {
     assert_eq!(lookup(&Logger, 1, "a"), "1a");
-    assert_eq!(lookup_cache().invalidate(&(1, "a".to_string())), Some("1a".to_string()));
+    assert_eq!(lookup_cache().remove(&(1, "a".to_string())), Some("1a".to_string()));
 }

@@ -15,7 +15,7 @@ fn shared_store(n: u32) -> u32 {
 
 fn main() {
     assert_eq!(own_store(1), 1);
-    assert_eq!(own_store_cache().invalidate(&1), Some(1));
+    assert_eq!(own_store_cache().remove(&1), Some(1));
     assert_eq!(shared_store(1), 2);
     assert_eq!(memoflight::Store::len(&**SHARED), 1);
 }
