@@ -866,6 +866,8 @@ trait Cloning: Sized {
     /// The value cached for `k`, or `counted(k)` computed, cached and returned: the `call` of
     /// workloads 1–7.
     fn call(&self, k: u64) -> Counted;
+    /// Removes `k`'s value, as workloads 1 and 2 do.
+    fn invalidate(&self, k: u64);
 }
 
 impl Cloning for Cache<Unbounded<u64, Counted>> {
@@ -881,6 +883,9 @@ impl Cloning for Cache<Unbounded<u64, Counted>> {
     fn call(&self, k: u64) -> Counted {
         self.get_or_compute(k, || counted(k))
     }
+    fn invalidate(&self, k: u64) {
+        black_box(Cache::invalidate(self, &k));
+    }
 }
 
 impl Cloning for Cache<Bounded<u64, Counted>> {
@@ -895,6 +900,9 @@ impl Cloning for Cache<Bounded<u64, Counted>> {
     }
     fn call(&self, k: u64) -> Counted {
         self.get_or_compute(k, || counted(k))
+    }
+    fn invalidate(&self, k: u64) {
+        black_box(Cache::invalidate(self, &k));
     }
 }
 
@@ -916,6 +924,9 @@ impl Cloning for DashMap<u64, Counted> {
         self.insert(k, v.clone());
         v
     }
+    fn invalidate(&self, k: u64) {
+        black_box(self.remove(&k));
+    }
 }
 
 impl Cloning for quick_cache::sync::Cache<u64, Counted> {
@@ -934,6 +945,9 @@ impl Cloning for quick_cache::sync::Cache<u64, Counted> {
             Err(never) => match never {},
         }
     }
+    fn invalidate(&self, k: u64) {
+        black_box(self.remove(&k));
+    }
 }
 
 impl Cloning for moka::sync::Cache<u64, Counted> {
@@ -950,6 +964,9 @@ impl Cloning for moka::sync::Cache<u64, Counted> {
     }
     fn call(&self, k: u64) -> Counted {
         self.get_with(k, || counted(k))
+    }
+    fn invalidate(&self, k: u64) {
+        moka::sync::Cache::invalidate(self, &k);
     }
 }
 
@@ -971,19 +988,22 @@ impl Cloning for cached::sync_sync::RwLock<cached::UnboundCache<u64, Counted>> {
         self.write().cache_set(k, v.clone());
         v
     }
+    fn invalidate(&self, k: u64) {
+        black_box(self.write().cache_remove(&k));
+    }
 }
 
 /// 8. Clones per operation.
 ///
-/// `ops` inserts of new keys, `ops` hits on them, then `ops` calls on other new keys (misses
-/// that return the value).
+/// `ops` inserts of new keys, `ops` hits on them, `ops` calls on other new keys (misses
+/// that return the value), then `ops` invalidations of the first keys.
 struct Clones {
     ops: u64,
 }
 
 impl Clones {
-    /// Clones per insert, per hit and per returning miss.
-    fn run<C: Cloning>(&self, name: &str) -> [f64; 3] {
+    /// Clones per insert, per hit, per returning miss and per invalidation.
+    fn run<C: Cloning>(&self, name: &str) -> [f64; 4] {
         let start = Instant::now();
         let store = C::empty(room(2 * self.ops));
         let per_op = |keys: std::ops::Range<u64>, op: &dyn Fn(u64)| {
@@ -997,13 +1017,14 @@ impl Clones {
             per_op(0..self.ops, &|k| store.insert(k)),
             per_op(0..self.ops, &|k| drop(black_box(store.hit(k)))),
             per_op(self.ops..2 * self.ops, &|k| drop(black_box(store.call(k)))),
+            per_op(0..self.ops, &|k| store.invalidate(k)),
         ];
         eprintln!("  {name}: {:.1} s", start.elapsed().as_secs_f64());
         out
     }
 
     /// Every store, in the order of [`NAMES`].
-    fn each(&self) -> Vec<[f64; 3]> {
+    fn each(&self) -> Vec<[f64; 4]> {
         vec![
             self.run::<Cache<Unbounded<u64, Counted>>>(NAMES[0]),
             self.run::<Cache<Bounded<u64, Counted>>>(NAMES[1]),
@@ -1472,6 +1493,13 @@ fn main() {
                      moka: `get_with`)"
                         .into(),
                     &pick(2),
+                    clones,
+                ),
+                row(
+                    "invalidation (memoflight: `invalidate`; dashmap, quick_cache: `remove`; \
+                     moka: `invalidate`; cached: `cache_remove`)"
+                        .into(),
+                    &pick(3),
                     clones,
                 ),
             ],
