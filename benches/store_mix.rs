@@ -1496,8 +1496,10 @@ fn main() {
                     clones,
                 ),
                 row(
-                    "invalidation (memoflight: `invalidate`; dashmap, quick_cache: `remove`; \
-                     moka: `invalidate`; cached: `cache_remove`)"
+                    "invalidation (memoflight: `invalidate`, which returns no value; its \
+                     `remove`, which returns one, clones it: 1.00; dashmap, quick_cache: \
+                     `remove` and cached: `cache_remove`, which move the value out; moka: \
+                     `invalidate`)"
                         .into(),
                     &pick(3),
                     clones,

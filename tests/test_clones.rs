@@ -4,10 +4,14 @@
 //! deep-copied by the store beyond the one clone a hit returns and the one the leader keeps").
 
 use memoflight::{Bounded, Cache, Expires, Expiring, Store, Unbounded};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::cell::Cell;
+use std::sync::Arc;
 use std::time::Duration;
 
-static CLONES: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Clones made on this thread (every operation below runs on the test's thread).
+    static CLONES: Cell<usize> = const { Cell::new(0) };
+}
 
 /// A value that counts its clones.
 #[derive(Debug, PartialEq)]
@@ -15,7 +19,7 @@ struct Counted(u64);
 
 impl Clone for Counted {
     fn clone(&self) -> Self {
-        CLONES.fetch_add(1, SeqCst);
+        CLONES.set(CLONES.get() + 1);
         Counted(self.0)
     }
 }
@@ -28,9 +32,9 @@ impl Expires for Counted {
 
 /// The clones `operation` made.
 fn clones(operation: impl FnOnce()) -> usize {
-    let before = CLONES.load(SeqCst);
+    let before = CLONES.get();
     operation();
-    CLONES.load(SeqCst) - before
+    CLONES.get() - before
 }
 
 fn copies_only_what_callers_get<S: Store<Key = u64, Value = Counted>>(store: S) {
@@ -42,6 +46,11 @@ fn copies_only_what_callers_get<S: Store<Key = u64, Value = Counted>>(store: S) 
     }
     let hit = clones(|| assert_eq!(cache.get_or_compute(0, || Counted(99)), Counted(0)));
     assert_eq!(hit, 1, "{name}: a hit");
+    assert_eq!(
+        clones(|| assert_eq!(cache.get(&0), Some(Counted(0)))),
+        1,
+        "{name}: get"
+    );
     assert_eq!(
         clones(|| assert!(cache.invalidate(&0))),
         0,
@@ -68,4 +77,8 @@ fn a_store_copies_a_value_only_to_hand_one_to_a_caller() {
     copies_only_what_callers_get(Bounded::new().ttl(Duration::from_secs(3600)));
     copies_only_what_callers_get(Expiring::new(Unbounded::new()));
     copies_only_what_callers_get(Expiring::new(Bounded::new().max_size(100)));
+    // A store behind a pointer forwards every method.
+    copies_only_what_callers_get(Arc::new(Unbounded::new()));
+    let shared = Bounded::new().max_size(100);
+    copies_only_what_callers_get(&shared);
 }

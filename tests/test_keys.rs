@@ -181,10 +181,17 @@ impl Store for Recording {
         self.inserts.fetch_add(1, SeqCst);
         self.map.lock().unwrap().insert(key, value);
     }
-    fn remove<Q: ?Sized + Hash + Equivalent<u32>>(&self, key: &Q) -> Option<u32> {
-        let mut map = self.map.lock().unwrap();
-        let found = *map.keys().find(|k| key.equivalent(*k))?;
-        map.remove(&found)
+    fn remove_with<Q: ?Sized + Hash + Equivalent<u32>, R>(
+        &self,
+        key: &Q,
+        read: impl FnOnce(&u32) -> R,
+    ) -> Option<R> {
+        let removed = {
+            let mut map = self.map.lock().unwrap();
+            let found = *map.keys().find(|k| key.equivalent(*k))?;
+            map.remove(&found)
+        };
+        removed.map(|value| read(&value))
     }
     fn retain(&self, keep: &mut dyn FnMut(&u32, &u32) -> bool) {
         self.map.lock().unwrap().retain(|k, v| keep(k, v));

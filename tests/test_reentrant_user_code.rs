@@ -380,3 +380,69 @@ fn a_keys_hash_may_call_the_function_while_its_table_is_copied() {
         grows_cache().len()
     );
 }
+
+/// A value whose `Clone`, when armed, calls the cache it is stored in (`CALLS_BACK`) or panics
+/// (`PANICS`).
+#[derive(Debug, PartialEq)]
+struct ClonedOnRemoval(u64);
+
+static CALLS_BACK: AtomicBool = AtomicBool::new(false);
+static PANICS: AtomicBool = AtomicBool::new(false);
+
+fn weighted() -> &'static memoflight::Cache<memoflight::Bounded<u64, ClonedOnRemoval>> {
+    static CACHE: std::sync::OnceLock<
+        memoflight::Cache<memoflight::Bounded<u64, ClonedOnRemoval>>,
+    > = std::sync::OnceLock::new();
+    CACHE.get_or_init(|| {
+        memoflight::Cache::new(
+            "weighted",
+            memoflight::Bounded::new()
+                .max_weight(1_000)
+                .weigher(|_, value: &ClonedOnRemoval| value.0 + 1),
+        )
+    })
+}
+
+impl Clone for ClonedOnRemoval {
+    fn clone(&self) -> Self {
+        if CALLS_BACK.swap(false, SeqCst) {
+            // Its own key (just removed: computed afresh) and another one (a hit).
+            assert_eq!(
+                weighted()
+                    .get_or_compute(self.0, || ClonedOnRemoval(self.0))
+                    .0,
+                self.0
+            );
+            assert_eq!(weighted().get_or_compute(1, || unreachable!()).0, 1);
+        }
+        assert!(!PANICS.swap(false, SeqCst), "a value's Clone panicked");
+        ClonedOnRemoval(self.0)
+    }
+}
+
+/// `Cache::remove` clones the removed value after the removal, with no lock held: a `Clone`
+/// that calls the cache works, and one that panics leaves the entry removed and the store's
+/// count and weight right.
+#[test]
+fn a_values_clone_may_call_the_function_and_panic_during_remove() {
+    let cache = weighted();
+    for key in 1..=4 {
+        cache.get_or_compute(key, || ClonedOnRemoval(key));
+    }
+    assert_eq!((cache.len(), cache.store().weight()), (4, 2 + 3 + 4 + 5));
+    let removed = run_bounded(|| {
+        CALLS_BACK.store(true, SeqCst);
+        weighted().remove(&2)
+    });
+    assert_eq!(removed.expect("did not hang"), Some(ClonedOnRemoval(2)));
+    // The clone stored key 2 again.
+    assert_eq!((cache.len(), cache.store().weight()), (4, 2 + 3 + 4 + 5));
+    PANICS.store(true, SeqCst);
+    let panicked = std::panic::catch_unwind(|| weighted().remove(&3));
+    assert!(panicked.is_err(), "the clone panicked");
+    assert_eq!((cache.len(), cache.store().weight()), (3, 2 + 3 + 5));
+    assert_eq!(cache.get(&3), None);
+    assert!(cache.invalidate(&4));
+    assert_eq!((cache.len(), cache.store().weight()), (2, 2 + 3));
+    assert_eq!(cache.stats().in_flight, 0);
+}

@@ -69,6 +69,10 @@ proptest! {
                     store.insert(k, v);
                     model.insert(k, v);
                 }
+                // Odd keys through `remove_with`, whose `read` sees the removed value.
+                Op::Remove(k) if k % 2 == 1 => {
+                    prop_assert_eq!(store.remove_with(&k, |v| *v), model.remove(&k));
+                }
                 Op::Remove(k) => prop_assert_eq!(store.remove(&k), model.remove(&k)),
                 Op::RetainBelow(bound) => {
                     store.retain(&mut |k, _| *k < bound);
@@ -102,6 +106,10 @@ proptest! {
                     prop_assert_eq!(got, expected);
                     prop_assert_eq!(ran, !present, "computed iff the key was absent");
                     executions += u64::from(ran);
+                }
+                // Odd keys through `invalidate`, which tells only whether a value was there.
+                Op::Remove(k) if k % 2 == 1 => {
+                    prop_assert_eq!(cache.invalidate(&k), model.remove(&k).is_some());
                 }
                 Op::Remove(k) => prop_assert_eq!(cache.remove(&k), model.remove(&k)),
                 Op::RetainBelow(bound) => {
@@ -141,7 +149,12 @@ proptest! {
                 Op::Remove(k) => {
                     let expected = model.get(k);
                     model.entries.remove(&k);
-                    prop_assert_eq!(store.remove(&k), expected);
+                    // Odd keys through `remove_with`: an expired value is not shown to `read`.
+                    if k % 2 == 1 {
+                        prop_assert_eq!(store.remove_with(&k, |v| *v), expected);
+                    } else {
+                        prop_assert_eq!(store.remove(&k), expected);
+                    }
                 }
                 Op::RetainBelow(bound) => {
                     store.retain(&mut |k, _| *k < bound);

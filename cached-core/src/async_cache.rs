@@ -201,6 +201,9 @@ impl<S: AsyncStore> AsyncCache<S> {
     /// Removes `key`'s value from the store. A computation of `key` in flight will not store
     /// its result (its waiters stop waiting and compute afresh); one already writing its value is waited for,
     /// then its value removed. Calls made after `invalidate` returned `Ok` compute afresh.
+    /// Unlike [`Cache::invalidate`](crate::Cache::invalidate), it does not tell whether a value
+    /// was there, and there is no `remove` returning it: an [`AsyncStore`]'s removal (a Redis
+    /// `DEL`, a file deleted) does not read the value.
     ///
     /// # Errors
     ///

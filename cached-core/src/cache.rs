@@ -178,7 +178,8 @@ where {
     /// Removes `key`'s value. A computation of `key` in flight right now will not store its
     /// result, its waiters stop waiting for it and compute afresh (one leads, the others wait
     /// for it), and calls made after `invalidate` returns compute afresh. Returns whether a
-    /// value was removed. The value is not copied: use [`remove`](Cache::remove) to get it.
+    /// value that a read would have returned was removed (one that had expired is removed
+    /// too, and not counted). The value is not copied: [`remove`](Cache::remove) returns it.
     ///
     /// ```
     /// # use memoflight::{Cache, Unbounded};
@@ -192,13 +193,15 @@ where {
     where
         Q: ?Sized + Hash + Equivalent<S::Key>,
     {
-        self.remove_with(key, |_| ()).is_some()
+        self.revoking(key, || self.store.remove_with(key, |_| ()).is_some())
     }
 
     /// Removes `key`'s value as [`invalidate`](Cache::invalidate) does, and returns it (as
-    /// `cached`'s `cache_remove` does). The store may still be read by other callers, so the
-    /// value returned is a clone of the one removed: when it is not needed, `invalidate` saves
-    /// that copy.
+    /// `cached`'s `cache_remove` does) through [`Store::remove`]. The stores of this crate
+    /// may still be read by other callers while a value is removed, so they return a clone of
+    /// it: when the value is not needed, `invalidate` saves that copy. The clone (the
+    /// value's `Clone`) runs after the removal, with no lock held, and before the callers
+    /// waiting for a computation of `key` are released.
     ///
     /// ```
     /// # use memoflight::{Cache, Unbounded};
@@ -211,18 +214,17 @@ where {
     where
         Q: ?Sized + Hash + Equivalent<S::Key>,
     {
-        self.remove_with(key, S::Value::clone)
+        self.revoking(key, || self.store.remove(key))
     }
 
-    fn remove_with<Q, R>(&self, key: &Q, read: impl FnOnce(&S::Value) -> R) -> Option<R>
+    /// Runs `remove` with `key`'s flight revoked (`InFlight::invalidate`).
+    fn revoking<Q, R>(&self, key: &Q, remove: impl FnOnce() -> R) -> R
     where
         Q: ?Sized + Hash + Equivalent<S::Key>,
     {
         trace::invalidated(self.engine.name);
         let describe = |key: &S::Key| self.engine.describe(key);
-        self.engine
-            .flights
-            .invalidate(key, &self.store, &describe, read)
+        self.engine.flights.invalidate(key, &describe, remove)
     }
 
     /// Removes the values for which `predicate(key, value)` is true, as in "every query on

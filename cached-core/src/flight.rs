@@ -809,17 +809,16 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     }
 
     /// Unregisters the key's flight (whose leader will then not store, or, if it is writing,
-    /// is waited for) and removes the stored value, which `read` sees (no lock held).
-    pub(crate) fn invalidate<Q, S, R>(
+    /// is waited for), then runs `remove` (the removal of the stored value, with no lock of
+    /// this table held), then releases the flight's waiters.
+    pub(crate) fn invalidate<Q, R>(
         &self,
         key: &Q,
-        store: &S,
         describe: Describe<'_, K>,
-        read: impl FnOnce(&V) -> R,
-    ) -> Option<R>
+        remove: impl FnOnce() -> R,
+    ) -> R
     where
         Q: ?Sized + Hash + Equivalent<K>,
-        S: Store<Key = K, Value = V>,
     {
         let _revoked = loop {
             match self.revoke(key) {
@@ -833,7 +832,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
                 }
             }
         };
-        store.remove_with(key, read)
+        remove()
         // `_revoked` releases the flight's waiters now that the value is gone.
     }
 

@@ -22,9 +22,10 @@ use std::hash::Hash;
 /// # Concurrency contract
 ///
 /// Every method takes `&self` and may be called from many threads at once. Each method must be
-/// linearizable: it appears to take effect at one instant between its call and its return. In
-/// particular a [`get`](Store::get) that starts after an [`insert`](Store::insert) or
-/// [`remove`](Store::remove) of the same key returned must see its effect; the single-flight
+/// linearizable: it appears to take effect at one instant between its call and its return (for
+/// [`remove_with`](Store::remove_with), the removal, before `read` runs). In particular a
+/// [`get`](Store::get) that starts after an [`insert`](Store::insert) or a removal of the same
+/// key returned must see its effect; the single-flight
 /// engine relies on this to guarantee one execution per key. Methods must not block for long
 /// (no I/O under a lock, never wait on another caller's computation) and must not call back into
 /// the cache. `get` is the hit path: it should not take a lock that other readers also take.
@@ -55,10 +56,17 @@ use std::hash::Hash;
 ///     fn insert(&self, key: u64, value: String) {
 ///         self.0.lock().unwrap().insert(key, value);
 ///     }
-///     fn remove<Q: ?Sized + Hash + Equivalent<u64>>(&self, key: &Q) -> Option<String> {
-///         let mut map = self.0.lock().unwrap();
-///         let found = *map.keys().find(|k| key.equivalent(*k))?;
-///         map.remove(&found)
+///     fn remove_with<Q: ?Sized + Hash + Equivalent<u64>, R>(
+///         &self,
+///         key: &Q,
+///         read: impl FnOnce(&String) -> R,
+///     ) -> Option<R> {
+///         let removed = {
+///             let mut map = self.0.lock().unwrap();
+///             let found = *map.keys().find(|k| key.equivalent(*k))?;
+///             map.remove(&found)
+///         };
+///         removed.map(|value| read(&value)) // after the lock: `read` may be user code
 ///     }
 ///     fn retain(&self, keep: &mut dyn FnMut(&u64, &String) -> bool) {
 ///         self.0.lock().unwrap().retain(|k, v| keep(k, v));
@@ -126,14 +134,16 @@ pub trait Store: Send + Sync {
     /// Stores `value` under `key`, replacing any previous value.
     fn insert(&self, key: Self::Key, value: Self::Value);
 
-    /// Removes the value stored under `key` and returns it.
-    fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value>;
-
-    /// Removes the value stored under `key` and returns what `read` makes of it (`read` is
-    /// called once, on the removed value, if there was one). A store whose readers may still
-    /// be reading a removed value (so that [`remove`](Store::remove) must clone it) overrides
-    /// this to clone nothing: [`Cache::invalidate`](crate::Cache::invalidate) calls it with a
-    /// `read` that only notes the removal. The default calls `remove`.
+    /// Removes the value stored under `key` and returns what `read` makes of it, or `None`
+    /// if there was no value (a store may also remove an expired value without showing it to
+    /// `read`, and return `None`). [`Cache::invalidate`](crate::Cache::invalidate) calls it
+    /// with a `read` that only notes the removal: a store whose readers may still be reading
+    /// a removed value (and so cannot move it out) then copies nothing.
+    ///
+    /// `read` must be called at most once, after the removal is complete (the entry gone and
+    /// any accounting done) and with no lock of the store held: it may be user code (the
+    /// value's `Clone`) that calls back into the cache, and if it panics, the panic reaches
+    /// the caller with the store consistent.
     ///
     /// ```
     /// use memoflight::{Store, Unbounded};
@@ -147,8 +157,13 @@ pub trait Store: Send + Sync {
         &self,
         key: &Q,
         read: impl FnOnce(&Self::Value) -> R,
-    ) -> Option<R> {
-        self.remove(key).map(|value| read(&value))
+    ) -> Option<R>;
+
+    /// Removes the value stored under `key` and returns it: by default, a clone made by
+    /// [`remove_with`](Store::remove_with). A store that owns its values outright may
+    /// override it to move the value out; [`Cache::remove`](crate::Cache::remove) calls it.
+    fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
+        self.remove_with(key, Self::Value::clone)
     }
 
     /// Keeps only the entries for which `keep` returns `true`.

@@ -213,11 +213,12 @@ impl memoflight_core::Store for DueBelowTen {
     fn insert(&self, key: u8, value: u32) {
         self.0.insert(key, value)
     }
-    fn remove<Q: ?Sized + std::hash::Hash + memoflight_core::Equivalent<u8>>(
+    fn remove_with<Q: ?Sized + std::hash::Hash + memoflight_core::Equivalent<u8>, R>(
         &self,
         key: &Q,
-    ) -> Option<u32> {
-        self.0.remove(key)
+        read: impl FnOnce(&u32) -> R,
+    ) -> Option<R> {
+        self.0.remove_with(key, read)
     }
     fn retain(&self, keep: &mut dyn FnMut(&u8, &u32) -> bool) {
         self.0.retain(keep)

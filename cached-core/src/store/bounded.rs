@@ -1323,10 +1323,6 @@ where
         self.remove_victims(&out.victims);
     }
 
-    fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        self.remove_with(key, V::clone)
-    }
-
     /// Clones nothing; `read` is not called for a value that had expired.
     fn remove_with<Q: ?Sized + Hash + Equivalent<K>, R>(
         &self,

@@ -158,12 +158,7 @@ where
         self.inner.insert(key, value);
     }
 
-    /// Removes the value; returns it unless it had expired.
-    fn remove<Q: ?Sized + Hash + Equivalent<Self::Key>>(&self, key: &Q) -> Option<Self::Value> {
-        self.remove_with(key, Self::Value::clone)
-    }
-
-    /// `read` is not called for a value that had expired.
+    /// Removes the value; `read` sees it unless it had expired (the removal then returns `None`).
     fn remove_with<Q: ?Sized + Hash + Equivalent<Self::Key>, R>(
         &self,
         key: &Q,

@@ -554,7 +554,8 @@ impl<K, V> Table<K, V> {
     }
 
     /// Removes the entry of `hash` that `is` accepts (given its key and value) and reads it
-    /// with `read` before it is retired. `is` runs outside the lock (invariant 1).
+    /// with `read` after the lock, once it is retired (it stays allocated while this call's
+    /// guard lives). `is` runs outside the lock (invariant 1).
     pub(crate) fn remove<R>(
         &self,
         hash: u64,

@@ -101,11 +101,8 @@ where
         self.table.insert(hash, key, value, |_| ());
     }
 
-    fn remove<Q: ?Sized + Hash + Equivalent<K>>(&self, key: &Q) -> Option<V> {
-        self.remove_with(key, V::clone)
-    }
-
-    /// Clones nothing: `read` sees the removed value before it is retired.
+    /// Clones nothing: `read` sees the removed value after the shard's lock, while this
+    /// call's epoch guard keeps it allocated.
     fn remove_with<Q: ?Sized + Hash + Equivalent<K>, R>(
         &self,
         key: &Q,
