@@ -556,6 +556,80 @@ fn invalidate_if_reaches_every_process_and_fences_a_running_leader() {
     });
 }
 
+/// `clear` and `invalidate_if` delete every lease of the namespace, and wake every process
+/// waiting for one: the waiter here rechecks Redis only once an hour without a wake-up message,
+/// so it takes the key over (and writes its value, under a lease of its own) only if the
+/// clearing woke it. Each round is bounded: a waiter left waiting fails the test.
+#[test]
+fn clear_and_invalidate_if_wake_the_processes_waiting_for_a_lease() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let a = AsyncCache::new("woken", store::<String>(&url, "wk"));
+        let b = AsyncCache::new(
+            "woken",
+            store::<String>(&url, "wk").recheck_after(Duration::from_secs(3600)),
+        );
+        let client = redis::Client::open(url.as_str()).expect("a valid URL");
+        let mut probe = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the test's own connection");
+        for (key, clearing) in [(1, "clear"), (2, "invalidate_if")] {
+            let started = tokio::sync::Notify::new();
+            let go = tokio::sync::Notify::new();
+            let leader = a.get_or_compute(key, || async {
+                started.notify_one();
+                go.notified().await;
+                "fenced".to_owned()
+            });
+            let rest = async {
+                started.notified().await;
+                let waiter = b.get_or_compute(key, || async { "taken over".to_owned() });
+                let clearer = async {
+                    // Once `b` waits: it subscribes to the namespace's channel when it first
+                    // finds the lease held.
+                    loop {
+                        let channels: Vec<String> = redis::cmd("PUBSUB")
+                            .arg("CHANNELS")
+                            .arg("wk:*~wake")
+                            .query_async(&mut probe)
+                            .await
+                            .expect("PUBSUB");
+                        if !channels.is_empty() {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    match clearing {
+                        "clear" => a.clear().await.unwrap(),
+                        _ => a.invalidate_if(|_, _| false).await.unwrap(),
+                    }
+                };
+                let (value, ()) = tokio::join!(waiter, clearer);
+                go.notify_one();
+                value
+            };
+            let round = async { tokio::join!(leader, rest) };
+            let (fenced, taken) = tokio::time::timeout(Duration::from_secs(60), round)
+                .await
+                .unwrap_or_else(|_| panic!("{clearing}: the waiting process was not woken"));
+            assert_eq!(
+                fenced, "fenced",
+                "{clearing}: the leader's caller got its value"
+            );
+            assert_eq!(taken, "taken over", "{clearing}");
+            assert_eq!(
+                a.get(&key).await.unwrap().as_deref(),
+                Some("taken over"),
+                "{clearing}: the waiter wrote under its own lease, the leader's write was fenced"
+            );
+        }
+    });
+}
+
 /// A leader whose future is dropped mid-computation (a timeout around the call) releases its
 /// lease at once: another process then takes the key and writes its value, long before the
 /// dropped leader's lease (30 s) would have expired. Without the release, the other process

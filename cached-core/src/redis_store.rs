@@ -12,7 +12,8 @@
 //! or whose key was invalidated meanwhile, writes nothing) and ends the lease in the same step.
 //! A process that found the lease held waits for the key's wake-up (`wakeups.rs`: the write,
 //! a release and an invalidation publish the key's name on the namespace's channel, to which
-//! the store subscribes on a connection of its own) and runs [`LEAD`] again, until the value
+//! the store subscribes on a connection of its own; `clear` and `invalidate_if`, which delete
+//! every lease, publish the empty name, which wakes every waiter) and runs [`LEAD`] again, until the value
 //! is there (it returns it) or the lease is gone (it takes it: exactly one `SET NX` wins). A
 //! leader that dies stops renewing, so its lease expires and one waiter takes over.
 //!
@@ -22,7 +23,7 @@
 //! read once woken; and the write). A message can be
 //! lost (the subscription is being made, or its connection dropped), so every wait is also
 //! bounded: by the polling interval (2 ms doubling to [`MAX_POLL`]) while there is no
-//! subscription, by half a second while there is one.
+//! subscription, by [`RedisStore::recheck_after`] (half a second) while there is one.
 //!
 //! # Keys
 //!
@@ -183,6 +184,7 @@ pub struct RedisStore<K, V> {
     refresh_after: Option<Duration>,
     lease: Duration,
     timeout: Duration,
+    recheck: Duration,
     max_value_bytes: usize,
     #[cfg(feature = "redis-tls")]
     tls_root_cert: Option<Vec<u8>>,
@@ -246,8 +248,8 @@ impl<K, V> RedisStore<K, V> {
     /// connects on first use; a bad URL or an unreachable server makes every operation fail
     /// (the cache then computes locally).
     ///
-    /// Defaults: prefix `memoflight`, schema 1, no expiry, lease 10 s, timeout 1 s, values up
-    /// to 16 MiB.
+    /// Defaults: prefix `memoflight`, schema 1, no expiry, lease 10 s, timeout 1 s, recheck
+    /// after 500 ms, values up to 16 MiB.
     ///
     /// ```
     /// # use memoflight::RedisStore;
@@ -259,6 +261,7 @@ impl<K, V> RedisStore<K, V> {
     ///     .refresh_after(Duration::from_secs(60))
     ///     .lease(Duration::from_secs(30))
     ///     .timeout(Duration::from_millis(200))
+    ///     .recheck_after(Duration::from_secs(1))
     ///     .max_value_bytes(1 << 20);
     /// # let _ = store;
     /// ```
@@ -271,6 +274,7 @@ impl<K, V> RedisStore<K, V> {
             refresh_after: None,
             lease: Duration::from_secs(10),
             timeout: Duration::from_secs(1),
+            recheck: wakeups::SUBSCRIBED_BACKSTOP,
             max_value_bytes: 16 << 20,
             #[cfg(feature = "redis-tls")]
             tls_root_cert: None,
@@ -343,6 +347,18 @@ impl<K, V> RedisStore<K, V> {
     /// See [`new`](RedisStore::new) for an example.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// How long a process waiting for another's computation waits for a wake-up message before
+    /// it checks Redis again. Every write, release and invalidation publishes one, so this
+    /// only bounds the wait when a message is lost (the subscription's connection dropped
+    /// unnoticed); while the process has no subscription it polls every 2 ms, doubling up to
+    /// 50 ms.
+    ///
+    /// See [`new`](RedisStore::new) for an example.
+    pub fn recheck_after(mut self, recheck: Duration) -> Self {
+        self.recheck = recheck;
         self
     }
 
@@ -653,6 +669,19 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
 
     /// Every key of this store's namespace matching `pattern` (a glob after the namespace),
     /// deleted in batches found by `SCAN`.
+    /// Publishes the empty name, which wakes every process waiting for a key of the
+    /// namespace: after `clear` or `invalidate_if` deleted every lease, each waiter takes the
+    /// lease of its key at once instead of at its next poll.
+    async fn wake_every_waiter(&self, operation: &'static str) -> Result<(), RedisStoreError> {
+        self.run(operation, |pipe| {
+            pipe.cmd("PUBLISH")
+                .arg(self.channel())
+                .arg(wakeups::EVERY_KEY);
+        })
+        .await
+        .map(|_: i64| ())
+    }
+
     async fn unlink_matching(
         &self,
         operation: &'static str,
@@ -865,7 +894,8 @@ where
     }
 
     async fn clear(&self) -> Result<(), RedisStoreError> {
-        self.unlink_matching("clear", "*").await
+        self.unlink_matching("clear", "*").await?;
+        self.wake_every_waiter("clear").await
     }
 
     /// Counts the namespace's values with `SCAN` (O(keys in the database)).
@@ -893,6 +923,7 @@ where
         F: FnMut(&K, &V) -> bool + Send,
     {
         self.unlink_matching("invalidate_if", "*}:lease").await?;
+        self.wake_every_waiter("invalidate_if").await?;
         let pattern = format!("{}*}}", glob_escape(&self.namespace()));
         let mut cursor: u64 = 0;
         loop {
@@ -1075,7 +1106,7 @@ where
                 // A write published before the subscription was made is not seen: look again.
                 Subscription::Made => {}
                 Subscription::Live => {
-                    wakeups::woken_or(woken, wakeups::SUBSCRIBED_BACKSTOP.min(left)).await;
+                    wakeups::woken_or(woken, self.recheck.min(left)).await;
                 }
                 Subscription::Down => {
                     wakeups::woken_or(woken, interval.min(left)).await;

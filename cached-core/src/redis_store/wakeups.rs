@@ -1,6 +1,8 @@
 //! Wake-ups of waiting processes: the store subscribes (once, lazily) to its namespace's channel,
 //! where every write, release and invalidation of a key publishes the key's name; a process
 //! waiting for that key (polling the lease script) is woken at once instead of at its next poll.
+//! [`EVERY_KEY`] (no key's name is empty) wakes every waiter: `clear` and `invalidate_if`
+//! publish it after deleting every lease.
 //!
 //! A message can be lost (the subscription is being made, or its connection dropped): every
 //! wait is also bounded by a backstop timer, after which the waiter polls again. While the
@@ -19,8 +21,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// How long a subscribed waiter waits for a message before it polls anyway (a half-open
-/// connection delivers nothing and is not noticed).
+/// connection delivers nothing and is not noticed), unless `RedisStore::recheck_after` says.
 pub(super) const SUBSCRIBED_BACKSTOP: Duration = Duration::from_millis(500);
+/// The message that wakes the waiters of every key.
+pub(super) const EVERY_KEY: &[u8] = b"";
+
 /// How long a failed attempt to subscribe keeps the store from trying again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -62,6 +67,30 @@ impl Drop for Waiting {
             if *count == 0 {
                 waiters.remove(&self.name);
             }
+        }
+    }
+}
+
+impl Shared {
+    /// Wakes the waiters of the key named `name`, or every waiter for [`EVERY_KEY`]. The
+    /// notifiers are taken out of the lock first.
+    fn wake(&self, name: &[u8]) {
+        let notifiers: Vec<Arc<Notify>> = {
+            let waiters = lock(&self.waiters);
+            match name == EVERY_KEY {
+                true => waiters
+                    .values()
+                    .map(|(notify, _)| Arc::clone(notify))
+                    .collect(),
+                false => waiters
+                    .get(name)
+                    .map(|(notify, _)| Arc::clone(notify))
+                    .into_iter()
+                    .collect(),
+            }
+        };
+        for notify in notifiers {
+            notify.notify_waiters();
         }
     }
 }
@@ -129,12 +158,7 @@ impl Wakeups {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                let notify = lock(&shared.waiters)
-                    .get(message.get_payload_bytes())
-                    .map(|(notify, _)| Arc::clone(notify));
-                if let Some(notify) = notify {
-                    notify.notify_waiters();
-                }
+                shared.wake(message.get_payload_bytes());
             }
         });
         if let Some(old) = lock(&self.reader).replace(reader.abort_handle()) {
@@ -181,4 +205,29 @@ pub(super) async fn woken_or(
     backstop: Duration,
 ) {
     let _ = tokio::time::timeout(backstop, notified).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    /// A key's name wakes its waiters only; [`EVERY_KEY`] wakes every waiter.
+    #[test]
+    fn a_name_wakes_its_waiters_and_the_empty_name_wakes_all() {
+        let wakeups = Wakeups::default();
+        let (a, b) = (wakeups.wait_for(b"a"), wakeups.wait_for(b"b"));
+        let mut woken_a = std::pin::pin!(a.notify.notified());
+        let mut woken_b = std::pin::pin!(b.notify.notified());
+        woken_a.as_mut().enable();
+        woken_b.as_mut().enable();
+        wakeups.shared.wake(b"a");
+        assert!(woken_a.now_or_never().is_some(), "a's waiter woken");
+        assert!(
+            woken_b.as_mut().now_or_never().is_none(),
+            "b's waiter still waits"
+        );
+        wakeups.shared.wake(EVERY_KEY);
+        assert!(woken_b.now_or_never().is_some(), "every waiter woken");
+    }
 }
