@@ -54,6 +54,41 @@ fn label(name: &str, id: u64, tags: &[u8]) -> usize {
     name.len() + id as usize + tags.len()
 }
 
+#[cached]
+fn maybe_shout(word: Option<&str>) -> usize {
+    word.map_or(0, str::len)
+}
+
+#[cached]
+fn maybe_label(name: Option<&str>, id: u64, tags: Option<&mut Vec<u8>>) -> usize {
+    name.map_or(0, str::len) + id as usize + tags.map_or(0, |tags| tags.len())
+}
+
+#[test]
+fn hits_on_optional_borrowed_arguments_do_not_allocate() {
+    for word in [Some("hello"), None] {
+        let expected = word.map_or(0, str::len);
+        assert_eq!(maybe_shout(word), expected); // miss: the key is stored as an Option<String>
+        maybe_shout(word);
+        let (value, allocated) = allocations_during(|| maybe_shout(word));
+        assert_eq!((value, allocated), (expected, 0), "{word:?}");
+    }
+    assert_eq!(maybe_shout_cache().stats().executions, 2);
+    let mut tags = vec![1, 2];
+    assert_eq!(maybe_label(Some("ab"), 1, Some(&mut tags)), 5);
+    maybe_label(Some("ab"), 1, Some(&mut tags));
+    let (value, allocated) = allocations_during(|| maybe_label(Some("ab"), 1, Some(&mut tags)));
+    assert_eq!((value, allocated), (5, 0));
+    assert_eq!(maybe_label(None, 1, Some(&mut tags)), 3, "another key");
+    let (value, allocated) = allocations_during(|| maybe_label(None, 1, Some(&mut tags)));
+    assert_eq!((value, allocated), (3, 0));
+    assert_eq!(maybe_label_cache().stats().executions, 2);
+    assert_eq!(
+        maybe_label_cache().remove(&(Some("ab".to_string()), 1, Some(vec![1, 2]))),
+        Some(5)
+    );
+}
+
 #[test]
 fn hits_on_borrowed_arguments_do_not_allocate() {
     assert_eq!(shout("hello"), 5); // miss: the key is stored as a String

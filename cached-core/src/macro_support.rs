@@ -9,7 +9,7 @@ use crate::store::Store;
 use equivalent::Equivalent;
 use std::hash::Hash;
 
-pub use crate::key::Borrowed;
+pub use crate::key::{Borrowed, KeyView};
 pub use crate::output::{
     CacheAll, CacheOk, CacheSome, DescribeDebug, DescribeOpaque, KeepFailure, KeyOf, ShareFailure,
     SharingOf,

@@ -491,18 +491,11 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
 /// owned key a miss stores.
 fn key_code(plan: &Plan) -> (TokenStream, TokenStream, TokenStream) {
     match &plan.key {
-        // An `Option<&T>` part has no borrowed form of its owned `Option<T::Owned>`: such a
-        // key is looked up by its owned form.
-        Key::Args(parts)
-            if parts.len() <= MAX_BORROWED_PARTS
-                && parts.iter().all(|part| part.optional_referent.is_none()) =>
-        {
-            (
-                quote!(),
-                borrowed_view(&plan.krate, parts),
-                owned_key(parts),
-            )
-        }
+        Key::Args(parts) if parts.len() <= MAX_BORROWED_PARTS => (
+            quote!(),
+            borrowed_view(&plan.krate, parts),
+            owned_key(parts),
+        ),
         Key::Args(parts) => {
             let owned = owned_key(parts);
             (
@@ -895,17 +888,22 @@ fn owned_key(parts: &[KeyPart]) -> TokenStream {
     }
 }
 
-/// The lookup key, borrowing the arguments: `&arg`, `&*arg`, or `&Borrowed((&a, &*b, ..))`.
+/// The lookup key, borrowing the arguments: `&arg`, `&*arg`, `&Borrowed(arg.as_deref())` for
+/// an `Option<&T>`, or `&Borrowed((&a, &*b, c.as_deref(), ..))`.
 fn borrowed_view(krate: &syn::Path, parts: &[KeyPart]) -> TokenStream {
     let refs = parts.iter().map(|part| {
         let binding = &part.binding;
-        match &part.referent {
-            Some(_) => quote!(&*#binding),
-            None => quote!(&#binding),
+        match (&part.referent, &part.optional_referent) {
+            (_, Some(_)) => quote!(::core::option::Option::as_deref(&#binding)),
+            (Some(_), None) => quote!(&*#binding),
+            (None, None) => quote!(&#binding),
         }
     });
     match parts {
         [] => quote!(&()),
+        [single] if single.optional_referent.is_some() => {
+            quote!(&#krate::__private::Borrowed(#(#refs)*))
+        }
         [_] => quote!(#(#refs)*),
         _ => quote!(&#krate::__private::Borrowed((#(#refs,)*))),
     }
