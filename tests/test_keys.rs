@@ -74,6 +74,15 @@ fn hits_on_optional_borrowed_arguments_do_not_allocate() {
         assert_eq!((value, allocated), (expected, 0), "{word:?}");
     }
     assert_eq!(maybe_shout_cache().stats().executions, 2);
+    // `_prime_cache` removes the key through the same borrowed view, then computes it again.
+    assert_eq!(maybe_shout_prime_cache(Some("hello")), 5);
+    assert_eq!(maybe_shout_cache().stats().executions, 3);
+    assert_eq!(maybe_shout(Some("hello")), 5);
+    assert_eq!(
+        maybe_shout_cache().stats().executions,
+        3,
+        "a hit after the priming"
+    );
     let mut tags = vec![1, 2];
     assert_eq!(maybe_label(Some("ab"), 1, Some(&mut tags)), 5);
     maybe_label(Some("ab"), 1, Some(&mut tags));

@@ -556,6 +556,31 @@ fn invalidate_if_reaches_every_process_and_fences_a_running_leader() {
     });
 }
 
+/// The channels with subscribers among the wake-up channels of prefix `wk`.
+async fn channels(probe: &mut redis::aio::MultiplexedConnection) -> Vec<String> {
+    redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("wk:*~wake")
+        .query_async(probe)
+        .await
+        .expect("PUBSUB")
+}
+
+/// How many scripts the server has run (`EVAL` calls).
+async fn eval_calls(probe: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(probe)
+        .await
+        .expect("INFO");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_eval:calls="))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
 /// `clear` and `invalidate_if` delete every lease of the namespace, and wake every process
 /// waiting for one: the waiter here rechecks Redis only once an hour without a wake-up message,
 /// so it takes the key over (and writes its value, under a lease of its own) only if the
@@ -573,7 +598,7 @@ fn clear_and_invalidate_if_wake_the_processes_waiting_for_a_lease() {
             store::<String>(&url, "wk").recheck_after(Duration::from_secs(3600)),
         );
         let client = redis::Client::open(url.as_str()).expect("a valid URL");
-        let mut probe = client
+        let probe = client
             .get_multiplexed_async_connection()
             .await
             .expect("the test's own connection");
@@ -587,20 +612,16 @@ fn clear_and_invalidate_if_wake_the_processes_waiting_for_a_lease() {
             });
             let rest = async {
                 started.notified().await;
+                // `b` waits once it found the lease held and listens: its first lease try,
+                // then (when it had no subscription yet) the one made as it subscribed.
+                let mut probe = probe.clone();
+                let listening = !channels(&mut probe).await.is_empty();
+                let tries = eval_calls(&mut probe).await + if listening { 1 } else { 2 };
                 let waiter = b.get_or_compute(key, || async { "taken over".to_owned() });
                 let clearer = async {
-                    // Once `b` waits: it subscribes to the namespace's channel when it first
-                    // finds the lease held.
-                    loop {
-                        let channels: Vec<String> = redis::cmd("PUBSUB")
-                            .arg("CHANNELS")
-                            .arg("wk:*~wake")
-                            .query_async(&mut probe)
-                            .await
-                            .expect("PUBSUB");
-                        if !channels.is_empty() {
-                            break;
-                        }
+                    while channels(&mut probe).await.is_empty()
+                        || eval_calls(&mut probe).await < tries
+                    {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                     match clearing {

@@ -148,7 +148,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 /// - Across processes, one computes while it holds the key's lease; the others wait (woken by
 ///   pub/sub, polling behind it) until its value is written or its lease is gone. A leader that dies (even by SIGKILL) stops
 ///   renewing its lease, and one waiter takes over once it expires (within
-///   [`lease`](RedisStore::lease)).
+///   [`lease`](RedisStore::lease) and the waiters' [`recheck_after`](RedisStore::recheck_after)).
 /// - A leader writes only while it still holds its lease (an atomic check in Redis), so a
 ///   leader paused past its lease, or whose key was invalidated by any process meanwhile,
 ///   does not overwrite what happened since.
@@ -351,14 +351,16 @@ impl<K, V> RedisStore<K, V> {
     }
 
     /// How long a process waiting for another's computation waits for a wake-up message before
-    /// it checks Redis again. Every write, release and invalidation publishes one, so this
-    /// only bounds the wait when a message is lost (the subscription's connection dropped
-    /// unnoticed); while the process has no subscription it polls every 2 ms, doubling up to
+    /// it checks Redis again (at least 10 ms). Every write, release, invalidation and `clear`
+    /// publishes one, so this bounds the wait only where no message comes: a leader that died
+    /// (its lease expires silently: a waiter takes over at its first recheck after the
+    /// expiry, so within `lease` plus this), or a message lost with the subscription's
+    /// connection. While the process has no subscription it polls every 2 ms, doubling up to
     /// 50 ms.
     ///
     /// See [`new`](RedisStore::new) for an example.
     pub fn recheck_after(mut self, recheck: Duration) -> Self {
-        self.recheck = recheck;
+        self.recheck = recheck.max(Duration::from_millis(10));
         self
     }
 
@@ -667,21 +669,22 @@ impl<K: Serialize, V: Serialize + DeserializeOwned> RedisStore<K, V> {
         .await
     }
 
-    /// Every key of this store's namespace matching `pattern` (a glob after the namespace),
-    /// deleted in batches found by `SCAN`.
     /// Publishes the empty name, which wakes every process waiting for a key of the
     /// namespace: after `clear` or `invalidate_if` deleted every lease, each waiter takes the
-    /// lease of its key at once instead of at its next poll.
-    async fn wake_every_waiter(&self, operation: &'static str) -> Result<(), RedisStoreError> {
-        self.run(operation, |pipe| {
-            pipe.cmd("PUBLISH")
-                .arg(self.channel())
-                .arg(wakeups::EVERY_KEY);
-        })
-        .await
-        .map(|_: i64| ())
+    /// lease of its key at once instead of at its next recheck. Best effort: a waiter that
+    /// misses it rechecks later, so a failure here fails nothing.
+    async fn wake_every_waiter(&self, operation: &'static str) {
+        let _ = self
+            .run::<i64>(operation, |pipe| {
+                pipe.cmd("PUBLISH")
+                    .arg(self.channel())
+                    .arg(wakeups::EVERY_KEY);
+            })
+            .await;
     }
 
+    /// Every key of this store's namespace matching `pattern` (a glob after the namespace),
+    /// deleted in batches found by `SCAN`.
     async fn unlink_matching(
         &self,
         operation: &'static str,
@@ -894,8 +897,10 @@ where
     }
 
     async fn clear(&self) -> Result<(), RedisStoreError> {
-        self.unlink_matching("clear", "*").await?;
-        self.wake_every_waiter("clear").await
+        let cleared = self.unlink_matching("clear", "*").await;
+        // Even after a partial failure: the leases deleted so far are free.
+        self.wake_every_waiter("clear").await;
+        cleared
     }
 
     /// Counts the namespace's values with `SCAN` (O(keys in the database)).
@@ -922,8 +927,9 @@ where
     where
         F: FnMut(&K, &V) -> bool + Send,
     {
-        self.unlink_matching("invalidate_if", "*}:lease").await?;
-        self.wake_every_waiter("invalidate_if").await?;
+        let unleased = self.unlink_matching("invalidate_if", "*}:lease").await;
+        self.wake_every_waiter("invalidate_if").await;
+        unleased?;
         let pattern = format!("{}*}}", glob_escape(&self.namespace()));
         let mut cursor: u64 = 0;
         loop {

@@ -7,7 +7,7 @@
 //! A message can be lost (the subscription is being made, or its connection dropped): every
 //! wait is also bounded by a backstop timer, after which the waiter polls again. While the
 //! subscription is down the backstop is the polling interval of `redis_store.rs`; while it is up,
-//! [`SUBSCRIBED_BACKSTOP`].
+//! `RedisStore::recheck_after` ([`SUBSCRIBED_BACKSTOP`] by default).
 
 // std's types even under loom: I/O code, never model-checked.
 use crate::sync::lock_std as lock;
