@@ -299,12 +299,7 @@ fn a_stampede_of_eight_processes_runs_once() {
     // be missed), is woken by the leader's write, and reads the value: 23 here; polling alone
     // makes some ten tries each during the 300 ms computation (79).
     let stats = server.command(&["INFO", "commandstats"]).expect("INFO");
-    let scripts: usize = stats
-        .lines()
-        .find_map(|line| line.strip_prefix("cmdstat_eval:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|calls| calls.parse().ok())
-        .expect("EVAL was called");
+    let scripts = eval_calls_in(&stats).expect("EVAL was called");
     eprintln!("EVAL calls in the stampede: {scripts}");
     assert!(
         scripts <= 4 * 8,
@@ -573,12 +568,16 @@ async fn eval_calls(probe: &mut redis::aio::MultiplexedConnection) -> u64 {
         .query_async(probe)
         .await
         .expect("INFO");
-    stats
+    eval_calls_in(&stats).unwrap_or(0)
+}
+
+/// The `EVAL` calls counted in an `INFO commandstats` answer (none before the first).
+fn eval_calls_in(commandstats: &str) -> Option<u64> {
+    commandstats
         .lines()
         .find_map(|line| line.strip_prefix("cmdstat_eval:calls="))
         .and_then(|rest| rest.split(',').next())
         .and_then(|calls| calls.parse().ok())
-        .unwrap_or(0)
 }
 
 /// `clear` and `invalidate_if` delete every lease of the namespace, and wake every process
