@@ -35,8 +35,17 @@
 //!   panicked; one waiting caller takes over, the others receive its value; no lock is
 //!   poisoned.
 //! - **Same-key recursion panics instead of hanging.** A computation that asks for its own key
-//!   (directly or through other memoized functions) would wait for itself forever; that call
-//!   panics at once, naming the function and the key.
+//!   (directly or through other memoized functions) on the thread, or in the task, computing
+//!   it would wait for itself forever; that call panics at once, naming the function and the
+//!   key. So does the call that would close a wait cycle across threads (thread 1 computes `a`
+//!   and waits for `b`, thread 2 computes `b` and asks for `a`), and an invalidation or clear
+//!   that would wait for a write whose user code waits for it. What no library can see is a
+//!   computation that hands its own key to a helper thread and waits for it (spawn, then
+//!   join): that hangs, as it would around any lock; `wait_timeout` bounds such a wait.
+//! - **A forgotten leader holds nobody for long.** An async leader whose future is dropped
+//!   hands its key to a waiter; one that is `mem::forget`-ed can never be observed, so its
+//!   waiters wait until `invalidate` of its key, `invalidate_if` or `clear` releases them (they
+//!   compute afresh), or until their `wait_timeout`.
 //! - **No repopulation window.** After `invalidate(&key)` or `clear()` returns, a computation
 //!   that was in flight never stores its (stale) value, and new calls compute afresh.
 //! - **The in-flight table holds only keys being computed now**; it is empty when no call runs.

@@ -302,42 +302,88 @@ fn bounded_async_functions_hold_their_bound() {
     assert_eq!((stats.entries, stats.evictions), (2, 8));
 }
 
-static FORGOTTEN_VERSION: AtomicU64 = AtomicU64::new(0);
-
-/// Its first run (the leader that will be forgotten) never finishes.
-#[cached]
-async fn forgettable(key: u64) -> u64 {
-    let version = FORGOTTEN_VERSION.fetch_add(1, SeqCst);
-    if version == 0 {
-        std::future::pending::<()>().await;
-    }
-    key * 100 + version
+/// Functions whose first run (the leader that will be forgotten) never finishes; one per way
+/// of releasing its waiters.
+macro_rules! forgettable {
+    ($($name:ident),*) => {$(
+        #[cached]
+        async fn $name(key: u64) -> u64 {
+            static VERSION: AtomicU64 = AtomicU64::new(0);
+            let version = VERSION.fetch_add(1, SeqCst);
+            if version == 0 {
+                std::future::pending::<()>().await;
+            }
+            key * 100 + version
+        }
+    )*};
 }
 
-/// A leader future polled once and then forgotten (`mem::forget`) can never finish and
-/// nothing can tell. Its waiters are released by an invalidation of its key: they compute
-/// afresh, and nothing of the forgotten leader is left registered.
-#[test]
-fn invalidation_releases_the_waiters_of_a_forgotten_leader() {
-    let result = multi_thread().block_on(async {
-        use std::future::Future as _;
-        let mut leader = Box::pin(forgettable(1));
+forgettable!(forgettable, forgettable_cleared, forgettable_retained);
+
+/// Polls `leader` once (it leads its key and stays pending), forgets it, starts a waiter on
+/// the same key, runs `release` once the waiter waits, and returns what the waiter got.
+fn forget_the_leader_then<F>(
+    leader: F,
+    waiter: F,
+    waits: impl Fn() -> u64,
+    release: impl FnOnce(),
+) -> u64
+where
+    F: std::future::Future<Output = u64> + Send + 'static,
+{
+    multi_thread().block_on(async {
+        let mut leader = Box::pin(leader);
         let polled = std::future::poll_fn(|cx| {
             std::task::Poll::Ready(leader.as_mut().poll(cx).is_pending())
         })
         .await;
         assert!(polled, "the leader is pending");
         std::mem::forget(leader);
-        let waiter = tokio::spawn(forgettable(1));
-        while forgettable_cache().stats().waits == 0 {
+        let waiter = tokio::spawn(waiter);
+        while waits() == 0 {
             tokio::task::yield_now().await;
         }
-        forgettable_cache().invalidate(&1);
+        release();
         tokio::time::timeout(HANG, waiter)
             .await
             .expect("the waiter hung")
-    });
-    assert_eq!(result.unwrap(), 101);
+            .unwrap()
+    })
+}
+
+/// A leader future polled once and then forgotten (`mem::forget`) can never finish and
+/// nothing can tell. Its waiters are released by an invalidation of its key, by a `clear` and
+/// by an `invalidate_if`: they compute afresh, and nothing of the forgotten leader is left
+/// registered.
+#[test]
+fn invalidation_releases_the_waiters_of_a_forgotten_leader() {
+    let got = forget_the_leader_then(
+        forgettable(1),
+        forgettable(1),
+        || forgettable_cache().stats().waits,
+        || assert!(!forgettable_cache().invalidate(&1)),
+    );
+    assert_eq!(got, 101);
     let stats = forgettable_cache().stats();
     assert_eq!((stats.executions, stats.in_flight), (2, 0));
+
+    let got = forget_the_leader_then(
+        forgettable_cleared(1),
+        forgettable_cleared(1),
+        || forgettable_cleared_cache().stats().waits,
+        || forgettable_cleared_cache().clear(),
+    );
+    assert_eq!(got, 101, "clear");
+    let stats = forgettable_cleared_cache().stats();
+    assert_eq!((stats.executions, stats.in_flight), (2, 0), "clear");
+
+    let got = forget_the_leader_then(
+        forgettable_retained(1),
+        forgettable_retained(1),
+        || forgettable_retained_cache().stats().waits,
+        || forgettable_retained_cache().invalidate_if(|_, _| false),
+    );
+    assert_eq!(got, 101, "invalidate_if");
+    let stats = forgettable_retained_cache().stats();
+    assert_eq!((stats.executions, stats.in_flight), (2, 0), "invalidate_if");
 }

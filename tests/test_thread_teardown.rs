@@ -22,6 +22,83 @@ fn bounded(n: u64) -> u64 {
     n * 11
 }
 
+/// A store with async operations (a map behind a mutex), for a sync function over it: its
+/// calls run the cache's async protocol to its end on the caller's thread, which tokio's
+/// context cannot serve once the thread is torn down.
+#[cfg(feature = "tokio")]
+#[derive(Default)]
+struct Remote(Mutex<std::collections::HashMap<u64, u64>>);
+
+#[cfg(feature = "tokio")]
+impl memoflight::AsyncStore for Remote {
+    type Key = u64;
+    type Value = u64;
+    type Error = std::convert::Infallible;
+
+    async fn get(&self, key: &u64) -> Result<Option<u64>, Self::Error> {
+        Ok(self.0.lock().unwrap().get(key).copied())
+    }
+    async fn insert(&self, key: u64, value: u64) -> Result<(), Self::Error> {
+        self.0.lock().unwrap().insert(key, value);
+        Ok(())
+    }
+    async fn remove(&self, key: &u64) -> Result<(), Self::Error> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+    async fn clear(&self) -> Result<(), Self::Error> {
+        self.0.lock().unwrap().clear();
+        Ok(())
+    }
+    async fn len(&self) -> Result<usize, Self::Error> {
+        Ok(self.0.lock().unwrap().len())
+    }
+}
+
+#[cfg(feature = "tokio")]
+static REMOTE: std::sync::LazyLock<Remote> = std::sync::LazyLock::new(Remote::default);
+
+#[cfg(feature = "tokio")]
+#[cached(async_store = &*REMOTE)]
+fn remote(n: u64) -> u64 {
+    n * 13
+}
+
+/// A sync function over an async store, called from a thread-local destructor: it runs
+/// uncached (tokio's context is gone), and each call is counted as a miss that executed.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_sync_function_over_an_async_store_is_computed_and_counted_during_teardown() {
+    struct Calls;
+    impl Drop for Calls {
+        fn drop(&mut self) {
+            let mut seen = SEEN.lock().unwrap();
+            seen.push(remote_with_origin(3));
+            seen.push(remote_with_origin(3));
+        }
+    }
+    thread_local! {
+        static CALLS: Calls = const { Calls };
+    }
+    let before = remote_cache().block_on(remote_cache().stats()).unwrap();
+    std::thread::spawn(|| {
+        CALLS.with(|_| {});
+        // The thread's first memoized call, after its destructor was registered.
+        assert_eq!(remote_with_origin(4), (52, Origin::Computed));
+    })
+    .join()
+    .unwrap();
+    let after = remote_cache().block_on(remote_cache().stats()).unwrap();
+    let during: Vec<_> = SEEN.lock().unwrap().drain(..).collect();
+    assert_eq!(during, [(39, Origin::Computed), (39, Origin::Computed)]);
+    let delta = after - before;
+    assert_eq!(
+        (delta.misses, delta.executions, delta.hits),
+        (3, 3, 0),
+        "{delta:?}"
+    );
+}
+
 static SEEN: Mutex<Vec<(u64, Origin)>> = Mutex::new(Vec::new());
 
 /// Calls the function named by `TEARDOWN_SCENARIO` from its destructor: key 1 (computed by the

@@ -240,3 +240,166 @@ fn a_clear_that_a_write_waits_for_panics_instead_of_waiting_for_it() {
     assert_eq!(written_cache().stats().in_flight, 0);
     assert_eq!(clears_cache().stats().in_flight, 0);
 }
+
+std::thread_local! {
+    /// Set by a `Marked` value's `Clone`, which the leader runs just before it writes the
+    /// value: the next `SlowWrite` hash on this thread is the write's.
+    static MARKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The round whose write is in progress now, plus one (0: none yet).
+static WRITE_ROUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// The round whose invalidation has been called, plus one.
+static INVALIDATE_ROUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A value whose `Clone` marks the leader's write.
+#[derive(Debug, PartialEq)]
+struct Marked(u64);
+
+impl Clone for Marked {
+    fn clone(&self) -> Self {
+        MARKED.set(true);
+        Marked(self.0)
+    }
+}
+
+/// A key whose `Hash`, run by the leader's write of its value, holds the write until the
+/// other thread has called `invalidate` on it (and, a millisecond later, is blocked on it).
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct SlowWrite(u64);
+
+impl std::hash::Hash for SlowWrite {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if MARKED.replace(false) {
+            WRITE_ROUND.store(self.0 + 1, SeqCst);
+            common::wait_until("the invalidation", || {
+                INVALIDATE_ROUND.load(SeqCst) > self.0
+            });
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        self.0.hash(state);
+    }
+}
+
+#[cached]
+fn slowly_written(key: SlowWrite) -> Marked {
+    Marked(key.0)
+}
+
+/// Led by thread 1: invalidates `slowly_written(n)` while thread 2 writes it, so the
+/// invalidation waits for that write (an edge "thread 1 waits for thread 2").
+#[cached]
+fn invalidates(n: u64) -> u64 {
+    common::wait_until("the write", || WRITE_ROUND.load(SeqCst) > n);
+    INVALIDATE_ROUND.store(n + 1, SeqCst);
+    slowly_written_cache().invalidate(&SlowWrite(n));
+    n
+}
+
+/// Thread 1 leads `invalidates(n)`, which waits for thread 2's write of `slowly_written(n)`;
+/// thread 2 ends that write and then calls `invalidates(n)`. Once the write is done nobody
+/// waits for thread 2, so it must wait for thread 1, not report a deadlock through the edge
+/// of the finished write (which lasted until thread 1 woke up).
+#[test]
+fn a_finished_write_is_no_longer_part_of_a_wait_cycle() {
+    const ROUNDS: u64 = 500;
+    let first = std::thread::spawn(|| {
+        for n in 0..ROUNDS {
+            assert_eq!(invalidates(n), n);
+        }
+    });
+    let second = std::thread::spawn(|| {
+        for n in 0..ROUNDS {
+            assert_eq!(slowly_written(SlowWrite(n)), Marked(n));
+            assert_eq!(invalidates(n), n);
+        }
+    });
+    let results = [first.join(), second.join()];
+    let alarms: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|p| panic_message(&**p)))
+        .collect();
+    assert!(alarms.is_empty(), "false alarms: {alarms:?}");
+    assert_eq!(invalidates_cache().stats().executions, ROUNDS);
+}
+
+/// Whether `Cleared`'s `Debug` clears its cache (only while the test below runs its clear).
+static DEBUG_CLEARS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static CLEARED_IN_WRITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static CLEARED_MAY_WRITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+std::thread_local! {
+    /// Set by a `Flagged` value's `Clone`, just before the leader writes it.
+    static FLAGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A value whose `Clone` marks the leader's write.
+#[derive(Debug, PartialEq)]
+struct Flagged(u64);
+
+impl Clone for Flagged {
+    fn clone(&self) -> Self {
+        FLAGGED.set(true);
+        Flagged(self.0)
+    }
+}
+
+/// A key whose `Hash` holds the leader's write until released, and whose `Debug` (run by a
+/// clear that waits for that write, to describe it) clears the same cache.
+#[derive(Clone, PartialEq, Eq)]
+struct Cleared(u64);
+
+impl std::hash::Hash for Cleared {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if FLAGGED.replace(false) {
+            CLEARED_IN_WRITE.store(true, SeqCst);
+            common::wait_until("the release", || CLEARED_MAY_WRITE.load(SeqCst));
+        }
+        self.0.hash(state);
+    }
+}
+
+impl std::fmt::Debug for Cleared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if DEBUG_CLEARS.load(SeqCst) {
+            cleared_cache().clear();
+        }
+        write!(f, "Cleared({})", self.0)
+    }
+}
+
+#[cached]
+fn cleared(key: Cleared) -> Flagged {
+    Flagged(key.0)
+}
+
+/// A clear waits for a write in progress and describes it with the key's `Debug`, which
+/// clears the same cache: the inner clear panics with a message (it would wait for the outer
+/// one, which waits for it), instead of hanging on the lock that serializes clears.
+#[test]
+fn a_clear_from_a_keys_debug_during_a_clear_of_its_cache_panics() {
+    let writer = std::thread::spawn(|| cleared(Cleared(1)));
+    common::wait_until("the write", || CLEARED_IN_WRITE.load(SeqCst));
+    DEBUG_CLEARS.store(true, SeqCst);
+    let clearer = std::thread::spawn(|| run_bounded(|| cleared_cache().clear()));
+    // The clear blocks on the write (and panics from the `Debug` it runs first): release the
+    // write once the clear returned, or after a moment if it is blocked instead.
+    let outcome = loop {
+        if clearer.is_finished() {
+            break clearer.join().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    CLEARED_MAY_WRITE.store(true, SeqCst);
+    DEBUG_CLEARS.store(false, SeqCst);
+    let message = outcome.expect_err("the inner clear panics");
+    assert!(
+        message.contains("cleared (or `invalidate_if` ran on it) from user code run by a clear"),
+        "{message}"
+    );
+    assert_eq!(writer.join().unwrap(), Flagged(1));
+    assert_eq!(cleared_cache().stats().in_flight, 0);
+    // The lock is free again: a later clear runs.
+    cleared_cache().clear();
+    assert_eq!(cleared_cache().stats().entries, 0);
+}

@@ -520,7 +520,9 @@ impl<S: AsyncStore> AsyncCache<S> {
     {
         if !crate::teardown::thread_alive() {
             // During the thread's teardown tokio's context is gone and cannot be entered: the
-            // function runs uncached.
+            // function runs uncached, counted as a miss that executed.
+            self.engine.counters.miss();
+            self.engine.counters.execution();
             return (compute(), Origin::Computed);
         }
         // The computation runs in the caller's runtime context, if it had one, not the I/O

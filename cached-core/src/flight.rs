@@ -166,6 +166,24 @@ pub(crate) enum Waited<V> {
     TimedOut,
 }
 
+/// What a thread blocked on a flight waits for its leader to end: its computation or its
+/// write. Each is an edge of the wait graph while it lasts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Computing,
+    Writing,
+}
+
+impl Phase {
+    fn of<V>(state: &State<V>) -> Option<Phase> {
+        match state {
+            State::Running { .. } => Some(Phase::Computing),
+            State::Storing(_) => Some(Phase::Writing),
+            State::Finished(_) | State::Vacated => None,
+        }
+    }
+}
+
 /// What a waiter does with the state it found.
 enum Look<V> {
     Done(Kept<V>),
@@ -239,10 +257,11 @@ impl<K, V: Clone> Flight<K, V> {
     ) -> Waited<V> {
         let deadline = timeout.map(|timeout| std::time::Instant::now() + timeout);
         let mut me = None;
-        let mut blocked = None;
+        // This thread's edge in the wait graph, and the phase of the leader it waits for.
+        let mut blocked: Option<(wait_graph::Blocked, Phase)> = None;
         // The flight as `function(key)`, described (user code: the key's `Debug`) with no lock
         // held, the first time the caller must block.
-        let mut described = None;
+        let mut described: Option<String> = None;
         let mut inner = lock(&self.inner);
         loop {
             inner = match done_waiting(inner) {
@@ -255,17 +274,23 @@ impl<K, V: Clone> Flight<K, V> {
             if self.leader == Some(me) {
                 return Waited::OwnThreadLeads;
             }
-            if let State::Running { .. } = &inner.state {
-                // Cycles through async tasks are not tracked: a task has no thread.
-                if let (None, Some(leader)) = (&blocked, self.leader) {
-                    let Some(text) = described.take() else {
+            // The caller blocks on the leader's computation, or on its write (a flight that
+            // kept no copy for its waiters: the write runs the key's `Hash` and `Eq`). Either
+            // is an edge, recorded under the flight's lock so that the transition ending that
+            // phase drops it (`wait_graph::settled`) before this thread wakes. Cycles through
+            // async tasks are not tracked: a task has no thread.
+            let phase = Phase::of(&inner.state);
+            if let (Some(phase), Some(leader)) = (phase, self.leader) {
+                if blocked.as_ref().map(|(_, was)| *was) != Some(phase) {
+                    blocked = None; // an edge of an earlier phase, already settled
+                    let Some(text) = described.clone() else {
                         drop(inner);
                         described = Some(computation());
                         inner = lock(&self.inner);
                         continue;
                     };
                     match wait_graph::block_on(me, leader, self.address(), text) {
-                        Ok(record) => blocked = Some(record),
+                        Ok(record) => blocked = Some((record, phase)),
                         Err(cycle) => return Waited::Deadlock(cycle),
                     }
                 }
@@ -333,9 +358,11 @@ impl<K, V: Clone> Flight<K, V> {
                 State::Storing(_) => true,
                 State::Finished(_) | State::Vacated => false,
             };
-            let was_running = matches!(previous, State::Running { .. });
+            let was = Phase::of(&previous);
             let (state, out) = next(previous, inner.revoked);
-            let settled = was_running && !matches!(state, State::Running { .. });
+            // The leader stopped computing, or stopped writing: the edges of the threads
+            // waiting for it through this flight are stale from now on.
+            let settled = was.is_some() && Phase::of(&state) != was;
             inner.state = state;
             (inner.blocked > 0, tasks, settled, out)
         };
@@ -437,17 +464,24 @@ impl<K, V: Clone> Flight<K, V> {
     /// (`function(key)`, user code: called with no lock held, only if the wait blocks).
     fn wait_written(&self, describe: &dyn Fn() -> String) -> Result<(), String> {
         let mut blocked = None;
+        let mut described = None;
         let mut inner = lock(&self.inner);
         while inner.is_writing() {
             if let (None, State::Storing(_), Some(leader)) = (&blocked, &inner.state, self.leader) {
-                drop(inner);
-                let text = format!("the write of {}", describe());
+                // Described with no lock held (user code), then recorded under the flight's
+                // lock, as a waiter's edge is: the end of the write drops it before this
+                // thread wakes, so a leader that wrote and moved on is not taken for one
+                // still waited for.
+                let Some(text) = described.take() else {
+                    drop(inner);
+                    described = Some(format!("the write of {}", describe()));
+                    inner = lock(&self.inner);
+                    continue;
+                };
                 match wait_graph::block_on(current_thread(), leader, self.address(), text) {
                     Ok(record) => blocked = Some(record),
                     Err(cycle) => return Err(cycle),
                 }
-                inner = lock(&self.inner);
-                continue;
             }
             (inner, _) = self.block(inner, None);
         }
@@ -571,7 +605,76 @@ pub(crate) struct InFlight<K, V> {
     /// The epoch and its writers in progress.
     epochs: Epochs,
     /// Serializes clears.
-    clearing: Mutex<()>,
+    clearing: Clearing,
+}
+
+/// The lock that serializes clears (and `invalidate_if`s) of one cache. A clear holds it while
+/// it waits for writes in progress, whose user code (a key's `Hash`, a value's `Drop`) may
+/// itself clear a cache, and while it describes them (a key's `Debug`). So a thread that finds
+/// it held waits as a caller waits for a computation: with an edge of the wait graph to the
+/// holder, and a cycle through it is reported instead of hanging. Its holder asking for it
+/// again (a key's `Debug` that clears the cache clearing it) panics.
+struct Clearing {
+    holder: Mutex<Option<ThreadId>>,
+    released: Condvar,
+}
+
+/// A held [`Clearing`]; released when dropped (also by a panic).
+struct ClearingGuard<'a>(&'a Clearing);
+
+impl Clearing {
+    fn new() -> Self {
+        Clearing {
+            holder: Mutex::new(None),
+            released: Condvar::new(),
+        }
+    }
+
+    /// This lock's identity in the wait graph.
+    fn address(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    fn acquire(&self) -> ClearingGuard<'_> {
+        let me = current_thread();
+        let mut holder = lock(&self.holder);
+        loop {
+            let Some(other) = *holder else {
+                *holder = Some(me);
+                return ClearingGuard(self);
+            };
+            if other == me {
+                drop(holder);
+                panic!(
+                    "memoflight: a cache was cleared (or `invalidate_if` ran on it) from user code \
+                     run by a clear of that same cache (a key's `Debug`, `Hash` or `Eq`, a \
+                     value's `Clone` or `Drop`); the second clear would wait for the first, \
+                     which waits for it"
+                );
+            }
+            // Recorded under the lock: the release drops it before this thread wakes.
+            let text = String::from("a clear of the same cache");
+            let _blocked = match wait_graph::block_on(me, other, self.address(), text) {
+                Ok(record) => record,
+                Err(cycle) => {
+                    drop(holder);
+                    would_deadlock(&cycle);
+                }
+            };
+            holder = self
+                .released
+                .wait(holder)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+    }
+}
+
+impl Drop for ClearingGuard<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.holder) = None;
+        wait_graph::settled(self.0.address());
+        self.0.released.notify_all();
+    }
 }
 
 impl<K, V> InFlight<K, V> {
@@ -711,7 +814,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
             shift: u64::BITS - shards.trailing_zeros(),
             shards: (0..shards).map(|_| Padded(Mutex::default())).collect(),
             epochs: Epochs(Padded(AtomicU64::new(0))),
-            clearing: Mutex::new(()),
+            clearing: Clearing::new(),
         }
     }
 
@@ -970,7 +1073,7 @@ impl<K: Hash + Eq, V: Clone> InFlight<K, V> {
     /// and the `Drop` of the unregistered flights' keys, after every lock is released.
     fn revoke_all(&self, describe: Describe<'_, K>) -> Vec<Released<K, V>> {
         writing::refuse_self_wait(self);
-        let _clearing = lock(&self.clearing);
+        let _clearing = self.clearing.acquire();
         let old = self.epochs.advance();
         let new = old.wrapping_add(1);
         let mut revoked = Vec::new();
