@@ -242,7 +242,7 @@ impl<S: AsyncStore> AsyncCache<S> {
             match flights.revoke(key) {
                 Revocation::Absent => break None,
                 Revocation::Revoked(revoked) => break Some(revoked),
-                Revocation::Writing(flight) => flight.wait_stored().await,
+                Revocation::Writing(flight) => crate::future::wait_written(&flight).await,
             }
         };
         let removed = self.store.remove(key).await;
@@ -281,7 +281,7 @@ impl<S: AsyncStore> AsyncCache<S> {
                 break;
             }
             for flight in writing {
-                flight.wait_stored().await;
+                crate::future::wait_written(&flight).await;
             }
         }
         let done = operation.await;

@@ -452,7 +452,7 @@ impl<K, V: Clone> Flight<K, V> {
 
     /// Whether a write of this flight's value (or of a side writer's) is in progress.
     #[cfg(feature = "async")]
-    fn is_writing(&self) -> bool {
+    pub(crate) fn is_writing(&self) -> bool {
         let inner = lock(&self.inner);
         inner.is_writing()
     }
@@ -488,67 +488,48 @@ impl<K, V: Clone> Flight<K, V> {
         Ok(())
     }
 
-    /// Waits, without blocking the thread, until no write of this flight's value is in
-    /// progress.
+    /// The notifier of waiting tasks: notified (to every task listening then) whenever the
+    /// flight's state changes in a way its waiters must see. A task registers with it before
+    /// it reads the state (see `future.rs`), so that a change in between is not missed.
     #[cfg(feature = "async")]
-    pub(crate) async fn wait_stored(&self) {
-        loop {
-            // Registered before the state is read, so a transition in between is not missed.
-            let mut changed = std::pin::pin!(self.settled.notified());
-            changed.as_mut().enable();
-            if !self.is_writing() {
-                return;
+    pub(crate) fn tasks(&self) -> &tokio::sync::Notify {
+        &self.settled
+    }
+
+    /// For a waiting task: the outcome, if the flight has one to take (or the task must go
+    /// around again); otherwise, if the flight is still running, the task is counted among its
+    /// waiters (uncounted by [`uncount`](Self::uncount) unless the flight has moved on) and
+    /// `Err(true)` says so; `Err(false)` for a write to wait for. `own_leader` says whether the
+    /// task is the flight's own leader polling it (asked only of a running flight): it then
+    /// gets `OwnThreadLeads`.
+    #[cfg(feature = "async")]
+    pub(crate) fn enlist(&self, own_leader: impl FnOnce() -> bool) -> Result<Waited<V>, bool> {
+        let mut inner = match done_waiting(lock(&self.inner)) {
+            Ok(waited) => return Ok(waited),
+            Err(inner) => inner,
+        };
+        match &mut inner.state {
+            State::Running { waiters } => {
+                if own_leader() {
+                    return Ok(Waited::OwnThreadLeads);
+                }
+                *waiters += 1;
+                Err(true)
             }
-            changed.await;
+            _ => Err(false),
         }
     }
 
-    /// Waits, without blocking the thread, until the flight has an outcome for its waiters. A
-    /// caller whose own task leads this flight (it is being polled from inside the leader's
-    /// computation) gets `OwnThreadLeads`. Dropping the future mid-wait leaves nothing behind.
+    /// Withdraws a task counted by [`enlist`](Self::enlist) if the flight still runs (once it
+    /// has moved on, its waiters are no longer counted). Says whether it did.
     #[cfg(feature = "async")]
-    pub(crate) async fn wait_async(&self) -> Waited<V> {
-        loop {
-            // Registered before the state is read, so a settle in between is not missed.
-            let mut settled = std::pin::pin!(self.settled.notified());
-            settled.as_mut().enable();
-            let counted = {
-                let mut inner = match done_waiting(lock(&self.inner)) {
-                    Ok(waited) => return waited,
-                    Err(inner) => inner,
-                };
-                match &mut inner.state {
-                    State::Running { waiters, .. } => {
-                        if crate::polling::is_polled(self) {
-                            return Waited::OwnThreadLeads;
-                        }
-                        *waiters += 1;
-                        Some(CountedWaiter(self))
-                    }
-                    _ => None,
-                }
-            };
-            settled.await;
-            if let Some(counted) = counted {
-                // Only `transition` notifies, after the state left `Running`.
-                let left_running = !matches!(lock(&self.inner).state, State::Running { .. });
-                if left_running {
-                    std::mem::forget(counted); // nothing to uncount once the flight moved on
-                }
+    pub(crate) fn uncount(&self) -> bool {
+        match &mut lock(&self.inner).state {
+            State::Running { waiters } => {
+                *waiters -= 1;
+                true
             }
-        }
-    }
-}
-
-/// A task counted among a flight's waiters; uncounted when it wakes or is dropped.
-#[cfg(feature = "async")]
-struct CountedWaiter<'a, K, V>(&'a Flight<K, V>);
-
-#[cfg(feature = "async")]
-impl<K, V> Drop for CountedWaiter<'_, K, V> {
-    fn drop(&mut self) {
-        if let State::Running { waiters, .. } = &mut lock(&self.0.inner).state {
-            *waiters -= 1;
+            _ => false,
         }
     }
 }

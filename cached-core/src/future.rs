@@ -127,18 +127,60 @@ where
     let clock = trace::Clock::start();
     #[cfg(feature = "tokio")]
     let waited = match timeout {
-        Some(timeout) => tokio::time::timeout(timeout, flight.wait_async())
+        Some(timeout) => tokio::time::timeout(timeout, wait_outcome(flight))
             .await
             .unwrap_or(Waited::TimedOut),
-        None => flight.wait_async().await,
+        None => wait_outcome(flight).await,
     };
     #[cfg(not(feature = "tokio"))]
     let waited = {
         let _ = timeout;
-        flight.wait_async().await
+        wait_outcome(flight).await
     };
     trace::waited(call.subject(), &clock);
     waited
+}
+
+/// Waits, without blocking the thread, until `flight` has an outcome for its waiters. A
+/// caller whose own task leads this flight (it is being polled from inside the leader's
+/// computation) gets `OwnThreadLeads`. Dropping the future mid-wait leaves nothing behind.
+pub(crate) async fn wait_outcome<K, V: Clone>(flight: &Flight<K, V>) -> Waited<V> {
+    loop {
+        // Registered before the state is read, so a change in between is not missed.
+        let mut changed = std::pin::pin!(flight.tasks().notified());
+        changed.as_mut().enable();
+        let counted = match flight.enlist(|| crate::polling::is_polled(flight)) {
+            Ok(waited) => return waited,
+            Err(counted) => counted.then_some(Enlisted(flight)),
+        };
+        changed.await;
+        // Uncounted if the flight still runs (a spurious wake-up); once it has moved on, its
+        // waiters are no longer counted.
+        drop(counted);
+    }
+}
+
+/// A task counted among a flight's waiters; uncounted when it wakes or is dropped (a
+/// cancelled wait), if the flight still runs.
+struct Enlisted<'a, K, V: Clone>(&'a Flight<K, V>);
+
+impl<K, V: Clone> Drop for Enlisted<'_, K, V> {
+    fn drop(&mut self) {
+        self.0.uncount();
+    }
+}
+
+/// Waits, without blocking the thread, until no write of `flight`'s value is in progress.
+pub(crate) async fn wait_written<K, V: Clone>(flight: &Flight<K, V>) {
+    loop {
+        // Registered before the state is read, so a change in between is not missed.
+        let mut changed = std::pin::pin!(flight.tasks().notified());
+        changed.as_mut().enable();
+        if !flight.is_writing() {
+            return;
+        }
+        changed.await;
+    }
 }
 
 /// Runs the computation: as the leader of `flight` (pushed on the polling stack while it is

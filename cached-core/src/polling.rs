@@ -2,7 +2,7 @@
 //! awaits its own key is told from a waiter (a task cannot be told by its thread, which may
 //! change between polls). The leader's poll pushes its flight here (`crate::future`); a
 //! waiter that finds the flight it would wait for is being polled from inside that very
-//! computation, and panics instead of waiting forever (`crate::flight`).
+//! computation, and panics instead of waiting forever (`crate::future`).
 
 use std::cell::RefCell;
 
