@@ -403,3 +403,88 @@ fn a_clear_from_a_keys_debug_during_a_clear_of_its_cache_panics() {
     cleared_cache().clear();
     assert_eq!(cleared_cache().stats().entries, 0);
 }
+
+std::thread_local! {
+    /// Set by a `Noted` value's `Clone`, just before the leader writes it.
+    static NOTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+static NOTED_IN_WRITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A value whose `Clone` marks the leader's write.
+#[derive(Debug, PartialEq)]
+struct Noted(u64);
+
+impl Clone for Noted {
+    fn clone(&self) -> Self {
+        NOTED.set(true);
+        Noted(self.0)
+    }
+}
+
+/// A key whose `Hash`, in the leader's write of its value, calls `asks_back(0)`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct AsksInWrite(u64);
+
+impl std::hash::Hash for AsksInWrite {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if NOTED.replace(false) {
+            NOTED_IN_WRITE.store(true, SeqCst);
+            let _ = asks_back(0);
+        }
+        self.0.hash(state);
+    }
+}
+
+/// Nobody waits for its computation, so its leader keeps no copy of the value: a caller
+/// arriving during the write waits for the write to end, then reads the store.
+#[cached]
+fn noted(key: AsksInWrite) -> Noted {
+    Noted(key.0)
+}
+
+static ASKS_BACK_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// On the thread named "asker": once the write of `noted(1)` waits for this computation,
+/// asks for `noted(1)`, which waits for that write. Elsewhere (the writer, taking over after
+/// the asker panicked): returns at once.
+#[cached]
+fn asks_back(n: u64) -> u64 {
+    if std::thread::current().name() == Some("asker") {
+        ASKS_BACK_STARTED.store(true, SeqCst);
+        common::wait_until("the write's Hash", || NOTED_IN_WRITE.load(SeqCst));
+        common::wait_until("the write to wait for asks_back(0)", || {
+            asks_back_cache().stats().waits > 0
+        });
+        let _ = noted(AsksInWrite(1));
+    }
+    n
+}
+
+/// Thread "asker" computes `asks_back(0)`, which asks for `noted(1)`; the writer is writing
+/// `noted(1)` (no copy kept: nobody waited), and the key's `Hash` in that write waits for
+/// `asks_back(0)`. The asker would wait for the write and the write for the asker: the asker's
+/// call panics naming the cycle, and the write then completes (it used to hang: a caller
+/// waiting for a write recorded no edge).
+#[test]
+fn a_wait_for_a_write_that_waits_for_the_caller_panics_instead_of_hanging() {
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("asker".into())
+        .spawn(move || {
+            let outcome = std::panic::catch_unwind(|| asks_back(0));
+            let _ = tx.send(outcome.map_err(|p| panic_message(&*p)));
+        })
+        .unwrap();
+    common::wait_until("asks_back(0) to start", || ASKS_BACK_STARTED.load(SeqCst));
+    let written = run_bounded(|| noted(AsksInWrite(1)));
+    let asked = rx.recv_timeout(HANG).expect("the asker hung");
+    assert_eq!(written, Ok(Noted(1)));
+    let message = asked.expect_err("the asker's call closes a cycle");
+    assert!(
+        message.contains("would deadlock") && message.contains("the write of `noted`"),
+        "{message}"
+    );
+    assert_eq!(noted_cache().stats().in_flight, 0);
+    assert_eq!(asks_back_cache().stats().in_flight, 0);
+}

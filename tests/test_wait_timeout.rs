@@ -69,3 +69,64 @@ fn an_impatient_result_is_not_stored_after_an_invalidation() {
     // The leader's flight was invalidated too: it does not store either.
     assert_eq!(invalidated_meanwhile_cache().get(&2), None);
 }
+
+std::thread_local! {
+    /// Set by a `Slow` value's `Clone`, just before the leader writes it.
+    static WRITING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+static WRITE_HELD: AtomicBool = AtomicBool::new(false);
+static WRITE_RELEASE: AtomicBool = AtomicBool::new(false);
+
+/// A value whose `Clone` marks the leader's write.
+#[derive(Debug, PartialEq)]
+struct Slow(u32);
+
+impl Clone for Slow {
+    fn clone(&self) -> Self {
+        WRITING.set(true);
+        Slow(self.0)
+    }
+}
+
+/// A key whose `Hash`, in the leader's write, holds the write until the test releases it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+struct HeldWrite(u32);
+
+impl std::hash::Hash for HeldWrite {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if WRITING.replace(false) {
+            WRITE_HELD.store(true, SeqCst);
+            wait_until("the test to release the write", || {
+                WRITE_RELEASE.load(SeqCst)
+            });
+        }
+        self.0.hash(state);
+    }
+}
+
+#[cached(wait_timeout = "20ms")]
+fn slowly_stored(key: HeldWrite) -> Slow {
+    Slow(key.0)
+}
+
+/// A caller that arrives while the leader writes its value (with no copy kept, since nobody
+/// waited while it computed) waits for the write, and `wait_timeout` bounds that wait too:
+/// the caller computes on its own while the write is still held (it used to spin until the
+/// write ended).
+#[test]
+fn a_wait_for_a_write_ends_at_the_timeout_too() {
+    let leader = std::thread::spawn(|| slowly_stored(HeldWrite(1)));
+    wait_until("the leader's write", || WRITE_HELD.load(SeqCst));
+    let impatient = common::run_bounded(|| slowly_stored_with_origin(HeldWrite(1)));
+    let still_held = !WRITE_RELEASE.load(SeqCst);
+    WRITE_RELEASE.store(true, SeqCst);
+    assert_eq!(impatient, Ok((Slow(1), Origin::Computed)));
+    assert!(still_held);
+    assert_eq!(leader.join().unwrap(), Slow(1));
+    let stats = slowly_stored_cache().stats();
+    assert_eq!(
+        (stats.timeouts, stats.executions, stats.in_flight),
+        (1, 2, 0)
+    );
+}

@@ -184,6 +184,17 @@ impl Phase {
     }
 }
 
+/// What [`Flight::enlist`] made of a waiting task.
+#[cfg(feature = "async")]
+pub(crate) enum Enlisted<V> {
+    /// The wait is over.
+    Done(Waited<V>),
+    /// Counted among the waiters of the running flight: uncount it when it wakes.
+    Counted,
+    /// Not counted: it waits for the end of a write.
+    Writing,
+}
+
 /// What a waiter does with the state it found.
 enum Look<V> {
     Done(Kept<V>),
@@ -289,6 +300,10 @@ impl<K, V: Clone> Flight<K, V> {
                         inner = lock(&self.inner);
                         continue;
                     };
+                    let text = match phase {
+                        Phase::Computing => text,
+                        Phase::Writing => format!("the write of {text}"),
+                    };
                     match wait_graph::block_on(me, leader, self.address(), text) {
                         Ok(record) => blocked = Some((record, phase)),
                         Err(cycle) => return Waited::Deadlock(cycle),
@@ -301,11 +316,14 @@ impl<K, V: Clone> Flight<K, V> {
             let timed_out;
             (inner, timed_out) = self.block(inner, deadline);
             if let State::Running { waiters, .. } = &mut inner.state {
-                // A spurious wake-up or a timeout: counted once, waits again if time is left.
+                // Counted once per block: a spurious wake-up counts again below.
                 *waiters -= 1;
-                if timed_out {
-                    return Waited::TimedOut;
-                }
+            }
+            // Past the deadline with still no outcome (the computation, or a write with no
+            // copy kept for waiters, goes on): stop waiting; otherwise wait again, or take the
+            // outcome at the top of the loop.
+            if timed_out && matches!(inner.look(), Look::Block) {
+                return Waited::TimedOut;
             }
         }
     }
@@ -350,7 +368,7 @@ impl<K, V: Clone> Flight<K, V> {
     /// and wakes whoever waits for a change: counted waiters of a running flight, and
     /// (uncounted) invalidations that wait for a write to end.
     fn transition<T>(&self, next: impl FnOnce(State<V>, bool) -> (State<V>, T)) -> T {
-        let (threads, tasks, settled, out) = {
+        let (threads, tasks, out) = {
             let mut inner = lock(&self.inner);
             let previous = std::mem::replace(&mut inner.state, State::Vacated);
             let tasks = match &previous {
@@ -364,12 +382,14 @@ impl<K, V: Clone> Flight<K, V> {
             // waiting for it through this flight are stale from now on.
             let settled = was.is_some() && Phase::of(&state) != was;
             inner.state = state;
-            (inner.blocked > 0, tasks, settled, out)
+            let threads = inner.blocked > 0;
+            if settled && threads {
+                // Under the flight's lock (then the graph's, the documented order): an edge a
+                // thread records on the new state after this is not dropped with the old ones.
+                wait_graph::settled(self.address());
+            }
+            (threads, tasks, out)
         };
-        if settled && threads {
-            // Its leader no longer computes it: nobody waits for that leader through it.
-            wait_graph::settled(self.address());
-        }
         self.wake(threads, tasks);
         out
     }
@@ -439,14 +459,16 @@ impl<K, V: Clone> Flight<K, V> {
         let (threads, tasks) = {
             let mut inner = lock(&self.inner);
             inner.revoked = true;
-            match inner.state {
+            let (threads, tasks) = match inner.state {
                 State::Running { waiters } => (inner.blocked > 0, waiters > 0),
                 _ => (false, false),
+            };
+            if threads {
+                // Under the flight's lock, as in `transition`.
+                wait_graph::settled(self.address());
             }
+            (threads, tasks)
         };
-        if threads {
-            wait_graph::settled(self.address());
-        }
         self.wake(threads, tasks);
     }
 
@@ -498,38 +520,33 @@ impl<K, V: Clone> Flight<K, V> {
 
     /// For a waiting task: the outcome, if the flight has one to take (or the task must go
     /// around again); otherwise, if the flight is still running, the task is counted among its
-    /// waiters (uncounted by [`uncount`](Self::uncount) unless the flight has moved on) and
-    /// `Err(true)` says so; `Err(false)` for a write to wait for. `own_leader` says whether the
-    /// task is the flight's own leader polling it (asked only of a running flight): it then
-    /// gets `OwnThreadLeads`.
+    /// waiters (uncounted by [`uncount`](Self::uncount) unless the flight has moved on).
+    /// `own_leader` says whether the task is the flight's own leader polling it (asked only of
+    /// a running flight): it then gets `OwnThreadLeads`.
     #[cfg(feature = "async")]
-    pub(crate) fn enlist(&self, own_leader: impl FnOnce() -> bool) -> Result<Waited<V>, bool> {
+    pub(crate) fn enlist(&self, own_leader: impl FnOnce() -> bool) -> Enlisted<V> {
         let mut inner = match done_waiting(lock(&self.inner)) {
-            Ok(waited) => return Ok(waited),
+            Ok(waited) => return Enlisted::Done(waited),
             Err(inner) => inner,
         };
         match &mut inner.state {
             State::Running { waiters } => {
                 if own_leader() {
-                    return Ok(Waited::OwnThreadLeads);
+                    return Enlisted::Done(Waited::OwnThreadLeads);
                 }
                 *waiters += 1;
-                Err(true)
+                Enlisted::Counted
             }
-            _ => Err(false),
+            _ => Enlisted::Writing,
         }
     }
 
     /// Withdraws a task counted by [`enlist`](Self::enlist) if the flight still runs (once it
-    /// has moved on, its waiters are no longer counted). Says whether it did.
+    /// has moved on, its waiters are no longer counted).
     #[cfg(feature = "async")]
-    pub(crate) fn uncount(&self) -> bool {
-        match &mut lock(&self.inner).state {
-            State::Running { waiters } => {
-                *waiters -= 1;
-                true
-            }
-            _ => false,
+    pub(crate) fn uncount(&self) {
+        if let State::Running { waiters } = &mut lock(&self.inner).state {
+            *waiters -= 1;
         }
     }
 }
@@ -652,8 +669,11 @@ impl Clearing {
 
 impl Drop for ClearingGuard<'_> {
     fn drop(&mut self) {
-        *lock(&self.0.holder) = None;
+        let mut holder = lock(&self.0.holder);
+        *holder = None;
+        // Under the holder's lock: an edge recorded to the next holder is not dropped.
         wait_graph::settled(self.0.address());
+        drop(holder);
         self.0.released.notify_all();
     }
 }

@@ -24,7 +24,7 @@
 //! `tokio` feature.
 
 use crate::cache::Cache;
-use crate::flight::{Flight, Waited};
+use crate::flight::{Enlisted, Flight, Waited};
 use crate::origin::Origin;
 use crate::output::{CacheAll, Mode, Sharing};
 use crate::protocol::{Call, Join, Step};
@@ -150,8 +150,9 @@ pub(crate) async fn wait_outcome<K, V: Clone>(flight: &Flight<K, V>) -> Waited<V
         let mut changed = std::pin::pin!(flight.tasks().notified());
         changed.as_mut().enable();
         let counted = match flight.enlist(|| crate::polling::is_polled(flight)) {
-            Ok(waited) => return waited,
-            Err(counted) => counted.then_some(Enlisted(flight)),
+            Enlisted::Done(waited) => return waited,
+            Enlisted::Counted => Some(Counted(flight)),
+            Enlisted::Writing => None,
         };
         changed.await;
         // Uncounted if the flight still runs (a spurious wake-up); once it has moved on, its
@@ -162,9 +163,9 @@ pub(crate) async fn wait_outcome<K, V: Clone>(flight: &Flight<K, V>) -> Waited<V
 
 /// A task counted among a flight's waiters; uncounted when it wakes or is dropped (a
 /// cancelled wait), if the flight still runs.
-struct Enlisted<'a, K, V: Clone>(&'a Flight<K, V>);
+struct Counted<'a, K, V: Clone>(&'a Flight<K, V>);
 
-impl<K, V: Clone> Drop for Enlisted<'_, K, V> {
+impl<K, V: Clone> Drop for Counted<'_, K, V> {
     fn drop(&mut self) {
         self.0.uncount();
     }
