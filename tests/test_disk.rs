@@ -579,8 +579,11 @@ fn one_store_given_to_two_functions_panics_clearly() {
 }
 
 /// Things that are not entries where an entry belongs: a FIFO (which would block an open for
-/// reading), a directory, an entry longer than the limit. Calls return computed values and
-/// never hang; a value too long to write is counted and not written.
+/// reading), a directory, an entry longer than the limit; a file where an entry's directory
+/// belongs, directories where the lock and counters files belong. Calls return computed
+/// values and never hang; what is in the way inside the namespace is removed and the value
+/// written; a value too long to write is counted and not written. A file where the namespace
+/// directory itself belongs is never removed.
 #[test]
 fn foreign_files_and_values_past_the_limit_never_hang_or_fail_a_call() {
     const TEST: &str = "foreign";
@@ -615,6 +618,51 @@ fn foreign_files_and_values_past_the_limit_never_hang_or_fail_a_call() {
             let value = cache.get_or_compute(1, || async { vec![4] }).await;
             assert_eq!(value, vec![4]);
             assert_eq!(cache.get(&1).await.unwrap(), Some(vec![4]));
+            // A directory, with a file in it, where key 1's entry belongs: a counted miss, the
+            // directory removed and the value written.
+            std::fs::remove_file(file).unwrap();
+            std::fs::create_dir_all(file.join("inside")).unwrap();
+            let errors = cache.stats().await.unwrap().store_errors;
+            let value = cache.get_or_compute(1, || async { vec![5] }).await;
+            assert_eq!(value, vec![5], "a directory is a miss");
+            assert!(cache.stats().await.unwrap().store_errors > errors);
+            assert!(file.is_file(), "the directory was replaced by the entry");
+            assert_eq!(cache.get(&1).await.unwrap(), Some(vec![5]));
+            // A file where key 1's directory (`data/xx`) belongs.
+            let shard = file.parent().unwrap();
+            std::fs::remove_dir_all(shard).unwrap();
+            std::fs::write(shard, b"in the way").unwrap();
+            let value = cache.get_or_compute(1, || async { vec![6] }).await;
+            assert_eq!(value, vec![6]);
+            assert_eq!(cache.get(&1).await.unwrap(), Some(vec![6]));
+            // Directories where the lock file and the counters file belong: an `invalidate`
+            // (which bumps a counter) and a computation (which takes a key lock) still work.
+            for (round, name) in (7u8..).zip(["locks", "epochs"]) {
+                let path = namespace.join(name);
+                std::fs::remove_file(&path).unwrap();
+                std::fs::create_dir_all(path.join("inside")).unwrap();
+                cache.invalidate(&1).await.unwrap();
+                let value = cache.get_or_compute(1, || async move { vec![round] }).await;
+                assert_eq!(value, vec![round]);
+                assert_eq!(cache.get(&1).await.unwrap(), Some(vec![round]), "{name}");
+                assert!(path.is_file(), "{name} is a file again");
+            }
+            // A file where the namespace directory belongs: every call computes, and the file
+            // (outside what the store may remove) is left alone.
+            let blocked = AsyncCache::new("blocked", DiskStore::<u32, Vec<u8>>::new(dir(TEST)));
+            let blocked_namespace = blocked.store().namespace_dir();
+            std::fs::create_dir_all(blocked_namespace.parent().unwrap()).unwrap();
+            std::fs::write(&blocked_namespace, b"not the store's").unwrap();
+            for round in 0..2u8 {
+                let value = blocked
+                    .get_or_compute(1, || async move { vec![round] })
+                    .await;
+                assert_eq!(value, vec![round], "computed every time");
+            }
+            assert_eq!(
+                std::fs::read(&blocked_namespace).unwrap(),
+                b"not the store's"
+            );
         });
     });
     result.expect("no panic");
