@@ -7,7 +7,7 @@ mod common;
 
 use common::children::{self, results_of, role, sleep_until_released, KillOnDrop};
 use common::multi_thread;
-use memoflight::{cached, AsyncCache, DiskStore, Origin};
+use memoflight::{cached, AsyncCache, DiskStore, DiskStoreError, Origin};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -460,10 +460,37 @@ fn corrupt_and_truncated_files_are_misses_that_get_replaced() {
     });
 }
 
+/// Three calls of one key on a store in `path`: each computes and returns its value. Returns
+/// the cache's executions and store errors.
+fn three_calls_on(path: &Path) -> (u64, u64) {
+    multi_thread().block_on(async {
+        let cache = AsyncCache::new("unwritable", DiskStore::<u32, String>::new(path));
+        for round in 0..3 {
+            let value = cache
+                .get_or_compute(1, || async move { format!("round {round}") })
+                .await;
+            assert_eq!(value, format!("round {round}"), "computed every time");
+        }
+        let stats = cache.stats().await.unwrap();
+        (stats.executions, stats.store_errors)
+    })
+}
+
 /// A directory that cannot be created or written: calls compute and return, and count it.
+/// Root writes into a read-only directory, so as root the read-only half runs in a child
+/// process as `nobody` (uid and gid 65534), where `EACCES` is real.
 #[test]
 fn an_unwritable_directory_still_returns_computed_values() {
-    let temp = TempDir::new("unwritable");
+    const TEST: &str = "an_unwritable_directory_still_returns_computed_values";
+    if role().as_deref() == Some("read-only") {
+        let read_only = dir(TEST).join("read-only");
+        let denied = std::fs::write(read_only.join("probe"), b"")
+            .is_err_and(|error| error.kind() == std::io::ErrorKind::PermissionDenied);
+        let (executions, errors) = three_calls_on(&read_only);
+        println!("RESULT denied={denied} executions={executions} errors={errors}");
+        return;
+    }
+    let temp = TempDir::new(TEST);
     // A path under a regular file can be created by nobody, root included.
     let file = temp.0.join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
@@ -471,33 +498,155 @@ fn an_unwritable_directory_still_returns_computed_values() {
     std::fs::create_dir(&read_only).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
-    // Root writes into read-only directories: that half is then a second path under a file.
-    let enforced = std::fs::write(read_only.join("probe"), b"").is_err();
-    if !enforced {
-        eprintln!("running as root: the read-only directory is writable; testing a file path");
-    }
-    let unwritable = [
-        file.join("cache"),
-        match enforced {
-            true => read_only.clone(),
-            false => file.join("other"),
-        },
-    ];
-    for path in unwritable {
-        multi_thread().block_on(async {
-            let cache = AsyncCache::new("unwritable", DiskStore::<u32, String>::new(&path));
-            for round in 0..3 {
-                let value = cache
-                    .get_or_compute(1, || async move { format!("round {round}") })
+    let (executions, errors) = three_calls_on(&file.join("cache"));
+    assert_eq!(executions, 3);
+    assert!(errors >= 3, "{errors} store errors");
+    // Root (or a process with CAP_DAC_OVERRIDE) writes into a read-only directory.
+    let privileged = std::fs::write(read_only.join("probe"), b"").is_ok();
+    let result = match privileged {
+        false => {
+            let (executions, errors) = three_calls_on(&read_only);
+            format!("denied=true executions={executions} errors={errors}")
+        }
+        true => {
+            use std::os::unix::process::CommandExt;
+            let _ = std::fs::remove_file(read_only.join("probe"));
+            let mut nobody = children::command(TEST, "read-only", &env(), &[]);
+            // `nobody` reads the test's directory (0755) and runs the test binary.
+            nobody.uid(65534).gid(65534);
+            let results = results_of(nobody.spawn().expect("a child process as nobody"));
+            let [result] = results.as_slice() else {
+                panic!("one result: {results:?}")
+            };
+            result.clone()
+        }
+    };
+    let fields: Vec<&str> = result.split(' ').collect();
+    let [denied, executions, errors] = fields.as_slice() else {
+        panic!("{result}")
+    };
+    assert_eq!(
+        *denied, "denied=true",
+        "the directory refuses writes (EACCES)"
+    );
+    assert_eq!(*executions, "executions=3", "{result}");
+    let errors: u64 = errors.trim_start_matches("errors=").parse().unwrap();
+    assert!(errors >= 3, "{result}");
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A full disk: a child process whose files may not grow past 512 bytes (`RLIMIT_FSIZE`,
+/// with `SIGXFSZ` ignored, so a longer write fails with `EFBIG` instead of killing it). Calls
+/// compute and return, the errors are counted, and the temporary files are removed.
+#[test]
+fn a_full_disk_still_returns_computed_values_and_leaves_no_temporary_files() {
+    const TEST: &str = "a_full_disk_still_returns_computed_values_and_leaves_no_temporary_files";
+    if role().is_some() {
+        // SIGXFSZ is signal 25: bit 24 of the ignored signals' mask.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let ignored = status
+            .lines()
+            .find_map(|line| line.strip_prefix("SigIgn:"))
+            .map(|mask| u64::from_str_radix(mask.trim(), 16).unwrap());
+        let xfsz_ignored = ignored.is_some_and(|mask| mask & (1 << 24) != 0);
+        let (executions, errors) = multi_thread().block_on(async {
+            let cache = AsyncCache::new("full", DiskStore::<u32, Vec<u8>>::new(dir(TEST)));
+            for key in 0..3u8 {
+                let value = vec![key; 4000];
+                let got = cache
+                    .get_or_compute(u32::from(key), || async { vec![key; 4000] })
                     .await;
-                assert_eq!(value, format!("round {round}"), "computed every time");
+                assert_eq!(got, value, "the computed value is returned");
+                assert_eq!(cache.get(&u32::from(key)).await.unwrap(), None);
             }
             let stats = cache.stats().await.unwrap();
-            assert_eq!(stats.executions, 3);
-            assert!(stats.store_errors >= 3, "{stats:?}");
+            (stats.executions, stats.store_errors)
         });
+        println!("RESULT ignored={xfsz_ignored} executions={executions} errors={errors}");
+        return;
     }
-    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let temp = TempDir::new(TEST);
+    // Through `sh`: `trap '' XFSZ` ignores the signal (kept across `exec`), `ulimit -f 1`
+    // limits files to one block of 512 bytes.
+    let limited = children::command(
+        TEST,
+        "full",
+        &env(),
+        &["sh", "-c", "trap '' XFSZ; ulimit -f 1 && exec \"$@\"", "sh"],
+    )
+    .spawn()
+    .expect("a child process");
+    let results = results_of(limited);
+    assert_eq!(results, ["ignored=true executions=3 errors=3"]);
+    // Nothing left in the namespace's data: no entry, no temporary file.
+    let mut left = Vec::new();
+    let mut dirs = vec![temp.0.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            match entry.file_type().unwrap().is_dir() {
+                true => dirs.push(entry.path()),
+                false => left.push(entry.path()),
+            }
+        }
+    }
+    left.retain(|path| !["locks", "epochs"].contains(&path.file_name().unwrap().to_str().unwrap()));
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// An entry written by a store of another value type, copied where this store's entry of the
+/// same key belongs: a miss, counted as a store error (its bytes are not an entry of this
+/// type), and replaced by the value computed.
+#[test]
+fn an_entry_of_another_type_is_a_counted_miss_and_gets_replaced() {
+    const TEST: &str = "changed-type";
+    let _temp = TempDir::new(TEST);
+    multi_thread().block_on(async {
+        let old = AsyncCache::new("changed", DiskStore::<u32, String>::new(dir(TEST)));
+        old.get_or_compute(1, || async { "a string value".to_owned() })
+            .await;
+        let new = AsyncCache::new("changed", DiskStore::<u32, Rule>::new(dir(TEST)));
+        let (old_namespace, new_namespace) =
+            (old.store().namespace_dir(), new.store().namespace_dir());
+        assert_ne!(
+            old_namespace, new_namespace,
+            "the types are in the namespace"
+        );
+        let files = entry_files(&old_namespace);
+        let [old_file] = files.as_slice() else {
+            panic!("one entry file: {files:?}")
+        };
+        let file = new_namespace.join(old_file.strip_prefix(&old_namespace).unwrap());
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::copy(old_file, &file).unwrap();
+        let copied = std::fs::read(&file).unwrap();
+
+        let read = new.get(&1).await;
+        assert!(
+            matches!(read, Err(DiskStoreError::Corrupt { .. })),
+            "{read:?}"
+        );
+        let rule = Rule {
+            id: 1,
+            pattern: "a*b".to_owned(),
+            weights: vec![0.5],
+        };
+        let value = new.get_or_compute(1, || async { rule.clone() }).await;
+        assert_eq!(value, rule, "computed");
+        let stats = new.stats().await.unwrap();
+        assert_eq!(stats.executions, 1);
+        assert!(stats.store_errors >= 1, "{stats:?}");
+        assert_ne!(
+            std::fs::read(&file).unwrap(),
+            copied,
+            "the file was replaced"
+        );
+        assert_eq!(new.get(&1).await.unwrap(), Some(rule));
+        assert_eq!(
+            old.get(&1).await.unwrap().as_deref(),
+            Some("a string value"),
+            "the old type's entry is left alone"
+        );
+    });
 }
 
 /// Invalidation by another process: `invalidate`, `invalidate_if` and `clear`, each called in
