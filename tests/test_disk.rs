@@ -332,7 +332,8 @@ fn a_killed_leader_is_taken_over_once() {
         return;
     }
     let _temp = TempDir::new(TEST);
-    let mut doomed = children::spawn(TEST, "doomed", &env());
+    // Killed however the test ends (and by the test, mid-computation).
+    let mut doomed = KillOnDrop(children::spawn(TEST, "doomed", &env()));
     let started = Instant::now();
     while executions(TEST) == 0 {
         assert!(started.elapsed() < common::HANG, "the leader never started");
@@ -342,11 +343,11 @@ fn a_killed_leader_is_taken_over_once() {
         .map(|_| children::spawn(TEST, "waiter", &env()))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
-    let doomed_pid = doomed.id();
+    let doomed_pid = doomed.0.id();
     let killed_at = children::now_us();
-    doomed.kill().expect("SIGKILL");
+    doomed.0.kill().expect("SIGKILL");
     let killed = Instant::now();
-    let _ = doomed.wait();
+    let _ = doomed.0.wait();
     let results = children::results_within(waiters, common::HANG);
     let done = killed.elapsed();
     assert_eq!(results.len(), 3, "every waiter returned");
@@ -511,8 +512,12 @@ fn an_unwritable_directory_still_returns_computed_values() {
         true => {
             use std::os::unix::process::CommandExt;
             let _ = std::fs::remove_file(read_only.join("probe"));
-            let mut nobody = children::command(TEST, "read-only", &env(), &[]);
-            // `nobody` reads the test's directory (0755) and runs the test binary.
+            // `nobody` reads the test's directory (0755) and runs a copy of the test binary
+            // there (the build's directory may be closed to other users).
+            let binary = temp.0.join("test-binary");
+            std::fs::copy(std::env::current_exe().unwrap(), &binary).unwrap();
+            std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let mut nobody = children::command_of(&binary, TEST, "read-only", &env(), &[]);
             nobody.uid(65534).gid(65534);
             let results = results_of(nobody.spawn().expect("a child process as nobody"));
             let [result] = results.as_slice() else {
@@ -666,7 +671,11 @@ fn invalidation_reaches_every_process_with_no_repopulation_window() {
                         .get_or_compute(1, || async {
                             count_execution(&test);
                             std::fs::write(dir(&test).join("started"), b"").unwrap();
+                            // Bounded: a parent that failed before its signal leaves no
+                            // process behind.
+                            let started = Instant::now();
                             while !dir(&test).join("go").exists() {
+                                assert!(started.elapsed() < common::HANG, "no signal to go");
                                 tokio::time::sleep(Duration::from_millis(2)).await;
                             }
                             "old".to_owned()

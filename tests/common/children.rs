@@ -26,11 +26,22 @@ pub fn spawn(test: &str, role: &str, env: &[(&str, String)]) -> Child {
 /// is empty; to be changed (another user, limits) and spawned by the caller.
 pub fn command(test: &str, role: &str, env: &[(&str, String)], wrapper: &[&str]) -> Command {
     let binary = std::env::current_exe().expect("the test binary");
+    command_of(&binary, test, role, env, wrapper)
+}
+
+/// [`command`] with `binary` (a copy of this test binary) in place of this test binary.
+pub fn command_of(
+    binary: &std::path::Path,
+    test: &str,
+    role: &str,
+    env: &[(&str, String)],
+    wrapper: &[&str],
+) -> Command {
     let mut command = match wrapper {
-        [] => Command::new(&binary),
+        [] => Command::new(binary),
         [program, arguments @ ..] => {
             let mut command = Command::new(program);
-            command.args(arguments).arg(&binary);
+            command.args(arguments).arg(binary);
             command
         }
     };
