@@ -130,9 +130,11 @@ const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 /// Every failure is a [`DiskStoreError`], which the cache turns into a local computation whose
 /// value is returned (counted in [`Stats::store_errors`](crate::Stats::store_errors) and
 /// traced): a directory that cannot be created or written (read-only, full), a corrupt or
-/// truncated file (it is then replaced by the value computed), a value longer than
-/// [`max_value_bytes`](DiskStore::max_value_bytes), a brief lock not taken within
-/// [`timeout`](DiskStore::timeout).
+/// truncated file, or one of another value type (it is then replaced by the value computed),
+/// a value longer than [`max_value_bytes`](DiskStore::max_value_bytes), a brief lock not taken
+/// within [`timeout`](DiskStore::timeout). Something in the way inside the function's
+/// namespace directory (a directory where one of its files belongs, a file where one of its
+/// directories does) is removed, once, and the operation tried again.
 ///
 /// # Example
 ///

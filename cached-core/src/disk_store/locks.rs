@@ -10,12 +10,13 @@
 //! # Why `F_OFD_SETLK` byte ranges of one file, through `nix`
 //!
 //! A key needs a lock of its own that no thread of any process can take while its leader
-//! holds it, that the kernel drops when the leader dies, and that costs no file per key. No
-//! maintained crate offers per-range open-file-description locks: `fd-lock`, `fs4`, `fs2` and
-//! the standard library's `File::lock` lock whole files (`flock`), which would take one lock
-//! file per key, a number that grows with the keys and that no process can safely delete
-//! while another may be about to lock it. Classic POSIX record locks (`F_SETLK`) do lock byte
-//! ranges, but they belong to the process, not the file description: two threads of one
+//! holds it, that the kernel drops when the leader dies, and that costs no file per key. None
+//! of the lock crates we checked offers open-file-description locks on byte ranges:
+//! `fd-lock`, `fs4`, `fs2` and the standard library's `File::lock` lock whole files
+//! (`flock`), which would take one lock file per key, a number that grows with the keys and
+//! that no process can safely delete while another may be about to lock it; `file-lock` takes
+//! classic POSIX record locks. Those (`F_SETLK`) do lock byte ranges, but they belong to the
+//! process, not the file description: two threads of one
 //! process never exclude each other (a `clear` would not keep out a write of the same process
 //! under way, nor would two stores of one function in one process exclude each other), and
 //! closing *any* descriptor of the file anywhere in the process drops every lock the process
