@@ -512,8 +512,11 @@ fn an_unwritable_directory_still_returns_computed_values() {
         true => {
             use std::os::unix::process::CommandExt;
             let _ = std::fs::remove_file(read_only.join("probe"));
-            // `nobody` reads the test's directory (0755) and runs a copy of the test binary
-            // there (the build's directory may be closed to other users).
+            // `nobody` reads the test's directory and runs a copy of the test binary there (the
+            // build's directory may be closed to other users).
+            for open in [base(), temp.0.clone()] {
+                std::fs::set_permissions(open, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
             let binary = temp.0.join("test-binary");
             std::fs::copy(std::env::current_exe().unwrap(), &binary).unwrap();
             std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
