@@ -43,6 +43,13 @@
 //! which the cache counts and traces, and the value computed then replaces the file). A
 //! directory that cannot be created or written fails the operation; the cache computes and
 //! returns the value.
+//!
+//! Something in the way inside the namespace (a directory where an entry, `locks` or `epochs`
+//! belongs, a file where `data` or `data/xx` belongs: `EISDIR`, `ENOTDIR`) is removed once and
+//! the operation tried again; a read that removed something reports it as a damaged entry.
+//! Nothing outside the namespace directory, nor the namespace directory itself, is ever
+//! removed, and nothing is followed through a symlink (a symlink in the way is removed, not
+//! what it points to).
 
 mod entry;
 mod locks;
@@ -123,9 +130,11 @@ const STALE_TEMPORARY: Duration = Duration::from_secs(3600);
 /// Every failure is a [`DiskStoreError`], which the cache turns into a local computation whose
 /// value is returned (counted in [`Stats::store_errors`](crate::Stats::store_errors) and
 /// traced): a directory that cannot be created or written (read-only, full), a corrupt or
-/// truncated file (it is then replaced by the value computed), a value longer than
-/// [`max_value_bytes`](DiskStore::max_value_bytes), a brief lock not taken within
-/// [`timeout`](DiskStore::timeout).
+/// truncated file, or one of another value type (it is then replaced by the value computed),
+/// a value longer than [`max_value_bytes`](DiskStore::max_value_bytes), a brief lock not taken
+/// within [`timeout`](DiskStore::timeout). Something in the way inside the function's
+/// namespace directory (a directory where one of its files belongs, a file where one of its
+/// directories does) is removed, once, and the operation tried again.
 ///
 /// # Example
 ///
@@ -183,8 +192,9 @@ pub enum DiskStoreError {
         source: io::Error,
     },
     /// An entry file holds bytes that are not an entry of this function's key and value types
-    /// (cut short, changed, or longer than [`DiskStore::max_value_bytes`]). The value computed
-    /// instead replaces it.
+    /// (cut short, changed, of another type, or longer than [`DiskStore::max_value_bytes`]),
+    /// or something stood where it belongs (a directory in its place, a file in place of its
+    /// directory: removed). The value computed instead replaces it.
     Corrupt {
         /// The entry file.
         path: PathBuf,
@@ -398,11 +408,80 @@ impl<K, V> DiskStore<K, V> {
         };
         match open() {
             Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&namespace).doing("create", &namespace)?;
+                self.create_dirs(&namespace)?;
+                open().doing("open", &path)
+            }
+            // A directory where the file belongs: removed, once.
+            Err(error) if in_the_way(&error) && self.clear_the_way(&path, Want::File) => {
                 open().doing("open", &path)
             }
             opened => opened.doing("open", &path),
         }
+    }
+
+    /// Creates `dir` and its missing parents, clearing once what stands in the way inside the
+    /// namespace (a file where a directory belongs). When durable, flushes the directory that
+    /// holds each one it created: a file flushed later in a new directory is then not lost
+    /// with the directory's own entry.
+    fn create_dirs(&self, dir: &Path) -> Result<(), DiskStoreError> {
+        let missing = || -> Vec<PathBuf> {
+            dir.ancestors()
+                .take_while(|ancestor| !ancestor.as_os_str().is_empty() && !ancestor.exists())
+                .map(Path::to_owned)
+                .collect()
+        };
+        let mut created = missing();
+        match std::fs::create_dir_all(dir) {
+            Err(error)
+                if (in_the_way(&error) || error.kind() == io::ErrorKind::AlreadyExists)
+                    && self.clear_the_way(dir, Want::Dir) =>
+            {
+                created = missing();
+                std::fs::create_dir_all(dir).doing("create", dir)?;
+            }
+            made => made.doing("create", dir)?,
+        }
+        if self.durable {
+            for created in &created {
+                let parent = match created.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ => Path::new("."),
+                };
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes what stands in the way of `path`, inside the namespace only: a file (or
+    /// symlink) where one of its directories below the namespace belongs, or a directory at
+    /// `path` where a file belongs. Never the namespace directory itself, nothing outside it,
+    /// and nothing reached through a symlink. Whether it removed anything (then the caller
+    /// tries once more).
+    fn clear_the_way(&self, path: &Path, want: Want) -> bool {
+        let namespace = self.namespace_dir();
+        let Ok(inside) = path.strip_prefix(&namespace) else {
+            return false;
+        };
+        let parts: Vec<_> = inside.components().collect();
+        let mut current = namespace;
+        for (index, part) in parts.iter().enumerate() {
+            let std::path::Component::Normal(part) = part else {
+                return false;
+            };
+            current.push(part);
+            let Ok(found) = std::fs::symlink_metadata(&current) else {
+                // Nothing there (or unreadable): nothing in the way below it either.
+                return false;
+            };
+            let file_wanted = index + 1 == parts.len() && want == Want::File;
+            match (file_wanted, found.is_dir()) {
+                (false, false) => return std::fs::remove_file(&current).is_ok(),
+                (true, true) => return std::fs::remove_dir_all(&current).is_ok(),
+                _ => {}
+            }
+        }
+        false
     }
 
     /// Takes a brief lock on `len` bytes at `start` of `file` (at `path`), within the timeout.
@@ -495,7 +574,18 @@ impl<K: Serialize + DeserializeOwned + Eq, V: Serialize + DeserializeOwned> Disk
 
     /// The entry of `key` at `place`: its value if it is there, of this key and not expired.
     fn read(&self, key: &K, place: &Place) -> Result<Option<V>, DiskStoreError> {
-        match entry::read::<K, V>(&place.path, self.max_value_bytes).doing("read", &place.path)? {
+        let found = match entry::read::<K, V>(&place.path, self.max_value_bytes) {
+            // A directory where the entry belongs, or a file where its directory does: removed
+            // (once: it is then absent), and reported as a damaged entry.
+            Err(error) if in_the_way(&error) && self.clear_the_way(&place.path, Want::File) => {
+                return Err(DiskStoreError::Corrupt {
+                    path: place.path.clone(),
+                    reason: format!("{error}; what was in the way was removed"),
+                });
+            }
+            found => found,
+        };
+        match found.doing("read", &place.path)? {
             Found::Live(stored, value) if stored == *key => Ok(Some(value)),
             // Another key of the same hash, an expired value, or none.
             Found::Live(..) | Found::Expired | Found::Absent => Ok(None),
@@ -540,8 +630,9 @@ impl<K: Serialize + DeserializeOwned + Eq, V: Serialize + DeserializeOwned> Disk
                 .tempfile_in(dir)
         };
         let mut file = match create() {
-            Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir).doing("create", dir)?;
+            // Its directories missing, or a file in their way (removed by `create_dirs`).
+            Err(error) if error.kind() == io::ErrorKind::NotFound || in_the_way(&error) => {
+                self.create_dirs(dir)?;
                 create().doing("create a file in", dir)?
             }
             made => made.doing("create a file in", dir)?,
@@ -553,8 +644,18 @@ impl<K: Serialize + DeserializeOwned + Eq, V: Serialize + DeserializeOwned> Disk
         Ok(file)
     }
 
-    /// Renames a staged file over `place`'s entry, under the counter locks the caller holds.
-    fn commit(staged: tempfile::NamedTempFile, place: &Place) -> Result<(), DiskStoreError> {
+    /// Renames a staged file over `place`'s entry, under the counter locks the caller holds
+    /// (a directory in the entry's place is removed, once).
+    fn commit(&self, staged: tempfile::NamedTempFile, place: &Place) -> Result<(), DiskStoreError> {
+        let staged = match staged.persist(&place.path) {
+            Ok(_) => return Ok(()),
+            Err(error)
+                if in_the_way(&error.error) && self.clear_the_way(&place.path, Want::File) =>
+            {
+                error.file
+            }
+            Err(error) => return Err(error.error).doing("rename a file to", &place.path),
+        };
         staged
             .persist(&place.path)
             .map_err(|error| error.error)
@@ -569,9 +670,7 @@ impl<K: Serialize + DeserializeOwned + Eq, V: Serialize + DeserializeOwned> Disk
             self.sweep(place.dir());
         }
         if self.durable {
-            File::open(place.dir())
-                .and_then(|dir| dir.sync_all())
-                .doing("flush", place.dir())?;
+            sync_dir(place.dir())?;
         }
         Ok(())
     }
@@ -617,7 +716,7 @@ impl<K: Serialize + DeserializeOwned + Eq, V: Serialize + DeserializeOwned> Disk
                 // Invalidated or cleared since the leader began: the staged file is deleted.
                 return Ok(false);
             }
-            Self::commit(staged, &place)?;
+            self.commit(staged, &place)?;
         }
         self.after_commit(&place)?;
         Ok(true)
@@ -824,6 +923,7 @@ where
             };
             if remove {
                 match std::fs::remove_file(&path) {
+                    Err(error) if in_the_way(&error) && self.clear_the_way(&path, Want::File) => {}
                     Err(error) if error.kind() != io::ErrorKind::NotFound => {
                         first_error.get_or_insert(Err(error).doing("delete", &path));
                     }
@@ -833,6 +933,29 @@ where
         }
         first_error.unwrap_or(Ok(()))
     }
+}
+
+/// What belongs at a path [`DiskStore::clear_the_way`] clears the way to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    File,
+    Dir,
+}
+
+/// Whether `error` says something stands where the store's file or directory belongs: a
+/// directory where a file does (`EISDIR`) or a file where a directory does (`ENOTDIR`).
+fn in_the_way(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(nix::libc::EISDIR | nix::libc::ENOTDIR)
+    )
+}
+
+/// Flushes a directory's entries to the device.
+fn sync_dir(dir: &Path) -> Result<(), DiskStoreError> {
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .doing("flush", dir)
 }
 
 /// Where `slot`'s counter lies in the counters file (counter 0 is the namespace's).

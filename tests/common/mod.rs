@@ -22,13 +22,21 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 /// Runs `f` on its own thread and returns its result (or its panic message), failing the test
 /// if it has not finished within [`HANG`] (a regression to a deadlock fails instead of hanging).
 pub fn run_bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, String> {
+    run_bounded_for(HANG, f)
+}
+
+/// [`run_bounded`] with a bound of `limit`.
+pub fn run_bounded_for<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let _ = tx.send(result.map_err(|payload| panic_message(&*payload)));
     });
-    rx.recv_timeout(HANG)
-        .expect("the call hung instead of finishing")
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the call hung: not finished within {limit:?}"))
 }
 
 /// The text of a panic payload.

@@ -6,6 +6,24 @@
 //! it) releases its locks. The kernel releases them too when the process dies, even by
 //! SIGKILL, so a dead holder never blocks anyone. A lock may lie past the end of the file: the
 //! lock file stays empty however many keys are locked.
+//!
+//! # Why `F_OFD_SETLK` byte ranges of one file, through `nix`
+//!
+//! A key needs a lock of its own that no thread of any process can take while its leader
+//! holds it, that the kernel drops when the leader dies, and that costs no file per key. None
+//! of the lock crates we checked offers open-file-description locks on byte ranges:
+//! `fd-lock`, `fs4`, `fs2` and the standard library's `File::lock` lock whole files
+//! (`flock`), which would take one lock file per key, a number that grows with the keys and
+//! that no process can safely delete while another may be about to lock it; `file-lock` takes
+//! classic POSIX record locks. Those (`F_SETLK`) do lock byte ranges, but they belong to the
+//! process, not the file description: two threads of one
+//! process never exclude each other (a `clear` would not keep out a write of the same process
+//! under way, nor would two stores of one function in one process exclude each other), and
+//! closing *any* descriptor of the file anywhere in the process drops every lock the process
+//! holds on it (this store opens and closes the file for each operation, so one thread's
+//! brief operation would release another thread's key lock mid-computation). OFD locks have
+//! neither flaw, so this module calls `fcntl(F_OFD_SETLK)` through `nix` (safe bindings, no
+//! `unsafe` here), on one file per namespace whose length stays 0.
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
