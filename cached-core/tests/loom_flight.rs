@@ -157,6 +157,14 @@ fn a_key_invalidation_racing_a_clear_never_resurrects_a_stale_value() {
     );
 }
 
+/// Two clears at once, racing a computation: the second waits for the first on the lock
+/// that serializes clears (with an edge of the wait graph), and neither lets the stale value
+/// be stored.
+#[test]
+fn two_clears_racing_a_computation_never_resurrect_a_stale_value() {
+    drop_racing_a_computation(|cache| cache.clear(), Some(|cache| cache.clear()));
+}
+
 /// Runs `drop_values` (an invalidation) against a computation of key 1 whose data changes
 /// just before it, and, if given, `meanwhile` (another invalidation) on a third thread.
 fn drop_racing_a_computation(drop_values: fn(&Memo), meanwhile: Option<fn(&Memo)>) {
