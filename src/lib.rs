@@ -341,6 +341,11 @@
 
 #[cfg(feature = "testing")]
 pub use memoflight_core::testing;
+
+// The README's code blocks run as doc-tests (its "Testing your caches" example needs the kit).
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 #[cfg(feature = "async")]
 pub use memoflight_core::{AsyncCache, AsyncStore, Lead, Lease, Refresh};
 pub use memoflight_core::{
