@@ -440,6 +440,15 @@ mod async_callers {
             assert_eq!((report.computed(), report.panics()), (8, 0), "{report:?}");
         }
 
+        #[test]
+        fn tokio_tasks_stampede_on_a_current_thread_runtime_too() {
+            let report =
+                common::current_thread().block_on(stampede_tokio(16, |_| fetched_with_origin(6)));
+            assert_eq!((report.computed(), report.panics()), (1, 0), "{report:?}");
+            assert_eq!(report.waited() + report.hits(), 15);
+            assert!(report.values().all(|value| *value == 60));
+        }
+
         #[cached]
         async fn exploding(key: u32) -> u32 {
             tokio::task::yield_now().await;

@@ -496,13 +496,16 @@ where
     }
 }
 
+/// A caller's outcome, once known: what [`Report::results`] holds.
+#[cfg(feature = "async")]
+type Outcome<T> = Option<Result<(T, Origin), String>>;
+
 /// The future of each `call(i)`, or (in the second list) the panic that making it raised.
 #[cfg(feature = "async")]
-#[allow(clippy::type_complexity)]
 fn make_calls<T, F>(
     callers: usize,
     call: &impl Fn(usize) -> F,
-) -> (Vec<Option<F>>, Vec<Option<Result<(T, Origin), String>>>) {
+) -> (Vec<Option<F>>, Vec<Outcome<T>>) {
     (0..callers)
         .map(|i| match catch_unwind(AssertUnwindSafe(|| call(i))) {
             Ok(future) => (Some(future), None),
@@ -532,7 +535,9 @@ impl<T> Drop for AbortOnDrop<T> {
 ///
 /// // No cache at all: every read sees the current version, so none is stale.
 /// static VERSION: AtomicU64 = AtomicU64::new(0);
-/// let race = invalidation_race(2, 50, |_| VERSION.load(SeqCst), |round| VERSION.store(round, SeqCst));
+/// let race = invalidation_race(2, 50, |_| VERSION.load(SeqCst), |round| {
+///     VERSION.store(round, SeqCst)
+/// });
 /// assert_eq!(race.stale_reads, 0);
 /// assert!(race.reads >= 50);
 /// ```
