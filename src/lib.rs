@@ -341,11 +341,6 @@
 
 #[cfg(feature = "testing")]
 pub use memoflight_core::testing;
-
-// The README's code blocks run as doc-tests (its "Testing your caches" example needs the kit).
-#[cfg(all(doctest, feature = "testing"))]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
 #[cfg(feature = "async")]
 pub use memoflight_core::{AsyncCache, AsyncStore, Lead, Lease, Refresh};
 pub use memoflight_core::{
@@ -355,6 +350,11 @@ pub use memoflight_core::{
 pub use memoflight_core::{DiskStore, DiskStoreError};
 #[cfg(feature = "redis")]
 pub use memoflight_core::{RedisStore, RedisStoreError};
+
+// The README's code blocks run as doc-tests (its "Testing your caches" example needs the kit).
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Re-exports, as `cached`, the attribute that matches this crate's features: the macro crate
 /// has no features of its own (they would be unified across a build), the facade decides.
