@@ -319,12 +319,14 @@
 //! # Testing your caches (feature `testing`)
 //!
 //! `memoflight::testing` writes the race regression tests users want in their own crate:
-//! `stampede(n, ..)` releases `n` callers at the same instant (threads; `stampede_async` for
-//! futures, on any executor) and reports each one's value and [`Origin`], its panic caught;
-//! `invalidation_race` counts stale reads while a key is invalidated under readers; and
-//! `cache.stats() - before` is what happened in between, even when other tests share the
-//! cache. Its module docs reproduce the stampede of a hand-rolled check-then-act cache
-//! (several loads for 8 callers) next to `#[cached]` (1).
+//! `stampede(n, ..)` releases `n` callers at the same instant on threads and reports each
+//! one's value and [`Origin`], its panic caught, and the wall time (`stampede_async` polls
+//! futures in turn on one task, on any executor; with the `tokio` feature, `stampede_tokio`
+//! runs each caller as a tokio task, in parallel); `invalidation_race` counts stale reads
+//! while a key is invalidated under readers; and `cache.stats() - before` is what happened in
+//! between, even when other tests share the cache (`clear()` first for a fresh one). Its
+//! module docs reproduce the stampede of a hand-rolled check-then-act cache (several loads for
+//! 8 callers) next to `#[cached]` (1).
 //!
 //! ```
 //! # #[cfg(feature = "testing")] {
@@ -339,6 +341,7 @@
 //! let before = rules_cache().stats();
 //! let report = stampede(8, |_| rules_with_origin(1));
 //! assert_eq!((report.computed(), report.panics()), (1, 0));
+//! assert_eq!(report.waited() + report.hits(), 7);
 //! assert_eq!((rules_cache().stats() - before).executions, 1);
 //! # }
 //! ```
@@ -356,6 +359,11 @@ pub use memoflight_core::{
 pub use memoflight_core::{DiskStore, DiskStoreError};
 #[cfg(feature = "redis")]
 pub use memoflight_core::{RedisStore, RedisStoreError};
+
+// The README's code blocks run as doc-tests (its "Testing your caches" example needs the kit).
+#[cfg(all(doctest, feature = "testing"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Re-exports, as `cached`, the attribute that matches this crate's features: the macro crate
 /// has no features of its own (they would be unified across a build), the facade decides.

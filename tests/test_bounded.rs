@@ -3,9 +3,9 @@
 
 mod common;
 
-use memoflight::{cached, Bounded, Cache, Clock, Origin, Store};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Barrier, LazyLock};
+use memoflight::{cached, Bounded, Cache, Clock, Store};
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// SCENARIOS.md §3, as the notes state it: an LRU of at most 10 decoded files, 10 threads x
@@ -230,38 +230,37 @@ fn invalidate_if_frees_room_exactly_whether_it_removes_few_or_most() {
     }
 }
 
-static WINDOW_CLOCK: LazyLock<Clock> = LazyLock::new(Clock::manual);
-const WINDOW: Duration = Duration::from_secs(30);
-static PLAYS: AtomicUsize = AtomicUsize::new(0);
+/// SCENARIOS.md §4, on `memoflight::testing::stampede`.
+#[cfg(feature = "testing")]
+mod throttle {
+    use memoflight::testing::stampede;
+    use memoflight::{cached, Bounded, Clock};
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::LazyLock;
+    use std::time::Duration;
 
-/// The throttle of SCENARIOS.md §4: a value that lives one window.
-#[cached(store = Bounded::new().ttl(WINDOW).clock(WINDOW_CLOCK.clone()))]
-fn throttle(sound: &str) -> u64 {
-    let _ = sound;
-    PLAYS.fetch_add(1, SeqCst) as u64
-}
+    static WINDOW_CLOCK: LazyLock<Clock> = LazyLock::new(Clock::manual);
+    const WINDOW: Duration = Duration::from_secs(30);
+    static PLAYS: AtomicUsize = AtomicUsize::new(0);
 
-/// SCENARIOS.md §4: 10 concurrent checks per window, exactly one learns that its call computed
-/// ("not throttled: play"), for 50 windows.
-#[test]
-fn throttle_lets_exactly_one_caller_per_window_play() {
-    let barrier = Barrier::new(10);
-    for window in 0..50 {
-        let computed = AtomicUsize::new(0);
-        std::thread::scope(|s| {
-            for _ in 0..10 {
-                s.spawn(|| {
-                    barrier.wait();
-                    if throttle_with_origin("bell.wav").1 == Origin::Computed {
-                        computed.fetch_add(1, SeqCst);
-                    }
-                });
-            }
-        });
-        assert_eq!(computed.load(SeqCst), 1, "window {window}");
-        WINDOW_CLOCK.advance(WINDOW);
+    /// The throttle of SCENARIOS.md §4: a value that lives one window.
+    #[cached(store = Bounded::new().ttl(WINDOW).clock(WINDOW_CLOCK.clone()))]
+    fn throttle(sound: &str) -> u64 {
+        let _ = sound;
+        PLAYS.fetch_add(1, SeqCst) as u64
     }
-    assert_eq!(PLAYS.load(SeqCst), 50);
+
+    /// SCENARIOS.md §4: 10 concurrent checks per window, exactly one learns that its call
+    /// computed ("not throttled: play"), for 50 windows.
+    #[test]
+    fn throttle_lets_exactly_one_caller_per_window_play() {
+        for window in 0..50 {
+            let report = stampede(10, |_| throttle_with_origin("bell.wav"));
+            assert_eq!(report.computed(), 1, "window {window}: {report:?}");
+            WINDOW_CLOCK.advance(WINDOW);
+        }
+        assert_eq!(PLAYS.load(SeqCst), 50);
+    }
 }
 
 #[cached(max_size = 2, ttl = Duration::from_secs(3600))]

@@ -3,6 +3,10 @@
 //! `refresh`, `max_weight` + `weigher`, `crate = ..` and `companions = false`. Each is checked
 //! in a stampede (one execution) and against an invalidation (no old value comes back).
 
+// The tests that stampede need the `testing` feature; without it, what only they use is unused.
+#![cfg_attr(not(feature = "testing"), allow(dead_code, unused_imports))]
+
+#[cfg(feature = "testing")]
 use memoflight::testing::stampede;
 use memoflight::{cached, Bounded, Clock, Expires, Origin, Return};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -34,6 +38,7 @@ fn flagged_option(n: u64) -> Option<Return<u64>> {
     (n > 0).then(|| Return::new(n))
 }
 
+#[cfg(feature = "testing")]
 #[test]
 fn with_cached_flag_marks_every_call_that_did_not_run_the_function() {
     let report = stampede(8, |_| flagged_with_origin(7));
@@ -88,6 +93,7 @@ fn token(user: usize) -> Token {
     }
 }
 
+#[cfg(feature = "testing")]
 #[test]
 fn expires_lets_each_value_decide_when_it_is_stale() {
     assert_eq!(token(1).epoch, 0);
@@ -150,6 +156,7 @@ fn quote(item: u64) -> Result<Quote, String> {
     }
 }
 
+#[cfg(feature = "testing")]
 #[test]
 fn result_fallback_returns_the_expired_value_when_recomputing_fails() {
     let first = quote(5).unwrap();
@@ -345,6 +352,7 @@ fn opaque(n: u64) -> Result<Versioned, Unclonable> {
     }
 }
 
+#[cfg(feature = "testing")]
 #[test]
 fn result_fallback_reaches_waiters_even_when_the_error_is_not_clone() {
     assert_eq!(opaque(0).unwrap(), Versioned(0));
@@ -375,6 +383,7 @@ fn session(user: u64) -> u64 {
     user
 }
 
+#[cfg(feature = "testing")]
 #[test]
 fn refresh_renews_the_ttl_on_every_hit() {
     let report = stampede(8, |_| session_with_origin(1));
@@ -405,6 +414,7 @@ fn blob(size: usize) -> String {
     "x".repeat(size)
 }
 
+#[cfg(feature = "testing")]
 #[test]
 fn max_weight_bounds_the_total_weight_of_the_values() {
     let report = stampede(8, |_| blob_with_origin(8));

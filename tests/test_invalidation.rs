@@ -6,178 +6,151 @@ mod common;
 
 use memoflight::cached;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::Arc;
 
-/// Races `rounds` invalidations against `readers` reader threads.
-///
-/// Each round, this thread changes the data (`version` = round) and invalidates, then raises
-/// the floor: a read that started after the floor rose must not return less. Readers call
-/// `read(reader, i)` in a loop and count the reads below the floor they saw before calling.
-/// The writer waits for at least one read per round, so reads and invalidations interleave.
-/// Returns (reads, stale reads).
-fn race(
-    version: &'static AtomicU64,
-    rounds: u64,
-    readers: u64,
-    read: fn(u64, u64) -> u64,
-    invalidate: impl Fn(),
-) -> (u64, u64) {
-    let floor = Arc::new(AtomicU64::new(0));
-    let reads = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let threads: Vec<_> = (0..readers)
-        .map(|reader| {
-            let (floor, reads, done) = (floor.clone(), reads.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut stale = 0_u64;
-                let mut i = 0;
-                while !done.load(SeqCst) {
-                    let seen = floor.load(SeqCst);
-                    let got = read(reader, i);
-                    if got < seen {
-                        // Shown with the failure: what a stale read looked like.
-                        let now = floor.load(SeqCst);
-                        eprintln!("stale: reader {reader} read {i}: floor {seen} before, {now} after, got {got}");
-                        stale += 1;
-                    }
-                    reads.fetch_add(1, SeqCst);
-                    std::thread::yield_now();
-                    i += 1;
-                }
-                stale
-            })
-        })
-        .collect();
-    for round in 1..=rounds {
-        let seen = reads.load(SeqCst);
-        while reads.load(SeqCst) == seen {
-            std::thread::yield_now();
-        }
-        version.store(round, SeqCst); // the data changes...
-        invalidate(); // ...and its cached results are dropped
-        floor.store(round, SeqCst);
+/// The races of readers against invalidations, on `memoflight::testing::invalidation_race`:
+/// each round changes the data (the version becomes the round) and invalidates; a read that
+/// started after that returned must not see an older version. The kit waits for a read
+/// between every two rounds, so reads and invalidations interleave.
+#[cfg(feature = "testing")]
+mod against_readers {
+    use memoflight::cached;
+    use memoflight::testing::invalidation_race;
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+    /// The "database" behind `query`: its version is what the query returns.
+    static VERSION: AtomicU64 = AtomicU64::new(0);
+
+    #[cached]
+    fn query(key: u8) -> u64 {
+        let _ = key;
+        let version = VERSION.load(SeqCst);
+        // Widen the window between reading the data and storing the result.
+        std::thread::yield_now();
+        version
     }
-    done.store(true, SeqCst);
-    let stale = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    (reads.load(SeqCst), stale)
-}
 
-/// The "database" behind `query`: its version is what the query returns.
-static VERSION: AtomicU64 = AtomicU64::new(0);
+    #[test]
+    fn no_stale_value_is_seen_after_an_invalidation_returned() {
+        const ROUNDS: u64 = 100_000;
+        let race = invalidation_race(
+            3,
+            ROUNDS,
+            |_| query(1),
+            |round| {
+                VERSION.store(round, SeqCst); // the data changes...
+                query_cache().invalidate(&1); // ...and its cached results are dropped
+            },
+        );
+        assert!(race.reads >= ROUNDS, "{race:?}");
+        assert_eq!(race.stale_reads, 0, "{race:?}");
+        // After the last invalidation, the value is current.
+        assert_eq!(query(1), ROUNDS);
+        assert_eq!(query_cache().stats().in_flight, 0);
+        println!("{ROUNDS} invalidations, {race:?}");
+    }
 
-#[cached]
-fn query(key: u8) -> u64 {
-    let _ = key;
-    let version = VERSION.load(SeqCst);
-    // Widen the window between reading the data and storing the result.
-    std::thread::yield_now();
-    version
-}
+    static CLEAR_VERSION: AtomicU64 = AtomicU64::new(0);
 
-#[test]
-fn no_stale_value_is_seen_after_an_invalidation_returned() {
-    const ROUNDS: u64 = 100_000;
-    let (reads, stale) = race(
-        &VERSION,
-        ROUNDS,
-        3,
-        |_, _| query(1),
-        || {
-            query_cache().invalidate(&1);
-        },
-    );
-    assert!(reads > 0);
-    assert_eq!(stale, 0, "{stale} stale values in {reads} reads");
-    // After the last invalidation, the value is current.
-    assert_eq!(query(1), ROUNDS);
-    assert_eq!(query_cache().stats().in_flight, 0);
-    println!("{ROUNDS} invalidations, {reads} concurrent reads, {stale} stale");
-}
+    #[cached]
+    fn listing(page: u64) -> u64 {
+        let _ = page;
+        let version = CLEAR_VERSION.load(SeqCst);
+        std::thread::yield_now();
+        version
+    }
 
-static CLEAR_VERSION: AtomicU64 = AtomicU64::new(0);
+    #[test]
+    fn no_stale_value_is_seen_after_clear_returned() {
+        // Readers 0 and 2 read page 0, reader 1 page 1: `clear` drops both.
+        let race = invalidation_race(
+            3,
+            50_000,
+            |reader| listing(reader as u64 % 2),
+            |round| {
+                CLEAR_VERSION.store(round, SeqCst);
+                listing_cache().clear();
+            },
+        );
+        assert_eq!(race.stale_reads, 0, "{race:?}");
+    }
 
-#[cached]
-fn listing(page: u64) -> u64 {
-    let _ = page;
-    let version = CLEAR_VERSION.load(SeqCst);
-    std::thread::yield_now();
-    version
-}
+    static USERS_VERSION: AtomicU64 = AtomicU64::new(0);
 
-#[test]
-fn no_stale_value_is_seen_after_clear_returned() {
-    let (_, stale) = race(
-        &CLEAR_VERSION,
-        50_000,
-        3,
-        |_, i| listing(i % 2),
-        || {
-            listing_cache().clear();
-        },
-    );
-    assert_eq!(stale, 0);
-}
+    /// A query cache: `users:*` results depend on the users table, `orders:*` on nothing that
+    /// changes here.
+    #[cached]
+    fn run_query(query: &str) -> u64 {
+        let version = if query.starts_with("users:") {
+            USERS_VERSION.load(SeqCst)
+        } else {
+            0
+        };
+        std::thread::yield_now();
+        version
+    }
 
-static USERS_VERSION: AtomicU64 = AtomicU64::new(0);
+    /// One read: both tables' queries for each of 4 keys, from the reader's own first key on
+    /// (so readers ask for different keys at once); the oldest `users:*` version seen. Every
+    /// query starts after the read does, so the read is stale if any query is.
+    fn read_both_tables(reader: usize, run: impl Fn(&str) -> u64) -> u64 {
+        (0..4)
+            .map(|k| {
+                let key = (reader + k) % 4;
+                run(&format!("orders:{key}"));
+                run(&format!("users:{key}"))
+            })
+            .min()
+            .expect("4 keys")
+    }
 
-/// A query cache: `users:*` results depend on the users table, `orders:*` on nothing that
-/// changes here.
-#[cached]
-fn run_query(query: &str) -> u64 {
-    let version = if query.starts_with("users:") {
-        USERS_VERSION.load(SeqCst)
-    } else {
-        0
-    };
-    std::thread::yield_now();
-    version
-}
+    /// SCENARIOS.md §5: a scanner invalidates every `users:*` query by predicate while readers
+    /// query both tables.
+    #[test]
+    fn no_stale_value_is_seen_after_a_predicate_invalidation_returned() {
+        let race = invalidation_race(
+            3,
+            10_000,
+            |reader| read_both_tables(reader, run_query),
+            |round| {
+                USERS_VERSION.store(round, SeqCst);
+                run_query_cache().invalidate_if(|query, _| query.starts_with("users:"));
+            },
+        );
+        assert_eq!(race.stale_reads, 0, "{race:?}");
+        // Orders were never invalidated: still cached.
+        assert_eq!(run_query_cache().get("orders:1"), Some(0));
+    }
 
-/// SCENARIOS.md §5: a scanner invalidates every `users:*` query by predicate while readers
-/// query both tables.
-#[test]
-fn no_stale_value_is_seen_after_a_predicate_invalidation_returned() {
-    let read = |reader: u64, i: u64| {
-        let key = (reader + i) % 4;
-        run_query(&format!("orders:{key}"));
-        run_query(&format!("users:{key}"))
-    };
-    let (_, stale) = race(&USERS_VERSION, 10_000, 3, read, || {
-        run_query_cache().invalidate_if(|query, _| query.starts_with("users:"));
-    });
-    assert_eq!(stale, 0);
-    // Orders were never invalidated: still cached.
-    assert_eq!(run_query_cache().get("orders:1"), Some(0));
-}
+    static TIMED_USERS_VERSION: AtomicU64 = AtomicU64::new(0);
 
-static TIMED_USERS_VERSION: AtomicU64 = AtomicU64::new(0);
+    /// The same query cache as the music library had: bounded, with a TTL, invalidated by
+    /// predicate while readers query it.
+    #[cached(max_size = 64, ttl = "1h")]
+    fn run_timed_query(query: &str) -> u64 {
+        let version = if query.starts_with("users:") {
+            TIMED_USERS_VERSION.load(SeqCst)
+        } else {
+            0
+        };
+        std::thread::yield_now();
+        version
+    }
 
-/// The same query cache as the music library had: bounded, with a TTL, invalidated by
-/// predicate while readers query it.
-#[cached(max_size = 64, ttl = "1h")]
-fn run_timed_query(query: &str) -> u64 {
-    let version = if query.starts_with("users:") {
-        TIMED_USERS_VERSION.load(SeqCst)
-    } else {
-        0
-    };
-    std::thread::yield_now();
-    version
-}
-
-#[test]
-fn no_stale_value_is_seen_in_a_bounded_ttl_cache_after_a_predicate_invalidation() {
-    let read = |reader: u64, i: u64| {
-        let key = (reader + i) % 4;
-        run_timed_query(&format!("orders:{key}"));
-        run_timed_query(&format!("users:{key}"))
-    };
-    let (reads, stale) = race(&TIMED_USERS_VERSION, 10_000, 3, read, || {
-        run_timed_query_cache().invalidate_if(|query, _| query.starts_with("users:"));
-    });
-    assert!(reads >= 10_000);
-    assert_eq!(stale, 0);
-    assert_eq!(run_timed_query_cache().get("orders:1"), Some(0));
+    #[test]
+    fn no_stale_value_is_seen_in_a_bounded_ttl_cache_after_a_predicate_invalidation() {
+        let race = invalidation_race(
+            3,
+            10_000,
+            |reader| read_both_tables(reader, run_timed_query),
+            |round| {
+                TIMED_USERS_VERSION.store(round, SeqCst);
+                run_timed_query_cache().invalidate_if(|query, _| query.starts_with("users:"));
+            },
+        );
+        assert!(race.reads >= 10_000, "{race:?}");
+        assert_eq!(race.stale_reads, 0, "{race:?}");
+        assert_eq!(run_timed_query_cache().get("orders:1"), Some(0));
+    }
 }
 
 static RELEASED_VERSION: AtomicU64 = AtomicU64::new(0);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{wait_until, Concurrency};
+use common::wait_until;
 use memoflight::cached;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
@@ -58,39 +58,40 @@ fn concurrent_misses_on_one_key_execute_once_per_round() {
     assert_eq!(stats.entries, ROUNDS as u64);
 }
 
-static DISTINCT: Concurrency = Concurrency::new();
+/// Distinct keys on `memoflight::testing::stampede`.
+#[cfg(feature = "testing")]
+mod distinct_keys {
+    use super::common::{wait_until, Concurrency};
+    use super::THREADS;
+    use memoflight::cached;
+    use memoflight::testing::stampede;
 
-#[cached]
-fn distinct(key: u64) -> u64 {
-    let _inside = DISTINCT.enter();
-    // Every key's execution waits here until all of them are inside at once. A lock shared by
-    // distinct keys (a global lock, a stripe held across the call) would make this a deadlock,
-    // which wait_until turns into a failure.
-    wait_until("all 64 distinct keys to run at once", || {
-        DISTINCT.max() == THREADS
-    });
-    std::thread::sleep(std::time::Duration::from_millis(50));
-    key + 1
-}
+    static DISTINCT: Concurrency = Concurrency::new();
 
-#[test]
-fn distinct_keys_run_concurrently() {
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS as u64)
-        .map(|key| {
-            let barrier = barrier.clone();
-            std::thread::spawn(move || {
-                barrier.wait();
-                distinct(key)
-            })
-        })
-        .collect();
-    for (key, thread) in threads.into_iter().enumerate() {
-        assert_eq!(thread.join().unwrap(), key as u64 + 1);
+    #[cached]
+    fn distinct(key: u64) -> u64 {
+        let _inside = DISTINCT.enter();
+        // Every key's execution waits here until all of them are inside at once. A lock shared
+        // by distinct keys (a global lock, a stripe held across the call) would make this a
+        // deadlock, which wait_until turns into a failure.
+        wait_until("all 64 distinct keys to run at once", || {
+            DISTINCT.max() == THREADS
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        key + 1
     }
-    assert_eq!(DISTINCT.max(), THREADS, "peak simultaneous executions");
-    let stats = distinct_cache().stats();
-    assert_eq!((stats.executions, stats.waits, stats.in_flight), (64, 0, 0));
+
+    #[test]
+    fn distinct_keys_run_concurrently() {
+        let report = stampede(THREADS, |key| distinct_with_origin(key as u64));
+        assert_eq!(report.panics(), 0, "{:?}", report.results);
+        let values: Vec<u64> = report.values().copied().collect();
+        assert_eq!(values, (1..=THREADS as u64).collect::<Vec<_>>());
+        assert_eq!(report.computed(), THREADS);
+        assert_eq!(DISTINCT.max(), THREADS, "peak simultaneous executions");
+        let stats = distinct_cache().stats();
+        assert_eq!((stats.executions, stats.waits, stats.in_flight), (64, 0, 0));
+    }
 }
 
 static HELD: AtomicUsize = AtomicUsize::new(0);

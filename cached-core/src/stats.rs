@@ -88,8 +88,9 @@ pub struct Stats {
 ///
 /// # Panics
 ///
-/// If a counter of `earlier` exceeds the later one's: the snapshots are in the wrong order, or
-/// of two different caches (a zero there would let an assertion pass untested).
+/// If a counter of `earlier` exceeds the later one's: the snapshots are in the wrong order, of
+/// two different caches, or [`reset_stats`](crate::Cache::reset_stats) ran between them (a
+/// zero there would let an assertion pass untested). After a reset, take a new baseline.
 impl std::ops::Sub for Stats {
     type Output = Stats;
 
@@ -98,8 +99,9 @@ impl std::ops::Sub for Stats {
             later.checked_sub(earlier).unwrap_or_else(|| {
                 panic!(
                     "memoflight: `later - earlier` of two stats where `earlier.{name}` \
-                     ({earlier}) exceeds `later.{name}` ({later}): swapped snapshots, or \
-                     snapshots of two caches"
+                     ({earlier}) exceeds `later.{name}` ({later}): swapped snapshots, \
+                     snapshots of two caches, or `reset_stats` called between them (take the \
+                     baseline after the reset)"
                 )
             })
         };
