@@ -1223,3 +1223,83 @@ fn rediss_urls_connect_over_tls() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The lines a `MONITOR` connection sees until the wake-up `clear` publishes last.
+fn monitor_until_clear_wakes(port: u16) -> std::thread::JoinHandle<Vec<String>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("redis-server");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("a timeout");
+    stream.write_all(b"MONITOR\r\n").expect("MONITOR");
+    let mut reader = BufReader::new(stream);
+    let mut ok = String::new();
+    reader.read_line(&mut ok).expect("MONITOR's answer");
+    assert_eq!(ok.trim_end(), "+OK");
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for line in reader.lines() {
+            let line = line.expect("a MONITOR line before the wake-up");
+            let woken = line.contains("\"PUBLISH\"") && line.contains("~wake\" \"\"");
+            seen.push(line);
+            if woken {
+                return seen;
+            }
+        }
+        panic!("MONITOR ended before clear's wake-up");
+    })
+}
+
+/// `clear` deletes every lease of the namespace before any value (a value written by a
+/// leader racing one pass over both could survive the clear: see `RedisStore::clear`): in the
+/// commands the server ran, every `UNLINK` of a lease comes before the first `UNLINK` of a
+/// value, none deletes both, and the wake-up comes last.
+#[test]
+fn clear_deletes_every_lease_before_any_value() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let cache = AsyncCache::new("cleared", store::<String>(&url, "clr"));
+        for n in 1..=3 {
+            cache
+                .get_or_compute(n, || async move { format!("v{n}") })
+                .await;
+        }
+        // Leases of leaders elsewhere, for keys with and without a value.
+        for n in [2, 3, 4] {
+            let name = String::from_utf8(cache.store().redis_key(&n).unwrap()).unwrap();
+            let lease = format!("{name}:lease");
+            let set = server.command(&["SET", &lease, "another's token", "PX", "60000"]);
+            assert_eq!(set.as_deref(), Some("+OK"));
+        }
+        let monitor = monitor_until_clear_wakes(server.port);
+        cache.clear().await.unwrap();
+        let lines = monitor.join().expect("the monitor");
+        let unlinks: Vec<(usize, usize)> = lines
+            .iter()
+            .filter(|line| line.contains("\"UNLINK\""))
+            .map(|line| {
+                (
+                    line.matches(":lease\"").count(),
+                    line.matches("}\"").count(),
+                )
+            })
+            .collect();
+        assert!(
+            unlinks
+                .iter()
+                .all(|&(leases, values)| leases == 0 || values == 0),
+            "an UNLINK of leases and values together: {lines:#?}"
+        );
+        let first_value = unlinks.iter().position(|&(_, values)| values > 0);
+        let last_lease = unlinks.iter().rposition(|&(leases, _)| leases > 0);
+        assert!(
+            matches!((last_lease, first_value), (Some(lease), Some(value)) if lease < value),
+            "a value deleted before a lease: {lines:#?}"
+        );
+        let deleted: usize = unlinks.iter().map(|&(l, v)| l + v).sum();
+        assert_eq!(deleted, 3 + 3, "3 values and 3 leases");
+        assert_eq!(cache.len().await.unwrap(), 0);
+    });
+}

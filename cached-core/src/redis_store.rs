@@ -154,7 +154,8 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 ///   does not overwrite what happened since.
 /// - [`AsyncCache::invalidate`](crate::AsyncCache::invalidate) deletes the value and the lease
 ///   for every process; [`clear`](crate::AsyncCache::clear) deletes the function's whole
-///   namespace with `SCAN` + `UNLINK` (O(keys in the database)).
+///   namespace with `SCAN` + `UNLINK` (O(keys in the database)), every lease before any
+///   value, so that no computation begun before it writes a value that survives it.
 ///
 /// # Errors and faults
 ///
@@ -896,8 +897,23 @@ where
         .map(|_: i64| ())
     }
 
+    /// Deletes every lease of the namespace first, then every value, then wakes every waiter.
+    ///
+    /// The order is what makes `clear` whole: `SCAN` walks the keyspace while leaders write,
+    /// so in one pass over values and leases together a leader could write its value after
+    /// the scan went past that value's place and before its lease was reached (its write
+    /// still fenced in), and the value would survive the clear. Once every lease that existed
+    /// when `clear` began is gone, no computation begun before it can write (the write checks
+    /// its lease in the same script); a value such a leader wrote meanwhile exists when the
+    /// second pass starts, and `SCAN` returns every key present for its whole duration, so it
+    /// is deleted. A lease taken after the first pass belongs to a call made during `clear`,
+    /// whose value may stay.
     async fn clear(&self) -> Result<(), RedisStoreError> {
-        let cleared = self.unlink_matching("clear", "*").await;
+        let cleared = async {
+            self.unlink_matching("clear", "*}:lease").await?;
+            self.unlink_matching("clear", "*}").await
+        }
+        .await;
         // Even after a partial failure: the leases deleted so far are free.
         self.wake_every_waiter("clear").await;
         cleared
