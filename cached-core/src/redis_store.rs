@@ -10,20 +10,25 @@
 //! third of its duration while it computes ([`RENEW`]), and writes the value with [`STORE`],
 //! which writes only if the lease is still its own (a fence: a leader paused past its lease,
 //! or whose key was invalidated meanwhile, writes nothing) and ends the lease in the same step.
-//! A process that found the lease held waits for the key's wake-up (`wakeups.rs`: the write,
-//! a release and an invalidation publish the key's name on the namespace's channel, to which
-//! the store subscribes on a connection of its own; `clear` and `invalidate_if`, which delete
-//! every lease, publish the empty name, which wakes every waiter) and runs [`LEAD`] again, until the value
-//! is there (it returns it) or the lease is gone (it takes it: exactly one `SET NX` wins). A
-//! leader that dies stops renewing, so its lease expires and one waiter takes over.
+//! A process that may wait subscribes to its namespace's wake-up channel before its first lease
+//! try (`wakeups.rs`: once per store, on a connection of its own; the write, a release and an
+//! invalidation publish the key's name there, and `clear` and `invalidate_if`, which delete
+//! every lease, publish the empty name, which wakes every waiter). One that found the lease held
+//! then waits for the key's wake-up and reads the value with a plain `GET`; only if there is
+//! none (the leader failed or was fenced out, or the key was invalidated) does it run [`LEAD`]
+//! again, which takes the lease (exactly one `SET NX` wins) or finds it held anew. A leader
+//! that dies stops renewing, so its lease expires and one waiter takes over.
 //!
 //! Why pub/sub with polling behind it: with only polling, a waiting process makes one round
-//! trip per poll (in the 8-process test, 79 script calls for a 300 ms computation, against 23
-//! with wake-ups: per process a lease try, one more as the subscription is first made, and a
-//! read once woken; and the write). A message can be
-//! lost (the subscription is being made, or its connection dropped), so every wait is also
-//! bounded: by the polling interval (2 ms doubling to [`MAX_POLL`]) while there is no
-//! subscription, by [`RedisStore::recheck_after`] (half a second) while there is one.
+//! trip per poll (in the 8-process test, 79 script calls for a 300 ms computation). With
+//! wake-ups, and the subscription made before the lease try, a stampede makes one lease round
+//! trip per process and one `GET` per waiting process: 9 script calls in that test (8 lease
+//! tries and the write; 23 while the subscription was made after the first try, which then
+//! needed a second try, and a third to read once woken). A message can be lost (the
+//! subscription's connection dropped), so every wait is also bounded: by
+//! [`RedisStore::recheck_after`] (half a second) while there is a subscription, and by the
+//! polling interval (2 ms doubling to [`MAX_POLL`], the lease script each time) while there is
+//! none (it could not be made: the process retries at most once a second).
 //!
 //! # Keys
 //!
@@ -1059,6 +1064,17 @@ where
         let started = Instant::now();
         let mut interval = Duration::from_millis(2);
         let waiting = self.wakeups.wait_for(&name);
+        // A caller that may wait subscribes before its first lease try (once per store: the
+        // subscription then stays): a write published after the try is then heard, and a
+        // waiting process makes one lease round trip, not a second one as it subscribes.
+        let mut subscription = Subscription::Down;
+        if wait.map_or(true, |wait| wait > interval) {
+            let budget = wait.map_or(self.timeout, |wait| self.timeout.min(wait));
+            subscription = self
+                .wakeups
+                .subscribed(|| self.client().ok(), &self.channel(), budget)
+                .await;
+        }
         // A caller dropped while a script may have given it the lease releases it.
         let guard = self.guard((name.clone(), lease_name.clone()), &token);
         loop {
@@ -1106,34 +1122,52 @@ where
                 }
                 Answer::Held => {}
             }
+            // Waits until woken, or the backstop, or `wait` (after which the caller computes
+            // on its own), then looks again.
             if wait.is_some_and(|wait| started.elapsed() >= wait) {
                 guard.disarm();
                 return Ok(Lead::Compute(Lease::unshared()));
             }
-            // Never past `wait`: the caller then computes on its own.
             let left = wait.map_or(Duration::MAX, |wait| wait.saturating_sub(started.elapsed()));
-            let subscription = match left > interval {
-                true => {
-                    self.wakeups
-                        .subscribed(
-                            || self.client().ok(),
-                            &self.channel(),
-                            self.timeout.min(left),
-                        )
-                        .await
+            if subscription == Subscription::Down && left > interval {
+                subscription = self
+                    .wakeups
+                    .subscribed(
+                        || self.client().ok(),
+                        &self.channel(),
+                        self.timeout.min(left),
+                    )
+                    .await;
+                if subscription == Subscription::Made {
+                    // Made after the lease try: a write published before it was not heard.
+                    // Try again, listening.
+                    continue;
                 }
-                false => Subscription::Down,
-            };
-            match subscription {
-                // A write published before the subscription was made is not seen: look again.
-                Subscription::Made => {}
-                Subscription::Live => {
-                    wakeups::woken_or(woken, self.recheck.min(left)).await;
-                }
-                Subscription::Down => {
-                    wakeups::woken_or(woken, interval.min(left)).await;
-                    interval = (interval * 2).min(MAX_POLL);
-                }
+            }
+            if subscription == Subscription::Down {
+                // Polling: the lease script again, at a growing interval.
+                wakeups::woken_or(woken, interval.min(left)).await;
+                interval = (interval * 2).min(MAX_POLL);
+                continue;
+            }
+            wakeups::woken_or(woken, self.recheck.min(left)).await;
+            if !self.wakeups.live() {
+                // The subscription dropped while this caller waited: a message may be lost.
+                // The lease script again (then a new subscription, or polling).
+                subscription = Subscription::Down;
+                continue;
+            }
+            // Woken (or the backstop): a plain read finds the value in the common case; the
+            // lease script runs again only if there is none (the leader failed, or the key was
+            // invalidated: whoever takes the lease computes).
+            let bytes: Option<Vec<u8>> = self
+                .run("lead", |pipe| {
+                    pipe.cmd("GET").arg(&name);
+                })
+                .await?;
+            if let Some(value) = bytes.and_then(|bytes| self.decode(&bytes)) {
+                guard.disarm();
+                return Ok(Lead::Computed(value));
             }
         }
     }
