@@ -967,7 +967,7 @@ fn a_direct_write_fences_a_running_leader() {
     });
 }
 
-/// Sync functions over Redis: 4 processes × 8 threads on one key run it once; a sync
+/// Sync functions over Redis: 8 processes × 8 threads on one key run it once; a sync
 /// computation may call another memoized function (nested calls park the same thread); the
 /// handle's `block_on` invalidates from sync code.
 #[test]
@@ -1003,14 +1003,14 @@ fn sync_functions_share_one_execution_across_processes() {
         return;
     };
     URL.set(server.url()).unwrap();
-    let results = callers_released_together(TEST, &server, 4);
-    assert_eq!(results.len(), 4);
+    let results = callers_released_together(TEST, &server, 8);
+    assert_eq!(results.len(), 8);
     assert!(results.iter().all(|r| r == &results[0]), "{results:?}");
     assert!(results[0].ends_with("header 7"), "{}", results[0]);
     assert_eq!(
         server.counter("sync:executions"),
         1,
-        "one execution in 4 processes"
+        "one execution in 8 processes"
     );
 
     // From this (sync) test: a hit, then an invalidation through the handle's `block_on`.
