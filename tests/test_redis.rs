@@ -426,6 +426,9 @@ fn an_unreachable_or_paused_redis_degrades_to_local_computation() {
         }
         assert_eq!(executions.into_inner(), 3, "computed locally each time");
         assert!(down.stats().await.is_err(), "stats need the store's count");
+        let counters = down.counters();
+        assert_eq!(counters.executions, 3, "read while Redis is down");
+        assert!(counters.store_errors >= 3, "{counters:?}");
 
         let paused = AsyncCache::new(
             "paused",
@@ -434,20 +437,34 @@ fn an_unreachable_or_paused_redis_degrades_to_local_computation() {
         paused
             .get_or_compute(1, || async { "before".to_owned() })
             .await;
+        let pause = Duration::from_millis(1500);
+        let pause_ms = pause.as_millis().to_string();
         assert_eq!(
             server
-                .command(&["CLIENT", "PAUSE", "1500", "ALL"])
+                .command(&["CLIENT", "PAUSE", &pause_ms, "ALL"])
                 .as_deref(),
             Some("+OK")
         );
+        // The pause ends no earlier than this.
+        let paused_until = Instant::now() + pause;
         let value = paused
             .get_or_compute(2, || async { "during".to_owned() })
             .await;
+        let returned = Instant::now();
         assert_eq!(value, "during");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(
+            returned < paused_until,
+            "the call waited for the pause to end: returned {:?} after its end",
+            returned - paused_until
+        );
+        // Read during the pause: the counters need no store.
+        let counters = paused.counters();
+        assert!(Instant::now() < paused_until, "read during the pause");
+        assert_eq!(counters.executions, 2);
+        assert!(counters.store_errors >= 1, "{counters:?}");
+        tokio::time::sleep_until(paused_until.into()).await;
         let stats = paused.stats().await.unwrap();
-        assert_eq!(stats.executions, 2);
-        assert!(stats.store_errors >= 1, "{stats:?}");
+        assert_eq!(stats.store_errors, counters.store_errors);
     });
 }
 

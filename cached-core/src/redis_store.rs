@@ -43,10 +43,12 @@
 //!
 //! Every operation has a deadline ([`RedisStore::timeout`]), waiting for a connection
 //! included; once a first connection attempt failed, none is tried for a second. A lost
-//! reply to the lease script, or a failed write, releases the lease in the background. A failure is an error of the store, which the cache turns into
-//! a local computation ([`AsyncCache`](crate::AsyncCache)'s "store failures"). Bytes that do not
-//! decode, or longer than [`RedisStore::max_value_bytes`], are a miss, and the value computed
-//! then overwrites them. Nothing read from Redis can panic.
+//! reply to the lease script, or a failed write, releases the lease in the background. A
+//! failure is an error of the store, which the cache turns into a local computation
+//! ([`AsyncCache`](crate::AsyncCache)'s "store failures", counted in `store_errors`, readable
+//! during the outage with [`AsyncCache::counters`](crate::AsyncCache::counters)). Bytes that do
+//! not decode, or longer than [`RedisStore::max_value_bytes`], are a plain miss (not a store
+//! error), and the value computed then overwrites them. Nothing read from Redis can panic.
 
 mod wakeups;
 
@@ -166,8 +168,10 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 ///
 /// Redis unreachable, or slower than [`timeout`](RedisStore::timeout): the operation fails
 /// with [`RedisStoreError`], and the cache computes locally and returns the value (counted in
-/// [`Stats::store_errors`](crate::Stats::store_errors)). Undecodable or oversized bytes are a
-/// miss. Credentials go in the URL (`redis://user:password@host/`) and never appear in errors.
+/// [`Stats::store_errors`](crate::Stats::store_errors), which
+/// [`AsyncCache::counters`](crate::AsyncCache::counters) reads while Redis is down).
+/// Undecodable or oversized bytes are a miss, not an error. Credentials go in the URL
+/// (`redis://user:password@host/`) and never appear in errors.
 /// With the `redis-tls` feature, `rediss://` URLs connect over TLS (rustls), verified against
 /// the system's roots or a CA given to [`tls_root_cert`](RedisStore::tls_root_cert).
 ///
