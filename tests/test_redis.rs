@@ -1326,3 +1326,121 @@ fn clear_deletes_every_lease_before_any_value() {
         assert_eq!(cache.len().await.unwrap(), 0);
     });
 }
+
+/// A value longer than a store's `max_value_bytes`, written by a store with a larger limit
+/// (an older deployment): read as a miss, computed once, and overwritten with the short value.
+#[test]
+fn an_oversized_value_already_stored_is_computed_once_and_overwritten() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let roomy = AsyncCache::new("sized", store::<String>(&url, "ov"));
+        roomy.get_or_compute(1, || async { "x".repeat(100) }).await;
+        let strict = AsyncCache::new("sized", store::<String>(&url, "ov").max_value_bytes(16));
+        let executions = std::sync::atomic::AtomicUsize::new(0);
+        let short = || async {
+            executions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            "short".to_owned()
+        };
+        let calls = async {
+            let first = strict.get_or_compute(1, short).await;
+            let second = strict.get_or_compute(1, short).await;
+            (first, second)
+        };
+        let (first, second) = tokio::time::timeout(Duration::from_secs(30), calls)
+            .await
+            .expect("the oversized bytes were not replaced");
+        assert_eq!((first.as_str(), second.as_str()), ("short", "short"));
+        assert_eq!(
+            executions.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "computed once, then a hit"
+        );
+        assert_eq!(roomy.get(&1).await.unwrap().as_deref(), Some("short"));
+        assert_eq!(strict.get(&1).await.unwrap().as_deref(), Some("short"));
+        assert_eq!(strict.counters().store_errors, 0, "a miss, not a fault");
+    });
+}
+
+/// A leader in another process whose computation returns `Err` stores nothing and releases
+/// its lease: the waiting process (whose lease, 10 s, would keep it waiting long) is woken by
+/// the release and computes its own `Ok` (the README: "a waiting process does not share the
+/// leader's `Err`; once the leader releases its lease, one waiting process computes afresh").
+#[test]
+fn a_leaders_err_is_not_shared_across_processes_and_a_waiter_computes_afresh() {
+    const TEST: &str = "a_leaders_err_is_not_shared_across_processes_and_a_waiter_computes_afresh";
+    const LEASE: Duration = Duration::from_secs(10);
+    static URL: OnceLock<String> = OnceLock::new();
+    fn url() -> String {
+        URL.get().expect("set first").clone()
+    }
+    #[cached(async_store = RedisStore::new(url()).prefix("lerr").lease(LEASE))]
+    async fn fetch(n: u32) -> Result<String, String> {
+        count_execution(&url(), "lerr:executions").await;
+        if role().as_deref() == Some("leader") {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return Err(format!("leader {} failed", std::process::id()));
+        }
+        Ok(format!("{n} by {}", std::process::id()))
+    }
+
+    if role().as_deref() == Some("leader") {
+        URL.set(child_url()).unwrap();
+        let result = multi_thread().block_on(fetch(1));
+        println!("RESULT {result:?}");
+        return;
+    }
+    let Some(server) = Server::start() else {
+        return;
+    };
+    URL.set(server.url()).unwrap();
+    let leader = spawn_child(TEST, "leader", &server.url(), &[]);
+    let started = Instant::now();
+    while server.counter("lerr:executions") == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no leader");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let asked = Instant::now();
+    let mine = multi_thread().block_on(fetch(1));
+    let waited = asked.elapsed();
+    let theirs = results_of(leader);
+    assert_eq!(theirs.len(), 1);
+    assert!(theirs[0].starts_with("Err(\"leader"), "{theirs:?}");
+    assert_eq!(mine, Ok(format!("1 by {}", std::process::id())));
+    assert_eq!(
+        server.counter("lerr:executions"),
+        2,
+        "the leader's Err and the waiter's own Ok"
+    );
+    assert!(
+        waited < LEASE,
+        "woken by the release, not by the lease's expiry: {waited:?}"
+    );
+    let stats = fetch_cache().counters();
+    assert_eq!((stats.misses, stats.executions), (1, 1), "{stats:?}");
+}
+
+/// Schema versions keep values apart: a value written under `.schema(1)` is not read under
+/// `.schema(2)` (a miss, computed), and the old schema still reads its own.
+#[test]
+fn a_schema_bump_reads_none_of_the_old_values() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let old = AsyncCache::new("versioned", store::<String>(&url, "sch").schema(1));
+        let new = AsyncCache::new("versioned", store::<String>(&url, "sch").schema(2));
+        old.get_or_compute(1, || async { "old shape".to_owned() })
+            .await;
+        assert_eq!(new.get(&1).await.unwrap(), None, "not read by schema 2");
+        let value = new
+            .get_or_compute(1, || async { "new shape".to_owned() })
+            .await;
+        assert_eq!(value, "new shape");
+        assert_eq!(new.counters().executions, 1);
+        assert_eq!(old.get(&1).await.unwrap().as_deref(), Some("old shape"));
+    });
+}
