@@ -28,6 +28,11 @@ impl Server {
     /// Starts one, or returns `None` (after saying so) when `redis-server` is not installed and
     /// this is not CI.
     fn start() -> Option<Server> {
+        Server::start_with(&[])
+    }
+
+    /// [`start`](Server::start) with more arguments for `redis-server`.
+    fn start_with(args: &[&str]) -> Option<Server> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -44,7 +49,7 @@ impl Server {
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")
             .port();
-        Some(Server::start_on(port))
+        Some(Server::start_on(port, args))
     }
 
     /// Kills the server (SIGKILL: no goodbye to its clients).
@@ -55,11 +60,11 @@ impl Server {
 
     /// A fresh server on the same port, after [`kill`](Server::kill).
     fn restart(&mut self) {
-        let fresh = Server::start_on(self.port);
+        let fresh = Server::start_on(self.port, &[]);
         drop(std::mem::replace(self, fresh));
     }
 
-    fn start_on(port: u16) -> Server {
+    fn start_on(port: u16, args: &[&str]) -> Server {
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "memoflight-redis-{}-{port}-{}",
@@ -79,13 +84,15 @@ impl Server {
             ])
             .arg("--dir")
             .arg(&dir)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server starts");
         let server = Server { child, port, dir };
         let started = Instant::now();
-        while server.command(&["PING"]).as_deref() != Some("+PONG") {
+        // Any answer: with `requirepass`, PING is refused until AUTH.
+        while server.command(&["PING"]).is_none() {
             assert!(
                 started.elapsed() < Duration::from_secs(20),
                 "redis-server did not answer"
@@ -1420,6 +1427,77 @@ fn a_leaders_err_is_not_shared_across_processes_and_a_waiter_computes_afresh() {
     );
     let stats = fetch_cache().counters();
     assert_eq!((stats.misses, stats.executions), (1, 1), "{stats:?}");
+}
+
+/// The value's and the lease's names hash to one Cluster slot (the scripts touch both), as
+/// `CLUSTER KEYSLOT` of a cluster-enabled `redis-server` computes it (a plain one refuses
+/// the command): the lease's name as Redis holds it while a leader computes, for keys of
+/// several shapes (a number, a string with braces, the unit key of no bytes).
+#[test]
+fn a_values_and_its_leases_names_share_a_cluster_slot() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let Some(cluster) = Server::start_with(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ]) else {
+        return;
+    };
+    let url = server.url();
+    multi_thread().block_on(async {
+        let client = redis::Client::open(url.as_str()).expect("a valid URL");
+        let probe = client
+            .get_multiplexed_async_connection()
+            .await
+            .expect("the test's own connection");
+        // The one lease of prefix `slot` held now, by the computation that asks.
+        let held_lease = || {
+            let mut probe = probe.clone();
+            async move {
+                let leases: Vec<String> = redis::cmd("KEYS")
+                    .arg("slot:*lease*")
+                    .query_async(&mut probe)
+                    .await
+                    .expect("KEYS");
+                assert_eq!(leases.len(), 1, "{leases:?}");
+                leases.into_iter().next().unwrap()
+            }
+        };
+        let numbers = AsyncCache::new("numbers", store::<String>(&url, "slot"));
+        let texts = AsyncCache::new(
+            "texts",
+            RedisStore::<String, String>::new(url.as_str()).prefix("slot"),
+        );
+        let units = AsyncCache::new(
+            "units",
+            RedisStore::<(), String>::new(url.as_str()).prefix("slot"),
+        );
+        let pairs = [
+            (
+                numbers.store().redis_key(&7).unwrap(),
+                numbers.get_or_compute(7, held_lease).await,
+            ),
+            (
+                texts.store().redis_key(&"a{b}c".to_owned()).unwrap(),
+                texts.get_or_compute("a{b}c".to_owned(), held_lease).await,
+            ),
+            (
+                units.store().redis_key(&()).unwrap(),
+                units.get_or_compute((), held_lease).await,
+            ),
+        ];
+        for (value, lease) in pairs {
+            let value = String::from_utf8(value).unwrap();
+            assert!(lease.starts_with(&value), "{lease} names {value}'s lease");
+            let slot = |name: &str| cluster.command(&["CLUSTER", "KEYSLOT", name]);
+            let value_slot = slot(&value).expect("KEYSLOT");
+            assert!(value_slot.starts_with(':'), "a slot: {value_slot}");
+            assert_eq!(value_slot, slot(&lease).unwrap(), "{value} and {lease}");
+        }
+    });
 }
 
 /// Schema versions keep values apart: a value written under `.schema(1)` is not read under

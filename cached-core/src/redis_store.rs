@@ -32,12 +32,14 @@
 //!
 //! # Keys
 //!
-//! `{prefix}:{function}:v{schema}.{type}:{KEY}` holds the value, and the same name with
-//! `:lease` appended holds the lease: `KEY` is the key's bytes (postcard, base64url), inside
-//! braces so that both share a hash tag (the scripts touch both; Redis Cluster requires them in
-//! one slot). `type` is a fingerprint of the value's type name, so that a changed type reads
-//! none of the old bytes; `schema` is yours to bump when a type keeps its name but changes its
-//! fields.
+//! `{prefix}:{function}:v{schema}.{type}:{KEY}` holds the value, and the same name with `:lease`
+//! appended holds the lease: `KEY` is the key's bytes (postcard, base64url), inside braces so that
+//! both share a hash tag (the scripts touch both; Redis Cluster requires them in one slot:
+//! `tests/test_redis.rs` checks it with `CLUSTER KEYSLOT`). The wake-up channel,
+//! `{prefix}:{function}:v{schema}.{type}:~wake`, needs no tag: a channel is not a key (the scripts
+//! get it as an argument, not in `KEYS`), and Cluster delivers a `PUBLISH` to every node's
+//! subscribers. `type` is a fingerprint of the value's type name, so that a changed type reads none
+//! of the old bytes; `schema` is yours to bump when a type keeps its name but changes its fields.
 //!
 //! # Faults
 //!
