@@ -1522,3 +1522,91 @@ fn a_schema_bump_reads_none_of_the_old_values() {
         assert_eq!(old.get(&1).await.unwrap().as_deref(), Some("old shape"));
     });
 }
+
+/// Everything a failing store shows (its errors' `Display` and `Debug`, and with the
+/// `tracing` feature the events the cache emits) never holds the password of its URL: a wrong
+/// password against a `requirepass` server, and a closed port. The right password works.
+#[test]
+fn a_urls_password_never_appears_in_errors_or_logs() {
+    const PASSWORD: &str = "s3cret-Pa55word";
+    const WRONG: &str = "wr0ng-Pa55word";
+    let Some(server) = Server::start_with(&["--requirepass", PASSWORD]) else {
+        return;
+    };
+    let closed_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let right = format!("redis://:{PASSWORD}@127.0.0.1:{}/", server.port);
+    let wrong = format!("redis://:{WRONG}@127.0.0.1:{}/", server.port);
+    let nobody = format!("redis://:{PASSWORD}@127.0.0.1:{closed_port}/");
+    // One thread: the subscriber set for this thread sees every event of the calls.
+    let runtime = common::current_thread();
+    let logs = Logs::default();
+    let _capturing = tracing_capture(&logs);
+    runtime.block_on(async {
+        let authorized = AsyncCache::new("secret", RedisStore::<u32, String>::new(right));
+        authorized
+            .get_or_compute(1, || async { "stored".to_owned() })
+            .await;
+        assert_eq!(authorized.get(&1).await.unwrap().as_deref(), Some("stored"));
+
+        for (url, secret) in [(wrong, WRONG), (nobody, PASSWORD)] {
+            let store = RedisStore::<u32, String>::new(url).timeout(Duration::from_millis(500));
+            let error = store.get(&1).await.expect_err("refused");
+            let shown = format!("{error} / {error:?}");
+            assert!(!shown.contains(secret), "{shown}");
+            let cache = AsyncCache::new("secret", store);
+            assert_eq!(
+                cache
+                    .get_or_compute(2, || async { "local".to_owned() })
+                    .await,
+                "local"
+            );
+            assert!(cache.counters().store_errors >= 1);
+        }
+    });
+    let logged = logs.text();
+    if cfg!(feature = "tracing") {
+        assert!(logged.contains("store operation failed"), "{logged}");
+    }
+    assert!(
+        !logged.contains(PASSWORD) && !logged.contains(WRONG),
+        "{logged}"
+    );
+}
+
+/// What [`tracing_capture`] captured.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every `tracing` event, of every level and every thread, written into `logs` until the
+/// guard is dropped.
+fn tracing_capture(logs: &Logs) -> impl Drop {
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = logs.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+        .with_writer(move || logs.clone())
+        .with_ansi(false)
+        .finish()
+        .set_default()
+}

@@ -277,6 +277,21 @@ impl<K, V> RedisStore<K, V> {
     ///     .max_value_bytes(1 << 20);
     /// # let _ = store;
     /// ```
+    ///
+    /// Keep the password out of the code: take the URL from the environment (or a secret
+    /// store). The URL is never shown: not in [`RedisStoreError`]'s `Display` or `Debug`, not
+    /// in the `tracing` events of the cache.
+    ///
+    /// ```no_run
+    /// # use memoflight::{AsyncCache, RedisStore};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // REDIS_URL=redis://app:s3cret@cache.internal:6379/0
+    /// let store = RedisStore::<u32, String>::new(std::env::var("REDIS_URL")?);
+    /// let cache = AsyncCache::new("reports", store);
+    /// # let _ = cache;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(url: impl Into<String>) -> Self {
         RedisStore {
             url: url.into(),
