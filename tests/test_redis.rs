@@ -1610,3 +1610,59 @@ fn tracing_capture(logs: &Logs) -> impl Drop {
         .finish()
         .set_default()
 }
+
+/// A process that cannot subscribe (its Redis user may not: an ACL without `SUBSCRIBE`) still
+/// waits for another process's computation, polling the lease script, and gets its value: one
+/// execution, no store error, and more than one lease try from the waiter.
+#[test]
+fn a_process_that_cannot_subscribe_polls_for_the_value() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let acl = [
+        "ACL",
+        "SETUSER",
+        "poller",
+        "on",
+        ">poll-pw",
+        "~*",
+        "&*",
+        "+@all",
+        "-subscribe",
+    ];
+    assert_eq!(server.command(&acl).as_deref(), Some("+OK"));
+    let url = server.url();
+    let polling_url = format!("redis://poller:poll-pw@127.0.0.1:{}/", server.port);
+    multi_thread().block_on(async {
+        let leader = AsyncCache::new("polled", store::<String>(&url, "poll"));
+        let poller = AsyncCache::new("polled", store::<String>(&polling_url, "poll"));
+        let executions = std::sync::atomic::AtomicUsize::new(0);
+        let compute = |name: &'static str| {
+            let executions = &executions;
+            move || async move {
+                executions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                name.to_owned()
+            }
+        };
+        let waiting = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            poller.get_or_compute(1, compute("poller")).await
+        };
+        let both = async { tokio::join!(leader.get_or_compute(1, compute("leader")), waiting) };
+        let (led, polled) = tokio::time::timeout(Duration::from_secs(30), both)
+            .await
+            .expect("the polling process returned");
+        assert_eq!((led.as_str(), polled.as_str()), ("leader", "leader"));
+        assert_eq!(executions.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(poller.counters().store_errors, 0, "{:?}", poller.counters());
+        let stats = server.command(&["INFO", "commandstats"]).expect("INFO");
+        // The leader's lease try and write, and the poller's tries.
+        let scripts = calls_in(&stats, "eval");
+        eprintln!("script calls with a polling waiter: {scripts}");
+        assert!(
+            scripts >= 2 + 2,
+            "{scripts} script calls: the poller did not poll"
+        );
+    });
+}
