@@ -1,18 +1,18 @@
 //! Wake-ups of waiting processes: the store subscribes (once, before its first lease try that
 //! may wait) to its namespace's channel, where every write, release and invalidation of a key
 //! publishes the key's name; a process waiting for that key is woken at once, reads the value,
-//! and runs the lease script again only if there is none.
+//! and runs the lease script again only if there is none. [`EVERY_KEY`] (no key's name is
+//! empty) wakes every waiter: `clear` and `invalidate_if` publish it after deleting every lease.
 //!
 //! The channel has no hash tag, and needs none: it is not a key. The scripts that publish on
 //! it name it as an argument, not in `KEYS` (Redis Cluster's one-slot rule is about `KEYS`),
 //! and Cluster delivers a `PUBLISH` to the subscribers of every node.
-//! [`EVERY_KEY`] (no key's name is empty) wakes every waiter: `clear` and `invalidate_if`
-//! publish it after deleting every lease.
 //!
-//! A message can be lost (the subscription is being made, or its connection dropped): every
-//! wait is also bounded by a backstop timer, after which the waiter polls again. While the
-//! subscription is down the backstop is the polling interval of `redis_store.rs`; while it is up,
-//! `RedisStore::recheck_after` ([`SUBSCRIBED_BACKSTOP`] by default).
+//! A message can be lost (the subscription's connection dropped, or one made after the caller
+//! looked at Redis): every wait is also bounded by a backstop timer, after which the waiter looks
+//! at Redis again. While the subscription is down the backstop is the polling interval of
+//! `redis_store.rs`; while it is up, `RedisStore::recheck_after` ([`SUBSCRIBED_BACKSTOP`] by
+//! default).
 
 // std's types even under loom: I/O code, never model-checked.
 use crate::sync::lock_std as lock;
