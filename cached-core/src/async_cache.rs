@@ -347,16 +347,56 @@ impl<S: AsyncStore> AsyncCache<S> {
     ///
     /// # Errors
     ///
-    /// The store's, if it cannot count its entries.
+    /// The store's, if it cannot count its entries (a remote store down or slow): the
+    /// counters are then still read by [`counters`](AsyncCache::counters), which does not
+    /// touch the store.
     ///
     /// See [`AsyncCache`] for an example.
     pub async fn stats(&self) -> Result<Stats, S::Error> {
         let entries = self.store.len().await?;
-        Ok(self.engine.counters.snapshot(
-            entries,
-            self.engine.flights.len(),
-            self.store.evictions(),
-        ))
+        Ok(self.counters_with(entries))
+    }
+
+    /// A snapshot of the counters that never touches the store, so it reads them while the
+    /// store is down (when [`Stats::store_errors`] matters most) and costs no I/O: `entries`
+    /// is 0, not counted (read it with [`stats`](AsyncCache::stats) or
+    /// [`len`](AsyncCache::len)); every other field is as in `stats`.
+    ///
+    /// ```
+    /// # use memoflight::{AsyncCache, AsyncStore};
+    /// use std::io::{Error, ErrorKind};
+    ///
+    /// /// A remote store that is down: every operation fails.
+    /// struct Down;
+    /// impl AsyncStore for Down {
+    ///     type Key = u32;
+    ///     type Value = u32;
+    ///     type Error = Error;
+    ///     async fn get(&self, _: &u32) -> Result<Option<u32>, Error> { Err(ErrorKind::NotConnected.into()) }
+    ///     async fn insert(&self, _: u32, _: u32) -> Result<(), Error> { Err(ErrorKind::NotConnected.into()) }
+    ///     async fn remove(&self, _: &u32) -> Result<(), Error> { Err(ErrorKind::NotConnected.into()) }
+    ///     async fn clear(&self) -> Result<(), Error> { Err(ErrorKind::NotConnected.into()) }
+    ///     async fn len(&self) -> Result<usize, Error> { Err(ErrorKind::NotConnected.into()) }
+    /// }
+    ///
+    /// let cache = AsyncCache::new("squares", Down);
+    /// futures::executor::block_on(async {
+    ///     // Computed without the store: its two looks and its write failed.
+    ///     assert_eq!(cache.get_or_compute(3, || async { 9 }).await, 9);
+    ///     assert!(cache.stats().await.is_err(), "the store cannot count its entries");
+    ///     let counters = cache.counters();
+    ///     assert_eq!((counters.executions, counters.store_errors), (1, 3));
+    ///     assert_eq!(counters.entries, 0, "not counted");
+    /// });
+    /// ```
+    pub fn counters(&self) -> Stats {
+        self.counters_with(0)
+    }
+
+    fn counters_with(&self, entries: usize) -> Stats {
+        self.engine
+            .counters
+            .snapshot(entries, self.engine.flights.len(), self.store.evictions())
     }
 
     /// Starts the counters of [`stats`](AsyncCache::stats) from zero again; the values stay

@@ -10,38 +10,47 @@
 //! third of its duration while it computes ([`RENEW`]), and writes the value with [`STORE`],
 //! which writes only if the lease is still its own (a fence: a leader paused past its lease,
 //! or whose key was invalidated meanwhile, writes nothing) and ends the lease in the same step.
-//! A process that found the lease held waits for the key's wake-up (`wakeups.rs`: the write,
-//! a release and an invalidation publish the key's name on the namespace's channel, to which
-//! the store subscribes on a connection of its own; `clear` and `invalidate_if`, which delete
-//! every lease, publish the empty name, which wakes every waiter) and runs [`LEAD`] again, until the value
-//! is there (it returns it) or the lease is gone (it takes it: exactly one `SET NX` wins). A
-//! leader that dies stops renewing, so its lease expires and one waiter takes over.
+//! A process that may wait subscribes to its namespace's wake-up channel before its first lease
+//! try (`wakeups.rs`: once per store, on a connection of its own; the write, a release and an
+//! invalidation publish the key's name there, and `clear` and `invalidate_if`, which delete
+//! every lease, publish the empty name, which wakes every waiter). One that found the lease held
+//! then waits for the key's wake-up and reads the value with a plain `GET`; only if there is
+//! none (the leader failed or was fenced out, or the key was invalidated) does it run [`LEAD`]
+//! again, which takes the lease (exactly one `SET NX` wins) or finds it held anew. A leader
+//! that dies stops renewing, so its lease expires and one waiter takes over.
 //!
 //! Why pub/sub with polling behind it: with only polling, a waiting process makes one round
-//! trip per poll (in the 8-process test, 79 script calls for a 300 ms computation, against 23
-//! with wake-ups: per process a lease try, one more as the subscription is first made, and a
-//! read once woken; and the write). A message can be
-//! lost (the subscription is being made, or its connection dropped), so every wait is also
-//! bounded: by the polling interval (2 ms doubling to [`MAX_POLL`]) while there is no
-//! subscription, by [`RedisStore::recheck_after`] (half a second) while there is one.
+//! trip per poll (in the 8-process test, 79 script calls for a 300 ms computation). With
+//! wake-ups, and the subscription made before the lease try, a stampede makes one lease round
+//! trip per process and one `GET` per waiting process: 9 script calls in that test (8 lease
+//! tries and the write; 23 while the subscription was made after the first try, which then
+//! needed a second try, and a third to read once woken). A message can be lost (the
+//! subscription's connection dropped), so every wait is also bounded: by
+//! [`RedisStore::recheck_after`] (half a second) while there is a subscription, and by the
+//! polling interval (2 ms doubling to [`MAX_POLL`], the lease script each time) while there is
+//! none (it could not be made: the process retries at most once a second).
 //!
 //! # Keys
 //!
-//! `{prefix}:{function}:v{schema}.{type}:{KEY}` holds the value, and the same name with
-//! `:lease` appended holds the lease: `KEY` is the key's bytes (postcard, base64url), inside
-//! braces so that both share a hash tag (the scripts touch both; Redis Cluster requires them in
-//! one slot). `type` is a fingerprint of the value's type name, so that a changed type reads
-//! none of the old bytes; `schema` is yours to bump when a type keeps its name but changes its
-//! fields.
+//! `{prefix}:{function}:v{schema}.{type}:{KEY}` holds the value, and the same name with `:lease`
+//! appended holds the lease: `KEY` is the key's bytes (postcard, base64url), inside braces so that
+//! both share a hash tag (the scripts touch both; Redis Cluster requires them in one slot:
+//! `tests/test_redis.rs` checks it with `CLUSTER KEYSLOT`). The wake-up channel,
+//! `{prefix}:{function}:v{schema}.{type}:~wake`, needs no tag: a channel is not a key (the scripts
+//! get it as an argument, not in `KEYS`), and Cluster delivers a `PUBLISH` to every node's
+//! subscribers. `type` is a fingerprint of the value's type name, so that a changed type reads none
+//! of the old bytes; `schema` is yours to bump when a type keeps its name but changes its fields.
 //!
 //! # Faults
 //!
 //! Every operation has a deadline ([`RedisStore::timeout`]), waiting for a connection
 //! included; once a first connection attempt failed, none is tried for a second. A lost
-//! reply to the lease script, or a failed write, releases the lease in the background. A failure is an error of the store, which the cache turns into
-//! a local computation ([`AsyncCache`](crate::AsyncCache)'s "store failures"). Bytes that do not
-//! decode, or longer than [`RedisStore::max_value_bytes`], are a miss, and the value computed
-//! then overwrites them. Nothing read from Redis can panic.
+//! reply to the lease script, or a failed write, releases the lease in the background. A
+//! failure is an error of the store, which the cache turns into a local computation
+//! ([`AsyncCache`](crate::AsyncCache)'s "store failures", counted in `store_errors`, readable
+//! during the outage with [`AsyncCache::counters`](crate::AsyncCache::counters)). Bytes that do
+//! not decode, or longer than [`RedisStore::max_value_bytes`], are a plain miss (not a store
+//! error), and the value computed then overwrites them. Nothing read from Redis can panic.
 
 mod wakeups;
 
@@ -154,14 +163,17 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 ///   does not overwrite what happened since.
 /// - [`AsyncCache::invalidate`](crate::AsyncCache::invalidate) deletes the value and the lease
 ///   for every process; [`clear`](crate::AsyncCache::clear) deletes the function's whole
-///   namespace with `SCAN` + `UNLINK` (O(keys in the database)).
+///   namespace with `SCAN` + `UNLINK` (O(keys in the database)), every lease before any
+///   value, so that no computation begun before it writes a value that survives it.
 ///
 /// # Errors and faults
 ///
 /// Redis unreachable, or slower than [`timeout`](RedisStore::timeout): the operation fails
 /// with [`RedisStoreError`], and the cache computes locally and returns the value (counted in
-/// [`Stats::store_errors`](crate::Stats::store_errors)). Undecodable or oversized bytes are a
-/// miss. Credentials go in the URL (`redis://user:password@host/`) and never appear in errors.
+/// [`Stats::store_errors`](crate::Stats::store_errors), which
+/// [`AsyncCache::counters`](crate::AsyncCache::counters) reads while Redis is down).
+/// Undecodable or oversized bytes are a miss, not an error. Credentials go in the URL
+/// (`redis://user:password@host/`) and never appear in errors.
 /// With the `redis-tls` feature, `rediss://` URLs connect over TLS (rustls), verified against
 /// the system's roots or a CA given to [`tls_root_cert`](RedisStore::tls_root_cert).
 ///
@@ -264,6 +276,21 @@ impl<K, V> RedisStore<K, V> {
     ///     .recheck_after(Duration::from_secs(1))
     ///     .max_value_bytes(1 << 20);
     /// # let _ = store;
+    /// ```
+    ///
+    /// Keep the password out of the code: take the URL from the environment (or a secret
+    /// store). The URL is never shown: not in [`RedisStoreError`]'s `Display` or `Debug`, not
+    /// in the `tracing` events of the cache.
+    ///
+    /// ```no_run
+    /// # use memoflight::{AsyncCache, RedisStore};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // REDIS_URL=redis://app:s3cret@cache.internal:6379/0
+    /// let store = RedisStore::<u32, String>::new(std::env::var("REDIS_URL")?);
+    /// let cache = AsyncCache::new("reports", store);
+    /// # let _ = cache;
+    /// # Ok(())
+    /// # }
     /// ```
     pub fn new(url: impl Into<String>) -> Self {
         RedisStore {
@@ -896,8 +923,23 @@ where
         .map(|_: i64| ())
     }
 
+    /// Deletes every lease of the namespace first, then every value, then wakes every waiter.
+    ///
+    /// The order is what makes `clear` whole: `SCAN` walks the keyspace while leaders write,
+    /// so in one pass over values and leases together a leader could write its value after
+    /// the scan went past that value's place and before its lease was reached (its write
+    /// still fenced in), and the value would survive the clear. Once every lease that existed
+    /// when `clear` began is gone, no computation begun before it can write (the write checks
+    /// its lease in the same script); a value such a leader wrote meanwhile exists when the
+    /// second pass starts, and `SCAN` returns every key present for its whole duration, so it
+    /// is deleted. A lease taken after the first pass belongs to a call made during `clear`,
+    /// whose value may stay.
     async fn clear(&self) -> Result<(), RedisStoreError> {
-        let cleared = self.unlink_matching("clear", "*").await;
+        let cleared = async {
+            self.unlink_matching("clear", "*}:lease").await?;
+            self.unlink_matching("clear", "*}").await
+        }
+        .await;
         // Even after a partial failure: the leases deleted so far are free.
         self.wake_every_waiter("clear").await;
         cleared
@@ -1043,6 +1085,17 @@ where
         let started = Instant::now();
         let mut interval = Duration::from_millis(2);
         let waiting = self.wakeups.wait_for(&name);
+        // A caller that may wait subscribes before its first lease try (once per store: the
+        // subscription then stays): a write published after the try is then heard, and a
+        // waiting process makes one lease round trip, not a second one as it subscribes.
+        let mut subscription = Subscription::Down;
+        if wait.map_or(true, |wait| wait > interval) {
+            let budget = wait.map_or(self.timeout, |wait| self.timeout.min(wait));
+            subscription = self
+                .wakeups
+                .subscribed(|| self.client().ok(), &self.channel(), budget)
+                .await;
+        }
         // A caller dropped while a script may have given it the lease releases it.
         let guard = self.guard((name.clone(), lease_name.clone()), &token);
         loop {
@@ -1090,34 +1143,52 @@ where
                 }
                 Answer::Held => {}
             }
+            // Waits until woken, or the backstop, or `wait` (after which the caller computes
+            // on its own), then looks again.
             if wait.is_some_and(|wait| started.elapsed() >= wait) {
                 guard.disarm();
                 return Ok(Lead::Compute(Lease::unshared()));
             }
-            // Never past `wait`: the caller then computes on its own.
             let left = wait.map_or(Duration::MAX, |wait| wait.saturating_sub(started.elapsed()));
-            let subscription = match left > interval {
-                true => {
-                    self.wakeups
-                        .subscribed(
-                            || self.client().ok(),
-                            &self.channel(),
-                            self.timeout.min(left),
-                        )
-                        .await
+            if subscription == Subscription::Down && left > interval {
+                subscription = self
+                    .wakeups
+                    .subscribed(
+                        || self.client().ok(),
+                        &self.channel(),
+                        self.timeout.min(left),
+                    )
+                    .await;
+                if subscription == Subscription::Made {
+                    // Made after the lease try: a write published before it was not heard.
+                    // Try again, listening.
+                    continue;
                 }
-                false => Subscription::Down,
-            };
-            match subscription {
-                // A write published before the subscription was made is not seen: look again.
-                Subscription::Made => {}
-                Subscription::Live => {
-                    wakeups::woken_or(woken, self.recheck.min(left)).await;
-                }
-                Subscription::Down => {
-                    wakeups::woken_or(woken, interval.min(left)).await;
-                    interval = (interval * 2).min(MAX_POLL);
-                }
+            }
+            if subscription == Subscription::Down {
+                // Polling: the lease script again, at a growing interval.
+                wakeups::woken_or(woken, interval.min(left)).await;
+                interval = (interval * 2).min(MAX_POLL);
+                continue;
+            }
+            wakeups::woken_or(woken, self.recheck.min(left)).await;
+            if !self.wakeups.live() {
+                // The subscription dropped while this caller waited: a message may be lost.
+                // The lease script again (then a new subscription, or polling).
+                subscription = Subscription::Down;
+                continue;
+            }
+            // Woken (or the backstop): a plain read finds the value in the common case; the
+            // lease script runs again only if there is none (the leader failed, or the key was
+            // invalidated: whoever takes the lease computes).
+            let bytes: Option<Vec<u8>> = self
+                .run("lead", |pipe| {
+                    pipe.cmd("GET").arg(&name);
+                })
+                .await?;
+            if let Some(value) = bytes.and_then(|bytes| self.decode(&bytes)) {
+                guard.disarm();
+                return Ok(Lead::Computed(value));
             }
         }
     }

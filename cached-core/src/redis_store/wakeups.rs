@@ -1,13 +1,18 @@
-//! Wake-ups of waiting processes: the store subscribes (once, lazily) to its namespace's channel,
-//! where every write, release and invalidation of a key publishes the key's name; a process
-//! waiting for that key (polling the lease script) is woken at once instead of at its next poll.
-//! [`EVERY_KEY`] (no key's name is empty) wakes every waiter: `clear` and `invalidate_if`
-//! publish it after deleting every lease.
+//! Wake-ups of waiting processes: the store subscribes (once, before its first lease try that
+//! may wait) to its namespace's channel, where every write, release and invalidation of a key
+//! publishes the key's name; a process waiting for that key is woken at once, reads the value,
+//! and runs the lease script again only if there is none. [`EVERY_KEY`] (no key's name is
+//! empty) wakes every waiter: `clear` and `invalidate_if` publish it after deleting every lease.
 //!
-//! A message can be lost (the subscription is being made, or its connection dropped): every
-//! wait is also bounded by a backstop timer, after which the waiter polls again. While the
-//! subscription is down the backstop is the polling interval of `redis_store.rs`; while it is up,
-//! `RedisStore::recheck_after` ([`SUBSCRIBED_BACKSTOP`] by default).
+//! The channel has no hash tag, and needs none: it is not a key. The scripts that publish on
+//! it name it as an argument, not in `KEYS` (Redis Cluster's one-slot rule is about `KEYS`),
+//! and Cluster delivers a `PUBLISH` to the subscribers of every node.
+//!
+//! A message can be lost (the subscription's connection dropped, or one made after the caller
+//! looked at Redis): every wait is also bounded by a backstop timer, after which the waiter looks
+//! at Redis again. While the subscription is down the backstop is the polling interval of
+//! `redis_store.rs`; while it is up, `RedisStore::recheck_after` ([`SUBSCRIBED_BACKSTOP`] by
+//! default).
 
 // std's types even under loom: I/O code, never model-checked.
 use crate::sync::lock_std as lock;
@@ -110,38 +115,67 @@ impl Wakeups {
         }
     }
 
-    /// Whether messages arrive: [`Subscription::Live`], or [`Subscription::Made`] by this call
-    /// (a message published before it was made is lost, so the caller looks again at once),
-    /// or [`Subscription::Down`]. When down, tries (within `timeout`, at most once a second
-    /// after a failure) to subscribe to `channel` on a connection of its own (from `client`),
-    /// read by a task on the current tokio runtime.
+    /// Whether messages arrive now (the subscription is made and its reader running).
+    pub(super) fn live(&self) -> bool {
+        self.shared.live.load(Ordering::Acquire)
+    }
+
+    /// Whether messages arrive: [`Subscription::Live`] (they did when this was called), or
+    /// [`Subscription::Made`] during this call (a message published before is lost: a caller
+    /// that looked at Redis before looks again), or [`Subscription::Down`]. When down, tries
+    /// (within `timeout`, at most once a second after a failure) to subscribe to `channel` on
+    /// a connection of its own (from `client`), read by a task on the current tokio runtime.
+    /// One caller subscribes; the others wait for it (within their `timeout`) rather than
+    /// poll meanwhile.
     pub(super) async fn subscribed(
         &self,
         client: impl FnOnce() -> Option<redis::Client>,
         channel: &str,
         timeout: Duration,
     ) -> Subscription {
-        if self.shared.live.load(Ordering::Acquire) {
+        if self.live() {
             return Subscription::Live;
         }
-        let recently_failed = lock(&self.failed_at).is_some_and(|at| at.elapsed() < RETRY_AFTER);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Subscription::Down;
         };
-        let (false, Ok(_subscribing)) = (recently_failed, self.subscribing.try_lock()) else {
-            // Failed a moment ago, or another waiter is subscribing: poll meanwhile.
-            return Subscription::Down;
-        };
-        let subscribe = async {
+        // Whether this caller got to try (a timeout then counts as its failure).
+        let mut tried = false;
+        let attempt = async {
+            let _subscribing = self.subscribing.lock().await;
+            if self.live() {
+                // Made by the caller waited for.
+                return Some(Subscription::Made);
+            }
+            if lock(&self.failed_at).is_some_and(|at| at.elapsed() < RETRY_AFTER) {
+                return None;
+            }
+            tried = true;
             let client = client()?;
             let mut pubsub = client.get_async_pubsub().await.ok()?;
             pubsub.subscribe(channel).await.ok()?;
-            Some(pubsub.into_on_message())
+            let messages = pubsub.into_on_message();
+            self.read(&runtime, messages);
+            Some(Subscription::Made)
         };
-        let Ok(Some(mut messages)) = tokio::time::timeout(timeout, subscribe).await else {
-            *lock(&self.failed_at) = Some(Instant::now());
-            return Subscription::Down;
-        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(Some(made)) => made,
+            Ok(None) | Err(_) => {
+                if tried {
+                    *lock(&self.failed_at) = Some(Instant::now());
+                }
+                Subscription::Down
+            }
+        }
+    }
+
+    /// Marks the subscription live and reads its `messages` from a task on `runtime`, waking
+    /// the waiters of the key each names.
+    fn read(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        mut messages: impl futures_core::Stream<Item = redis::Msg> + Unpin + Send + 'static,
+    ) {
         self.shared.live.store(true, Ordering::Release);
         let shared = Arc::downgrade(&self.shared);
         let reader = runtime.spawn(async move {
@@ -164,7 +198,6 @@ impl Wakeups {
         if let Some(old) = lock(&self.reader).replace(reader.abort_handle()) {
             old.abort();
         }
-        Subscription::Made
     }
 }
 
