@@ -221,3 +221,23 @@ fn a_generic_function_has_a_single_flight_cache_per_instantiation() {
     assert_eq!(PARSES.load(SeqCst), 3);
     assert_eq!(parse_cache::<f64>().len(), 1);
 }
+
+static IGNORING_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// The `_` argument is never read: it is not part of the key.
+#[cached]
+fn ignoring(_: u8, id: u64) -> u64 {
+    IGNORING_RUNS.fetch_add(1, SeqCst);
+    id * 2
+}
+
+#[test]
+fn calls_that_differ_only_in_an_underscore_argument_share_an_entry() {
+    assert_eq!(ignoring_with_origin(1, 5), (10, Origin::Computed));
+    assert_eq!(ignoring_with_origin(2, 5), (10, Origin::Hit));
+    assert_eq!(ignoring_with_origin(3, 6), (12, Origin::Computed));
+    assert_eq!(IGNORING_RUNS.load(SeqCst), 2);
+    // The key is the named argument alone.
+    assert_eq!(ignoring_cache().remove(&5), Some(10));
+    assert_eq!(ignoring_with_origin(1, 5), (10, Origin::Computed));
+}

@@ -281,7 +281,15 @@ pub(crate) fn validate(
             );
             Key::Args(Vec::new())
         }
-        (None, None) => Key::Args(key_parts(&function.args.iter().collect::<Vec<_>>(), errors)),
+        // A `_` argument is never read: not part of the key.
+        (None, None) => Key::Args(key_parts(
+            &function
+                .args
+                .iter()
+                .filter(|arg| !arg.ignored)
+                .collect::<Vec<_>>(),
+            errors,
+        )),
     };
 
     // `#[async_trait]` methods keep their cache inside their body: typed, like a method's.
