@@ -241,3 +241,27 @@ fn calls_that_differ_only_in_an_underscore_argument_share_an_entry() {
     assert_eq!(ignoring_cache().remove(&5), Some(10));
     assert_eq!(ignoring_with_origin(1, 5), (10, Origin::Computed));
 }
+
+/// A zero TTL the macro cannot see (an expression): refused when the cache is made, at the
+/// first call, instead of a cache that never hits.
+#[cached(ttl = Duration::ZERO)]
+fn never_fresh(n: u64) -> u64 {
+    n
+}
+
+#[test]
+#[should_panic(expected = "a ttl of zero")]
+fn a_zero_ttl_expression_panics_when_the_cache_is_made() {
+    never_fresh(1);
+}
+
+#[cached(ttl = "Duration::from_secs(0)", refresh)]
+fn never_idle(n: u64) -> u64 {
+    n
+}
+
+#[test]
+#[should_panic(expected = "a time_to_idle of zero")]
+fn a_zero_quoted_ttl_with_refresh_panics_when_the_cache_is_made() {
+    never_idle(1);
+}

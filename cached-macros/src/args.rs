@@ -306,6 +306,9 @@ fn parse_duration(input: ParseStream, zero_is_refused: bool) -> syn::Result<Expr
     input.parse::<Token![=]>()?;
     if input.peek(LitStr) && !input.peek2(Token![.]) {
         let literal = input.parse::<LitStr>()?;
+        if literal.value().trim_start().starts_with('-') {
+            return Err(negative_duration(literal.span()));
+        }
         let duration = match humantime::parse_duration(&literal.value()) {
             Ok(duration) => duration,
             // `cached`'s form: a `Duration` expression in a string.
@@ -329,6 +332,11 @@ fn parse_duration(input: ParseStream, zero_is_refused: bool) -> syn::Result<Expr
         return Ok(syn::parse_quote_spanned!(literal.span()=>
             ::core::time::Duration::new(#secs, #nanos)));
     }
+    if input.peek(Token![-]) {
+        let span = input.span();
+        skip_value(input);
+        return Err(negative_duration(span));
+    }
     parse_rust(input, "a duration: \"2s\" or a `Duration` expression")
 }
 
@@ -347,6 +355,9 @@ fn set_ttl(slot: &mut Option<Given<Expr>>, name: Ident, value: Expr) -> syn::Res
 /// `ttl_secs = N` / `ttl_millis = N` (`cached`'s): a whole number, not zero.
 fn parse_whole_duration(input: ParseStream, option: &str) -> syn::Result<Expr> {
     let literal: syn::LitInt = parse_value(input, "a whole number, e.g. `60`")?;
+    if literal.base10_digits().starts_with('-') {
+        return Err(negative_duration(literal.span()));
+    }
     let count: u64 = literal.base10_parse()?;
     if count == 0 {
         return Err(zero_ttl(literal.span()));
@@ -357,6 +368,15 @@ fn parse_whole_duration(input: ParseStream, option: &str) -> syn::Result<Expr> {
         _ => syn::parse_quote_spanned!(literal.span()=>
             ::core::time::Duration::from_millis(#literal)),
     })
+}
+
+/// A `Duration` cannot be negative; said here rather than as rustc's type error (`-1`), a
+/// suffix error (`"-1s"` read as an expression) or a parse error of the digits.
+fn negative_duration(span: Span) -> syn::Error {
+    syn::Error::new(
+        span,
+        "a negative duration: a `Duration` counts from zero up; write a positive one, e.g. \"60s\"",
+    )
 }
 
 fn zero_ttl(span: Span) -> syn::Error {
