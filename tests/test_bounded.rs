@@ -453,3 +453,60 @@ fn removed_entries_do_not_keep_their_keys_alive() {
         "{left} key copies alive after invalidate_if removed all"
     );
 }
+
+/// SCENARIOS.md §3 sized by bytes: decoded sounds of 1 to 4 KB under a 64 KB budget
+/// (`max_weight` with a weigher of the samples' bytes), 10 threads x 500 plays over 64 sounds
+/// (about 160 KB in all, so the cache evicts all along), and an observer reading the total
+/// weight meanwhile. Every observation, the players' after each call and the observer's, is
+/// within the budget, and every play returns the sound it asked for.
+static WEIGHED_DECODES: AtomicUsize = AtomicUsize::new(0);
+const AUDIO_BUDGET: u64 = 64 * 1024;
+
+#[cached(
+    max_weight = AUDIO_BUDGET,
+    weigher = |_, samples: &Arc<Vec<i16>>| (samples.len() * std::mem::size_of::<i16>()) as u64
+)]
+fn decoded(sound: u32) -> Arc<Vec<i16>> {
+    WEIGHED_DECODES.fetch_add(1, SeqCst);
+    // 512 to 2,048 samples of 2 bytes, each holding the sound's number.
+    Arc::new(vec![sound as i16; 512 * (1 + sound as usize % 4)])
+}
+
+#[test]
+fn weighted_cache_never_exceeds_max_weight_under_ten_threads() {
+    let (heaviest, observations, done) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while done.load(SeqCst) < 10 {
+                let weight = decoded_cache().store().weight();
+                heaviest.fetch_max(weight, SeqCst);
+                observations.fetch_add(1, SeqCst);
+            }
+        });
+        for thread in 0..10u32 {
+            let (heaviest, done) = (&heaviest, &done);
+            s.spawn(move || {
+                for i in 0..500u32 {
+                    let sound = (thread * 7 + i * 13) % 64;
+                    let samples = decoded(sound);
+                    assert!(samples.iter().all(|&s| s == sound as i16), "sound {sound}");
+                    heaviest.fetch_max(decoded_cache().store().weight(), SeqCst);
+                }
+                done.fetch_add(1, SeqCst);
+            });
+        }
+    });
+    let heaviest = heaviest.load(SeqCst);
+    assert!(
+        heaviest <= AUDIO_BUDGET,
+        "{heaviest} bytes held at one observation"
+    );
+    assert!(observations.load(SeqCst) > 0);
+    let stats = decoded_cache().stats();
+    assert!(stats.evictions > 0, "{stats:?}");
+    assert!(
+        DECODES.load(SeqCst) > 64,
+        "the evicted sounds were decoded again"
+    );
+    assert!(decoded_cache().store().weight() <= AUDIO_BUDGET);
+}

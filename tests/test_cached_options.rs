@@ -7,9 +7,9 @@
 #![cfg_attr(not(feature = "testing"), allow(dead_code, unused_imports))]
 
 #[cfg(feature = "testing")]
-use memoflight::testing::stampede;
+use memoflight::testing::{invalidation_race, stampede};
 use memoflight::{cached, Bounded, Clock, Expires, Origin, Return};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Barrier;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -401,6 +401,86 @@ fn refresh_renews_the_ttl_on_every_hit() {
     session_cache().invalidate(&1);
     assert_eq!(session_with_origin(1).1, Origin::Computed);
     assert_eq!(SESSION_RUNS.load(SeqCst), 3);
+}
+
+static RENEWED_VERSION: AtomicU64 = AtomicU64::new(0);
+
+/// A short TTL, so that hits a few milliseconds apart renew it (a hit renews an entry when that
+/// moves its deadline by more than a 64th of the TTL).
+#[cached(ttl = "100ms", refresh)]
+fn renewed(user: u64) -> u64 {
+    let _ = user;
+    RENEWED_VERSION.load(SeqCst)
+}
+
+/// Readers hit (and so renew) the entry while it is invalidated: no read that starts after an
+/// invalidation returned gets the value it removed. A renewal that wrote the entry back (a
+/// read-then-insert) would bring it back, and be counted as a stale read.
+#[cfg(feature = "testing")]
+#[test]
+fn refresh_renewing_hits_racing_invalidations_bring_no_value_back() {
+    let race = invalidation_race(
+        4,
+        300,
+        |_| renewed(1),
+        |round| {
+            // Long enough for the readers' hits to renew the entry (more than 100 ms / 64).
+            std::thread::sleep(Duration::from_millis(2));
+            RENEWED_VERSION.store(round, SeqCst);
+            renewed_cache().invalidate(&1);
+        },
+    );
+    assert_eq!(race.stale_reads, 0, "{race:?}");
+    assert!(race.reads > 300, "{race:?}");
+}
+
+// ---- expires against an invalidation --------------------------------------------------------
+
+static LEASE_VERSION: AtomicUsize = AtomicUsize::new(0);
+static LEASE_RACE: Barrier = Barrier::new(2);
+static LEASE_HOLD: AtomicBool = AtomicBool::new(false);
+
+#[derive(Clone, Debug, PartialEq)]
+struct Lease(usize);
+
+impl Expires for Lease {
+    fn is_expired(&self) -> bool {
+        false
+    }
+}
+
+#[cached(expires)]
+fn lease(n: u64) -> Lease {
+    let _ = n;
+    let version = LEASE_VERSION.load(SeqCst);
+    if LEASE_HOLD.load(SeqCst) {
+        LEASE_RACE.wait(); // the invalidation runs now
+        LEASE_RACE.wait();
+    }
+    Lease(version)
+}
+
+/// An invalidation while a value that does not expire is computed: the value, computed from
+/// the version before the invalidation, is returned to its caller but not stored (the
+/// `Expiring` store takes the engine's revocation like any other).
+#[test]
+fn expires_does_not_store_a_value_computed_before_an_invalidation() {
+    LEASE_HOLD.store(true, SeqCst);
+    std::thread::scope(|scope| {
+        let caller = scope.spawn(|| lease_with_origin(1));
+        LEASE_RACE.wait();
+        LEASE_VERSION.store(1, SeqCst);
+        lease_cache().invalidate(&1);
+        LEASE_HOLD.store(false, SeqCst);
+        LEASE_RACE.wait();
+        assert_eq!(caller.join().unwrap(), (Lease(0), Origin::Computed));
+    });
+    assert_eq!(
+        lease_with_origin(1),
+        (Lease(1), Origin::Computed),
+        "version 0 was not stored"
+    );
+    assert_eq!(lease_with_origin(1), (Lease(1), Origin::Hit));
 }
 
 // ---- max_weight + weigher -----------------------------------------------------------------

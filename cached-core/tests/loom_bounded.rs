@@ -98,3 +98,47 @@ fn an_eviction_racing_a_removal_of_its_victim_counts_it_once() {
         assert!(store.evictions() <= 1, "{} evictions", store.evictions());
     });
 }
+
+type Weighted = Bounded<u8, u32>;
+
+/// A store weighing each entry by its key, bounded to a weight of 4.
+fn weighted() -> Weighted {
+    Weighted::new()
+        .max_weight(4)
+        .weigher(|key: &u8, _: &u32| u64::from(*key))
+}
+
+/// Two weighted inserts race into a full weighted store (key 3, weight 3, of 4): each must
+/// evict to make room before it counts its own weight, so the weight is within the bound at
+/// every observation (each thread reads it right after its insert, while the other may be
+/// inserting) and at the end, where it equals the weight of the keys a read returns.
+#[test]
+fn racing_weighted_inserts_into_a_full_store_keep_the_weight_bound() {
+    loom::model(|| {
+        let store = Arc::new(weighted());
+        store.insert(3, 30);
+        let other = {
+            let store = store.clone();
+            thread::spawn(move || {
+                store.insert(2, 20);
+                let weight = store.weight();
+                assert!(weight <= 4, "weight {weight} observed after inserting 2");
+            })
+        };
+        store.insert(4, 40);
+        let weight = store.weight();
+        assert!(weight <= 4, "weight {weight} observed after inserting 4");
+        other.join().unwrap();
+        let held: u64 = (1..=4u8)
+            .filter(|key| store.get(key).is_some())
+            .map(u64::from)
+            .sum();
+        assert!(store.weight() <= 4, "weight {}", store.weight());
+        assert_eq!(
+            store.weight(),
+            held,
+            "the weight counted is not the weight held"
+        );
+        assert_eq!(store.len(), readable(&store, 1..=4));
+    });
+}

@@ -52,6 +52,23 @@ const CACHED_HINTS: &[(&str, &str)] = &[
         "not needed: an `Option` return type caches `Some` values only (add `cache_none` for \
          `None`)",
     ),
+    // `#[io_cached]`'s options.
+    (
+        "disk",
+        "write `async_store = DiskStore::new(dir)` (values on disk, one execution per key \
+         across the processes of a machine)",
+    ),
+    (
+        "redis",
+        "write `async_store = RedisStore::new(url)` (values in Redis, one execution per key \
+         across processes)",
+    ),
+    (
+        "map_error",
+        "not needed: with `async_store = DiskStore/RedisStore ..`, a store that fails is worked \
+         around (the function runs, counted in `stats().store_errors`), so the function's own \
+         error type is returned unchanged",
+    ),
 ];
 
 /// A value given to an option, with the span of the option's name for error messages.
@@ -110,6 +127,9 @@ pub(crate) struct Args {
     pub(crate) max_weight: Option<Given<Expr>>,
     /// The weight of an entry: a `Fn(&K, &V) -> u64` expression.
     pub(crate) weigher: Option<Given<Expr>>,
+    /// `cached`'s `ty`: the type of the store `create` makes. Inferred here, so only checked to
+    /// come with `create`.
+    pub(crate) ty: Option<Given<Type>>,
 }
 
 impl Args {
@@ -119,10 +139,11 @@ impl Args {
     pub(crate) fn parse(input: ParseStream, errors: &mut Errors) -> Self {
         let mut args = Args::default();
         while !input.is_empty() {
-            match input.call(syn::ext::IdentExt::parse_any) {
+            match input.call(<Ident as syn::ext::IdentExt>::parse_any) {
                 Ok(name) => {
-                    if let Err(error) = args.parse_option(name, input).and_then(|set| set) {
-                        errors.push(error);
+                    let bare = !input.peek(Token![=]);
+                    if let Err(error) = args.parse_option(name.clone(), input).and_then(|set| set) {
+                        errors.push(on_the_name(error, &name, bare));
                     }
                 }
                 Err(_) => {
@@ -168,7 +189,7 @@ impl Args {
                 parse_duration(input, false).map(|v| set(&mut self.refresh_after, name, v))
             }
             "store" => parse_value(input, "an expression that makes a store")
-                .map(|v| set(&mut self.store, name, v)),
+                .map(|v| set_store(&mut self.store, name, v)),
             "wait_timeout" => {
                 parse_duration(input, false).map(|v| set(&mut self.wait_timeout, name, v))
             }
@@ -201,7 +222,7 @@ impl Args {
             "force_refresh" => parse_value(input, "a `bool` expression over the arguments")
                 .map(|v| set(&mut self.force_refresh, name, v)),
             "create" => parse_value(input, "an expression that makes a store")
-                .map(|v| set(&mut self.store, name, v)),
+                .map(|v| set_store(&mut self.store, name, v)),
             "name" if input.peek(Token![=]) && input.peek2(LitStr) => {
                 parse_string(input, "the cache's name").map(|v| set(&mut self.name, name, v))
             }
@@ -218,9 +239,9 @@ impl Args {
             "sync_writes_buckets" => {
                 parse_value::<Expr>(input, "a number of buckets").map(|_| Ok(()))
             }
-            "sync_lock" => parse_choice(input, &["mutex", "rwlock"]).map(Ok),
+            "sync_lock" => parse_choice(input, &["mutex", "rwlock", "rw_lock"]).map(Ok),
             "unsync_reads" | "in_impl" | "unbound" => parse_flag(input).map(|_| Ok(())),
-            "ty" => parse_value::<Type>(input, "the store's type").map(|_| Ok(())),
+            "ty" => parse_value(input, "the store's type").map(|v| set(&mut self.ty, name, v)),
             _ => {
                 if let Some((_, hint)) = CACHED_HINTS.iter().find(|(known, _)| *known == option) {
                     skip_value(input);
@@ -239,6 +260,19 @@ impl Args {
                 ))
             }
         }
+    }
+}
+
+/// An option that takes a value given without one (`max_size,`): the value parsers report
+/// where the value should be, which at the end of the attribute is the whole attribute; the
+/// error goes on the option's name instead.
+fn on_the_name(error: syn::Error, name: &Ident, bare: bool) -> syn::Error {
+    match bare && error.to_string().starts_with("expected `=`") {
+        true => syn::Error::new(
+            name.span(),
+            format!("`{name}` takes a value: write `{name} = ..`"),
+        ),
+        false => error,
     }
 }
 
@@ -306,6 +340,9 @@ fn parse_duration(input: ParseStream, zero_is_refused: bool) -> syn::Result<Expr
     input.parse::<Token![=]>()?;
     if input.peek(LitStr) && !input.peek2(Token![.]) {
         let literal = input.parse::<LitStr>()?;
+        if literal.value().trim_start().starts_with('-') {
+            return Err(negative_duration(literal.span()));
+        }
         let duration = match humantime::parse_duration(&literal.value()) {
             Ok(duration) => duration,
             // `cached`'s form: a `Duration` expression in a string.
@@ -329,6 +366,11 @@ fn parse_duration(input: ParseStream, zero_is_refused: bool) -> syn::Result<Expr
         return Ok(syn::parse_quote_spanned!(literal.span()=>
             ::core::time::Duration::new(#secs, #nanos)));
     }
+    if input.peek(Token![-]) {
+        let span = input.span();
+        skip_value(input);
+        return Err(negative_duration(span));
+    }
     parse_rust(input, "a duration: \"2s\" or a `Duration` expression")
 }
 
@@ -344,9 +386,24 @@ fn set_ttl(slot: &mut Option<Given<Expr>>, name: Ident, value: Expr) -> syn::Res
     Ok(())
 }
 
+/// The store slot, which `store` and `create` (`cached`'s) both fill.
+fn set_store(slot: &mut Option<Given<Expr>>, name: Ident, value: Expr) -> syn::Result<()> {
+    if let Some(given) = slot {
+        return Err(syn::Error::new(
+            name.span(),
+            format!("the store is given twice (`{}` and `{name}`)", given.name),
+        ));
+    }
+    *slot = Some(Given { name, value });
+    Ok(())
+}
+
 /// `ttl_secs = N` / `ttl_millis = N` (`cached`'s): a whole number, not zero.
 fn parse_whole_duration(input: ParseStream, option: &str) -> syn::Result<Expr> {
     let literal: syn::LitInt = parse_value(input, "a whole number, e.g. `60`")?;
+    if literal.base10_digits().starts_with('-') {
+        return Err(negative_duration(literal.span()));
+    }
     let count: u64 = literal.base10_parse()?;
     if count == 0 {
         return Err(zero_ttl(literal.span()));
@@ -357,6 +414,15 @@ fn parse_whole_duration(input: ParseStream, option: &str) -> syn::Result<Expr> {
         _ => syn::parse_quote_spanned!(literal.span()=>
             ::core::time::Duration::from_millis(#literal)),
     })
+}
+
+/// A `Duration` cannot be negative; said here rather than as rustc's type error (`-1`), a
+/// suffix error (`"-1s"` read as an expression) or a parse error of the digits.
+fn negative_duration(span: Span) -> syn::Error {
+    syn::Error::new(
+        span,
+        "a negative duration: a `Duration` counts from zero up; write a positive one, e.g. \"60s\"",
+    )
 }
 
 fn zero_ttl(span: Span) -> syn::Error {
@@ -398,12 +464,13 @@ fn parse_visibility(text: &LitStr) -> syn::Result<syn::Visibility> {
     }
 }
 
-/// `sync_writes`, `= true`, `= false`, `= "default"` or `= "by_key"` (`cached`'s): every call
-/// of a memoflight function is single-flight per key, so each spelling is accepted and changes
-/// nothing.
+/// `sync_writes`, `= true`, `= false`, or a string: `"default"`, `"by_key"`, `"true"`,
+/// `"false"` or `"disabled"` (`cached`'s spellings): every call of a memoflight function is
+/// single-flight per key, so each spelling is accepted and changes nothing, `false` and
+/// `"disabled"` included (single-flight cannot be turned off).
 fn parse_sync_writes(input: ParseStream) -> syn::Result<()> {
     if input.peek(Token![=]) && input.peek2(LitStr) {
-        return parse_choice(input, &["default", "by_key"]);
+        return parse_choice(input, &["default", "by_key", "true", "false", "disabled"]);
     }
     parse_flag(input).map(drop)
 }

@@ -338,12 +338,14 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     };
     // Spanned on the return type: one taken for std's `Result`/`Option` by its name but not
     // std's is reported there.
-    let rebuild = quote_spanned!(ret.span()=> <#mode as #krate::__private::Mode<#ret>>::rebuild);
-    let return_hit = finish(
-        plan,
-        quote!((#rebuild(__memo_value), #krate::Origin::Hit)),
-        false,
-    );
+    // The mode and the path to memoflight too: rustc reports an unmet bound of a qualified
+    // path on its `<Self as ..>` part, and a call's on its callee.
+    let mode = spanned_at(mode, ret.span());
+    let krate_at_ret = spanned_at(quote!(#krate), ret.span());
+    let rebuild =
+        quote_spanned!(ret.span()=> <#mode as #krate_at_ret::__private::Mode<#ret>>::rebuild);
+    let rebuilt = quote_spanned!(ret.span()=> #rebuild(__memo_value));
+    let return_hit = finish(plan, quote!((#rebuilt, #krate::Origin::Hit)), false);
     let return_hit = quote!(return #return_hit;);
     // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
     let reach_cache = quote!(let __memo_cache = #reach;);
@@ -423,26 +425,36 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     let call = quote!(#no_cache_path(#receiver #(#call_args),*));
     let (computed, closure, sharing) = miss_path(plan, call, function.sig.asyncness.is_some());
     let args = quote!(#owned, #closure, #sharing);
+    // The computing call is named on the return type's span: a return type taken for std's
+    // `Result`/`Option` by its name fails its `Mode` bound, which rustc reports on the name.
+    let ret_span = ret.span();
+    let receiver_at_ret = Ident::new("__memo_cache", ret_span);
+    // The call's parentheses too: its span runs from the receiver to them.
+    let mut args_at_ret =
+        proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args.clone());
+    args_at_ret.set_span(ret_span);
+    let compute_sync = Ident::new("__memo_compute", ret_span);
+    let compute_async = Ident::new("__memo_compute_async", ret_span);
     let (dot_await, compute) = match (function.sig.asyncness, plan.store.is_async()) {
         (Some(_), true) => (
             quote!(.await),
-            quote!(#krate::__private::compute_in_async_store::< #ret, #mode, _, _>(
+            quote!(#krate_at_ret::__private::compute_in_async_store::< #ret, #mode, _, _>(
                 __memo_cache, #args
             )),
         ),
         (Some(_), false) => (
             quote!(.await),
-            quote!(__memo_cache.__memo_compute_async::< #computed, #mode, _>(#args)),
+            quote!(#receiver_at_ret.#compute_async::< #computed, #mode, _> #args_at_ret),
         ),
         (None, true) => (
             quote!(),
-            quote!(#krate::__private::compute_in_async_store_blocking::< #ret, #mode, _>(
+            quote!(#krate_at_ret::__private::compute_in_async_store_blocking::< #ret, #mode, _>(
                 __memo_cache, #args
             )),
         ),
         (None, false) => (
             quote!(),
-            quote!(__memo_cache.__memo_compute::< #computed, #mode>(#args)),
+            quote!(#receiver_at_ret.#compute_sync::< #computed, #mode> #args_at_ret),
         ),
     };
     let finished = finish(plan, quote!(#compute #dot_await), true);
@@ -631,11 +643,40 @@ fn finish(plan: &Plan, returned: TokenStream, computed: bool) -> TokenStream {
         true => quote!(#krate::__private::unfail(#returned)),
         false => returned,
     };
-    // Spanned on the return type: one that is not a `Return<T>` is reported there.
+    // Spanned on the return type, the path to memoflight included (rustc reports a call's
+    // unmet bound on the path's first token): one that is not a `Return<T>` is reported there.
+    let span = plan.ret.span();
+    let krate = spanned_at(quote!(#krate), span);
+    // The argument is bound first and named on the return type's span: rustc puts the error
+    // on the argument.
+    let argument = Ident::new("__memo_returned", span);
     match plan.cached_flag {
-        true => quote_spanned!(plan.ret.span()=> #krate::__private::flag_cached(#returned)),
+        true => quote! {{
+            let __memo_returned = #returned;
+            #krate::__private::flag_cached(#argument)
+        }},
         false => returned,
     }
+}
+
+/// `tokens` with every token (and group) spanned at `span`: for paths interpolated into a
+/// `quote_spanned!` (`krate`), whose own tokens keep the attribute's span otherwise.
+fn spanned_at(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            proc_macro2::TokenTree::Group(group) => {
+                let mut respanned =
+                    proc_macro2::Group::new(group.delimiter(), spanned_at(group.stream(), span));
+                respanned.set_span(span);
+                respanned.into()
+            }
+            mut token => {
+                token.set_span(span);
+                token
+            }
+        })
+        .collect()
 }
 
 /// The attributes the uncached twin takes from the user's function: those about its body
@@ -753,7 +794,9 @@ fn handle_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl) -
     let (generics, _, where_clause) = function.sig.generics.split_for_impl();
     // The key and value types inside are checked on their own tokens (`CacheKey`,
     // `CacheValue`); the cache type itself is spanned on the attribute, where the same errors
-    // repeat without pointing at a wrong argument.
+    // repeat without pointing at a wrong argument. (Spanned on the key's tokens, the repeated
+    // key error would be shown once, but a value that is not `Clone` would then be reported on
+    // the key: rustc reports both on the whole type.)
     let returns = match plan.store.is_async() {
         true => quote!(&'static #krate::AsyncCache<#store_ty>),
         false => quote!(&'static #krate::Cache<#store_ty>),

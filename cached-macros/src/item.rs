@@ -26,6 +26,9 @@ pub(crate) struct Arg {
     /// plain `name: T` or `mut name: T`, a `__memo_arg{i}` name for a destructuring pattern.
     pub(crate) binding: Ident,
     pub(crate) ty: Type,
+    /// A `_` pattern: the function never reads the argument, so it is left out of the default
+    /// key (calls that differ only in it share an entry), as in the `cached` crate.
+    pub(crate) ignored: bool,
 }
 
 impl Parse for MemoFn {
@@ -63,6 +66,7 @@ impl Parse for MemoFn {
                         _ => format_ident!("__memo_arg{}", index),
                     },
                     ty: (*typed.ty).clone(),
+                    ignored: matches!(&*typed.pat, Pat::Wild(_)),
                 }),
             })
             .collect();

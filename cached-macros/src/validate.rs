@@ -281,7 +281,15 @@ pub(crate) fn validate(
             );
             Key::Args(Vec::new())
         }
-        (None, None) => Key::Args(key_parts(&function.args.iter().collect::<Vec<_>>(), errors)),
+        // A `_` argument is never read: not part of the key.
+        (None, None) => Key::Args(key_parts(
+            &function
+                .args
+                .iter()
+                .filter(|arg| !arg.ignored)
+                .collect::<Vec<_>>(),
+            errors,
+        )),
     };
 
     // `#[async_trait]` methods keep their cache inside their body: typed, like a method's.
@@ -289,7 +297,10 @@ pub(crate) fn validate(
     if let (Some(store), true, false) = (&args.store, boxed, method) {
         errors.at(
             &store.name,
-            "`store = ..` is not supported on `#[async_trait]` methods yet",
+            format!(
+                "`{} = ..` is not supported on `#[async_trait]` methods yet",
+                store.name
+            ),
         );
     }
     if let Key::Convert { ty: None, expr } = &key {
@@ -377,7 +388,10 @@ fn check_method(receiver: &syn::Receiver, args: &Args, errors: &mut Errors) {
         );
     }
     if let Some(store) = &args.store {
-        errors.at(&store.name, "`store = ..` is not supported on methods yet");
+        errors.at(
+            &store.name,
+            format!("`{} = ..` is not supported on methods yet", store.name),
+        );
     }
 }
 
@@ -423,17 +437,26 @@ fn check_async_store(args: &Args, function: &MemoFn, errors: &mut Errors) {
 /// `async_store = ..`, see [`check_async_store`]); a literal `max_size` must leave room for one
 /// entry.
 fn store_kind(args: &Args, errors: &mut Errors) -> StoreKind {
-    if args.store.is_some() {
+    if let Some(store) = &args.store {
         let names = built_in_options(args);
         for name in names {
             errors.at(
                 name,
                 format!(
                     "`{name}` configures the built-in store and cannot be combined with \
-                     `store = ..`; configure the store you pass instead"
+                     `{} = ..`; configure the store you pass instead",
+                    store.name
                 ),
             );
         }
+    }
+    // `cached`'s `ty` names the type of the store `create` makes (inferred here).
+    if let (Some(ty), None) = (&args.ty, &args.store) {
+        errors.at(
+            &ty.name,
+            "`ty` names the type of the store that `create = ..` makes: add `create` with the \
+             expression that makes it (its type is then inferred, so `ty` may be left out)",
+        );
     }
     if let (Some(refresh @ Given { value: true, .. }), None) = (&args.refresh, &args.ttl) {
         errors.at(

@@ -672,7 +672,22 @@ where
     /// let store = Bounded::<u32, u32>::new().ttl(Duration::from_secs(90));
     /// # let _ = store;
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `ttl` is zero: every value would expire as it is stored, and no read would ever
+    /// return one (the `cached` crate refuses it too). `#[cached(ttl = ..)]` refuses a literal
+    /// zero at compile time; a zero computed at run time panics here, when the cache is made
+    /// (its first call).
+    ///
+    /// ```should_panic
+    /// # use memoflight::Bounded;
+    /// # use std::time::Duration;
+    /// let store = Bounded::<u32, u32>::new().ttl(Duration::ZERO); // panics
+    /// # let _ = store;
+    /// ```
     pub fn ttl(mut self, ttl: Duration) -> Self {
+        refuse_zero("ttl", ttl);
         self.ttl = Some(crate::clock::nanos(ttl));
         self
     }
@@ -729,7 +744,19 @@ where
     /// clock.advance(Duration::from_secs(60));
     /// assert_eq!(store.get(&1), None); // 60 s unread
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `idle` is zero: every value would expire as it is stored (see [`ttl`](Bounded::ttl)).
+    ///
+    /// ```should_panic
+    /// # use memoflight::Bounded;
+    /// # use std::time::Duration;
+    /// let store = Bounded::<u32, u32>::new().time_to_idle(Duration::ZERO); // panics
+    /// # let _ = store;
+    /// ```
     pub fn time_to_idle(mut self, idle: Duration) -> Self {
+        refuse_zero("time_to_idle", idle);
         self.idle = Some(crate::clock::nanos(idle));
         self
     }
@@ -1382,6 +1409,17 @@ where
     fn evict_expired(&self) -> usize {
         Bounded::evict_expired(self)
     }
+}
+
+/// A zero `ttl` or `time_to_idle` is a mistake, not a way to disable the cache: refused with
+/// the option's name, at construction rather than by never hitting.
+#[track_caller]
+fn refuse_zero(option: &str, duration: Duration) {
+    assert!(
+        !duration.is_zero(),
+        "memoflight: a {option} of zero: every value would expire as it is stored, and no call \
+         would hit; leave the {option} out to keep values until they are invalidated"
+    );
 }
 
 #[cfg(test)]

@@ -57,8 +57,8 @@ fn doubled(prefix: impl std::fmt::Display, id: u64) -> String {
     format!("{prefix}{}", id * 2)
 }
 
-/// `_` patterns: left out of the key.
-#[cached(convert = id)]
+/// A `_` pattern: left out of the key (see `underscore-arguments.rs`).
+#[cached]
 fn ignored(_: u8, id: u64) -> u64 {
     id
 }
@@ -74,6 +74,7 @@ fn main() {
     assert_eq!(doubled("x", 2), "x4");
     assert_eq!(doubled("y", 2), "x4"); // the prefix is not part of the key
     assert_eq!(ignored(1, 5) + ignored(2, 5), 10);
+    assert_eq!(ignored_with_origin(3, 5), (5, Origin::Hit));
     assert_eq!(documented(1), 7);
     assert_eq!(optional(Some("ab"), None), 2);
     assert_eq!(optional_with_origin(Some("ab"), None), (2, Origin::Hit));

@@ -40,6 +40,23 @@ fn default_writes(n: u64) -> u64 {
     n
 }
 
+/// Every string spelling of `sync_writes` in `cached` (and `"disabled"`, its name for
+/// `false`): single-flight stays on whatever is written.
+#[cached(sync_writes = "true", sync_lock = "rw_lock")]
+fn writes_true(n: u64) -> u64 {
+    n
+}
+
+#[cached(sync_writes = "false")]
+fn writes_false(n: u64) -> u64 {
+    n
+}
+
+#[cached(sync_writes = "disabled", sync_lock = "mutex")]
+fn writes_disabled(n: u64) -> u64 {
+    n
+}
+
 #[cached(ty = "Unbounded<u64, u64>", create = "{ Unbounded::new() }")]
 fn created(n: u64) -> u64 {
     n
@@ -155,5 +172,6 @@ fn main() {
     assert_eq!(weighed(18).len(), 18);
     assert!(flagged_with_errors(19).unwrap().was_cached() == flagged_with_errors_cache().is_empty());
     assert_eq!(flags_off(20) + more_flags_off(21), 41);
+    assert_eq!(writes_true(1) + writes_false(2) + writes_disabled(3), 6);
     let _ = Duration::ZERO;
 }
