@@ -4,7 +4,7 @@
 mod common;
 
 use memoflight::{cached, Bounded, Cache, Clock, Store};
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
