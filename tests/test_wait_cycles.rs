@@ -241,27 +241,10 @@ fn a_clear_that_a_write_waits_for_panics_instead_of_waiting_for_it() {
     assert_eq!(clears_cache().stats().in_flight, 0);
 }
 
-std::thread_local! {
-    /// Set by a `Marked` value's `Clone`, which the leader runs just before it writes the
-    /// value: the next `SlowWrite` hash on this thread is the write's.
-    static MARKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// The round whose write is in progress now, plus one (0: none yet).
 static WRITE_ROUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// The round whose invalidation has been called, plus one.
 static INVALIDATE_ROUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// A value whose `Clone` marks the leader's write.
-#[derive(Debug, PartialEq)]
-struct Marked(u64);
-
-impl Clone for Marked {
-    fn clone(&self) -> Self {
-        MARKED.set(true);
-        Marked(self.0)
-    }
-}
 
 /// A key whose `Hash`, run by the leader's write of its value, holds the write until the
 /// other thread has called `invalidate` on it (and, a millisecond later, is blocked on it).
@@ -270,7 +253,7 @@ struct SlowWrite(u64);
 
 impl std::hash::Hash for SlowWrite {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        if MARKED.replace(false) {
+        if STORING.replace(false) {
             WRITE_ROUND.store(self.0 + 1, SeqCst);
             common::wait_until("the invalidation", || {
                 INVALIDATE_ROUND.load(SeqCst) > self.0
@@ -282,8 +265,8 @@ impl std::hash::Hash for SlowWrite {
 }
 
 #[cached]
-fn slowly_written(key: SlowWrite) -> Marked {
-    Marked(key.0)
+fn slowly_written(key: SlowWrite) -> Stored {
+    Stored(key.0)
 }
 
 /// Led by thread 1: invalidates `slowly_written(n)` while thread 2 writes it, so the
@@ -310,7 +293,7 @@ fn a_finished_write_is_no_longer_part_of_a_wait_cycle() {
     });
     let second = std::thread::spawn(|| {
         for n in 0..ROUNDS {
-            assert_eq!(slowly_written(SlowWrite(n)), Marked(n));
+            assert_eq!(slowly_written(SlowWrite(n)), Stored(n));
             assert_eq!(invalidates(n), n);
         }
     });
@@ -328,22 +311,6 @@ static DEBUG_CLEARS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBo
 static CLEARED_IN_WRITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 static CLEARED_MAY_WRITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-std::thread_local! {
-    /// Set by a `Flagged` value's `Clone`, just before the leader writes it.
-    static FLAGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// A value whose `Clone` marks the leader's write.
-#[derive(Debug, PartialEq)]
-struct Flagged(u64);
-
-impl Clone for Flagged {
-    fn clone(&self) -> Self {
-        FLAGGED.set(true);
-        Flagged(self.0)
-    }
-}
-
 /// A key whose `Hash` holds the leader's write until released, and whose `Debug` (run by a
 /// clear that waits for that write, to describe it) clears the same cache.
 #[derive(Clone, PartialEq, Eq)]
@@ -351,7 +318,7 @@ struct Cleared(u64);
 
 impl std::hash::Hash for Cleared {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        if FLAGGED.replace(false) {
+        if STORING.replace(false) {
             CLEARED_IN_WRITE.store(true, SeqCst);
             common::wait_until("the release", || CLEARED_MAY_WRITE.load(SeqCst));
         }
@@ -369,8 +336,8 @@ impl std::fmt::Debug for Cleared {
 }
 
 #[cached]
-fn cleared(key: Cleared) -> Flagged {
-    Flagged(key.0)
+fn cleared(key: Cleared) -> Stored {
+    Stored(key.0)
 }
 
 /// A clear waits for a write in progress and describes it with the key's `Debug`, which
@@ -397,30 +364,14 @@ fn a_clear_from_a_keys_debug_during_a_clear_of_its_cache_panics() {
         message.contains("cleared (or `invalidate_if` ran on it) from user code run by a clear"),
         "{message}"
     );
-    assert_eq!(writer.join().unwrap(), Flagged(1));
+    assert_eq!(writer.join().unwrap(), Stored(1));
     assert_eq!(cleared_cache().stats().in_flight, 0);
     // The lock is free again: a later clear runs.
     cleared_cache().clear();
     assert_eq!(cleared_cache().stats().entries, 0);
 }
 
-std::thread_local! {
-    /// Set by a `Noted` value's `Clone`, just before the leader writes it.
-    static NOTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 static NOTED_IN_WRITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// A value whose `Clone` marks the leader's write.
-#[derive(Debug, PartialEq)]
-struct Noted(u64);
-
-impl Clone for Noted {
-    fn clone(&self) -> Self {
-        NOTED.set(true);
-        Noted(self.0)
-    }
-}
 
 /// A key whose `Hash`, in the leader's write of its value, calls `asks_back(0)`.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -428,7 +379,7 @@ struct AsksInWrite(u64);
 
 impl std::hash::Hash for AsksInWrite {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        if NOTED.replace(false) {
+        if STORING.replace(false) {
             NOTED_IN_WRITE.store(true, SeqCst);
             let _ = asks_back(0);
         }
@@ -439,8 +390,8 @@ impl std::hash::Hash for AsksInWrite {
 /// Nobody waits for its computation, so its leader keeps no copy of the value: a caller
 /// arriving during the write waits for the write to end, then reads the store.
 #[cached]
-fn noted(key: AsksInWrite) -> Noted {
-    Noted(key.0)
+fn noted(key: AsksInWrite) -> Stored {
+    Stored(key.0)
 }
 
 static ASKS_BACK_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -479,7 +430,7 @@ fn a_wait_for_a_write_that_waits_for_the_caller_panics_instead_of_hanging() {
     common::wait_until("asks_back(0) to start", || ASKS_BACK_STARTED.load(SeqCst));
     let written = run_bounded(|| noted(AsksInWrite(1)));
     let asked = rx.recv_timeout(HANG).expect("the asker hung");
-    assert_eq!(written, Ok(Noted(1)));
+    assert_eq!(written, Ok(Stored(1)));
     let message = asked.expect_err("the asker's call closes a cycle");
     assert!(
         message.contains("would deadlock") && message.contains("the write of `noted`"),
