@@ -215,6 +215,18 @@ fn values_round_trip_and_a_stampede_in_one_process_runs_once() {
     });
 }
 
+/// A caller process's part of a stampede: every caller got the same value; prints it and how
+/// many of them computed it, for `assert_one_execution_in_a_stampede`.
+fn print_callers_results(results: &[(String, Origin)]) {
+    let first = &results[0].0;
+    assert!(results.iter().all(|(r, _)| r == first));
+    let computed = results
+        .iter()
+        .filter(|(_, o)| *o == Origin::Computed)
+        .count();
+    println!("RESULT {first} computed={computed}");
+}
+
 /// The attribute form on a sync function, 8 processes × 8 threads on one key released at the
 /// same instant: one execution in all.
 #[test]
@@ -233,13 +245,7 @@ fn a_stampede_of_eight_processes_by_eight_threads_runs_once() {
             let threads: Vec<_> = (0..8).map(|_| s.spawn(|| report_with_origin(42))).collect();
             threads.into_iter().map(|t| t.join().unwrap()).collect()
         });
-        let first = &results[0].0;
-        assert!(results.iter().all(|(r, _)| r == first));
-        let computed = results
-            .iter()
-            .filter(|(_, o)| *o == Origin::Computed)
-            .count();
-        println!("RESULT {first} computed={computed}");
+        print_callers_results(&results);
         return;
     }
     let _temp = TempDir::new(TEST);
@@ -271,13 +277,7 @@ fn an_async_stampede_of_eight_processes_by_eight_tasks_runs_once() {
             }
             results
         });
-        let first = &results[0].0;
-        assert!(results.iter().all(|(r, _)| r == first));
-        let computed = results
-            .iter()
-            .filter(|(_, o)| *o == Origin::Computed)
-            .count();
-        println!("RESULT {first} computed={computed}");
+        print_callers_results(&results);
         return;
     }
     let _temp = TempDir::new(TEST);
