@@ -457,16 +457,11 @@ fn an_unreachable_or_paused_redis_degrades_to_local_computation() {
         let value = paused
             .get_or_compute(2, || async { "during".to_owned() })
             .await;
-        let returned = Instant::now();
         assert_eq!(value, "during");
-        assert!(
-            returned < paused_until,
-            "the call waited for the pause to end: returned {:?} after its end",
-            returned - paused_until
-        );
-        // Read during the pause: the counters need no store.
+        // The call gave up on the paused server (a failure counted) and computed: had it
+        // waited for the pause to end, the server would have answered and nothing would be
+        // counted. The counters are read without the store.
         let counters = paused.counters();
-        assert!(Instant::now() < paused_until, "read during the pause");
         assert_eq!(counters.executions, 2);
         assert!(counters.store_errors >= 1, "{counters:?}");
         tokio::time::sleep_until(paused_until.into()).await;
@@ -1409,9 +1404,7 @@ fn a_leaders_err_is_not_shared_across_processes_and_a_waiter_computes_afresh() {
         assert!(started.elapsed() < Duration::from_secs(60), "no leader");
         std::thread::sleep(Duration::from_millis(2));
     }
-    let asked = Instant::now();
     let mine = multi_thread().block_on(fetch(1));
-    let waited = asked.elapsed();
     let theirs = results_of(leader);
     assert_eq!(theirs.len(), 1);
     assert!(theirs[0].starts_with("Err(\"leader"), "{theirs:?}");
@@ -1421,10 +1414,14 @@ fn a_leaders_err_is_not_shared_across_processes_and_a_waiter_computes_afresh() {
         2,
         "the leader's Err and the waiter's own Ok"
     );
-    assert!(
-        waited < LEASE,
-        "woken by the release, not by the lease's expiry: {waited:?}"
-    );
+    // The waiter took over once the leader released its lease, not once it expired: no key
+    // expired on the server.
+    let info = server.command(&["INFO", "stats"]).expect("INFO");
+    let expired = info
+        .lines()
+        .find_map(|line| line.strip_prefix("expired_keys:"))
+        .map(str::trim);
+    assert_eq!(expired, Some("0"), "the leader's lease expired instead");
     let stats = fetch_cache().counters();
     assert_eq!((stats.misses, stats.executions), (1, 1), "{stats:?}");
 }
@@ -1637,16 +1634,25 @@ fn a_process_that_cannot_subscribe_polls_for_the_value() {
         let leader = AsyncCache::new("polled", store::<String>(&url, "poll"));
         let poller = AsyncCache::new("polled", store::<String>(&polling_url, "poll"));
         let executions = std::sync::atomic::AtomicUsize::new(0);
+        let started = tokio::sync::Notify::new();
+        let server = &server;
         let compute = |name: &'static str| {
-            let executions = &executions;
+            let (executions, started) = (&executions, &started);
             move || async move {
                 executions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                // The leader computes until the poller has found its lease held (the server
+                // ran a second script): the poller then needs another try to get the value.
+                started.notify_one();
+                let scripts =
+                    || calls_in(&server.command(&["INFO", "commandstats"]).unwrap(), "eval");
+                while scripts() < 2 {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
                 name.to_owned()
             }
         };
         let waiting = async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            started.notified().await;
             poller.get_or_compute(1, compute("poller")).await
         };
         let both = async { tokio::join!(leader.get_or_compute(1, compute("leader")), waiting) };
@@ -1657,7 +1663,8 @@ fn a_process_that_cannot_subscribe_polls_for_the_value() {
         assert_eq!(executions.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(poller.counters().store_errors, 0, "{:?}", poller.counters());
         let stats = server.command(&["INFO", "commandstats"]).expect("INFO");
-        // The leader's lease try and write, and the poller's tries.
+        // The leader's lease try and write, and the poller's tries (at least two: one found
+        // the lease held, a later one the value).
         let scripts = calls_in(&stats, "eval");
         eprintln!("script calls with a polling waiter: {scripts}");
         assert!(

@@ -1088,8 +1088,10 @@ where
         // A caller that may wait subscribes before its first lease try (once per store: the
         // subscription then stays): a write published after the try is then heard, and a
         // waiting process makes one lease round trip, not a second one as it subscribes.
+        // Not while the server was just found unreachable: the call then computes locally
+        // after one failed look, not after a second wait for a subscription.
         let mut subscription = Subscription::Down;
-        if wait.map_or(true, |wait| wait > interval) {
+        if wait.map_or(true, |wait| wait > interval) && !self.recently_failed() {
             let budget = wait.map_or(self.timeout, |wait| self.timeout.min(wait));
             subscription = self
                 .wakeups
@@ -1159,9 +1161,9 @@ where
                         self.timeout.min(left),
                     )
                     .await;
-                if subscription == Subscription::Made {
-                    // Made after the lease try: a write published before it was not heard.
-                    // Try again, listening.
+                if subscription != Subscription::Down {
+                    // Made (by this caller or another) after the lease try: a write published
+                    // before it was not heard. Try again, listening.
                     continue;
                 }
             }
@@ -1171,16 +1173,21 @@ where
                 interval = (interval * 2).min(MAX_POLL);
                 continue;
             }
-            wakeups::woken_or(woken, self.recheck.min(left)).await;
+            let notified = wakeups::woken_or(woken, self.recheck.min(left)).await;
             if !self.wakeups.live() {
                 // The subscription dropped while this caller waited: a message may be lost.
                 // The lease script again (then a new subscription, or polling).
                 subscription = Subscription::Down;
                 continue;
             }
-            // Woken (or the backstop): a plain read finds the value in the common case; the
-            // lease script runs again only if there is none (the leader failed, or the key was
-            // invalidated: whoever takes the lease computes).
+            if !notified {
+                // The backstop: the value is most likely not there yet; the lease script,
+                // which returns it if it is, is the one round trip.
+                continue;
+            }
+            // Woken: a plain read finds the value in the common case; the lease script runs
+            // again only if there is none (the leader failed, or the key was invalidated:
+            // whoever takes the lease computes).
             let bytes: Option<Vec<u8>> = self
                 .run("lead", |pipe| {
                     pipe.cmd("GET").arg(&name);

@@ -217,6 +217,9 @@ impl Drop for Down {
     fn drop(&mut self) {
         if let Some(shared) = self.0.upgrade() {
             shared.live.store(false, Ordering::Release);
+            // The waiters sleeping on the subscription hear nothing from now on: woken, they
+            // look again and poll (or subscribe anew) instead of sleeping to their backstop.
+            shared.wake(EVERY_KEY);
         }
     }
 }
@@ -232,12 +235,13 @@ pub(super) enum Subscription {
     Down,
 }
 
-/// Waits for `notified` (already enabled) or `backstop`, whichever comes first.
+/// Waits for `notified` (already enabled) or `backstop`, whichever comes first; says whether
+/// it was notified.
 pub(super) async fn woken_or(
     notified: Pin<&mut (impl Future<Output = ()> + ?Sized)>,
     backstop: Duration,
-) {
-    let _ = tokio::time::timeout(backstop, notified).await;
+) -> bool {
+    tokio::time::timeout(backstop, notified).await.is_ok()
 }
 
 #[cfg(test)]
