@@ -344,7 +344,15 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     let krate_at_ret = spanned_at(quote!(#krate), ret.span());
     let rebuild =
         quote_spanned!(ret.span()=> <#mode as #krate_at_ret::__private::Mode<#ret>>::rebuild);
-    let rebuilt = quote_spanned!(ret.span()=> #rebuild(__memo_value));
+    // The hit's value, rebound under a name on the return type's span and used by it: the
+    // name carries the return type's hygiene at both ends (a return type written by another
+    // macro's caller would not see the attribute's `__memo_value`).
+    let value_at_ret = Ident::new("__memo_value_at_ret", ret.span());
+    let value = quote!(__memo_value);
+    let rebuilt = quote_spanned!(ret.span()=> {
+        let #value_at_ret = #value;
+        #rebuild(#value_at_ret)
+    });
     let return_hit = finish(plan, quote!((#rebuilt, #krate::Origin::Hit)), false);
     let return_hit = quote!(return #return_hit;);
     // `(lookup, after_a_miss)`: the hit path, and what the miss path needs that it did not do.
@@ -428,7 +436,8 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
     // The computing call is named on the return type's span: a return type taken for std's
     // `Result`/`Option` by its name fails its `Mode` bound, which rustc reports on the name.
     let ret_span = ret.span();
-    let receiver_at_ret = Ident::new("__memo_cache", ret_span);
+    // Rebound, as the hit's value is, so that its hygiene is the return type's at both ends.
+    let receiver_at_ret = Ident::new("__memo_cache_at_ret", ret_span);
     // The call's parentheses too: its span runs from the receiver to them.
     let mut args_at_ret =
         proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args.clone());
@@ -444,7 +453,10 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         ),
         (Some(_), false) => (
             quote!(.await),
-            quote!(#receiver_at_ret.#compute_async::< #computed, #mode, _> #args_at_ret),
+            quote!({
+                let #receiver_at_ret = __memo_cache;
+                #receiver_at_ret.#compute_async::< #computed, #mode, _> #args_at_ret
+            }),
         ),
         (None, true) => (
             quote!(),
@@ -454,7 +466,10 @@ fn memoized_fn(function: &MemoFn, plan: &Plan, names: &Names, cache: &CacheDecl)
         ),
         (None, false) => (
             quote!(),
-            quote!(#receiver_at_ret.#compute_sync::< #computed, #mode> #args_at_ret),
+            quote!({
+                let #receiver_at_ret = __memo_cache;
+                #receiver_at_ret.#compute_sync::< #computed, #mode> #args_at_ret
+            }),
         ),
     };
     let finished = finish(plan, quote!(#compute #dot_await), true);
@@ -651,8 +666,10 @@ fn finish(plan: &Plan, returned: TokenStream, computed: bool) -> TokenStream {
     // on the argument.
     let argument = Ident::new("__memo_returned", span);
     match plan.cached_flag {
+        // Declared with the name it is used by: both carry the return type's hygiene, so a
+        // return type written by another macro's caller still finds it.
         true => quote! {{
-            let __memo_returned = #returned;
+            let #argument = #returned;
             #krate::__private::flag_cached(#argument)
         }},
         false => returned,
@@ -670,6 +687,12 @@ fn spanned_at(tokens: TokenStream, span: Span) -> TokenStream {
                     proc_macro2::Group::new(group.delimiter(), spanned_at(group.stream(), span));
                 respanned.set_span(span);
                 respanned.into()
+            }
+            // `$crate` (in a `crate = $crate::..` path) resolves by its own span's context:
+            // moved, not re-resolved.
+            proc_macro2::TokenTree::Ident(mut ident) if ident == "$crate" => {
+                ident.set_span(ident.span().located_at(span));
+                ident.into()
             }
             mut token => {
                 token.set_span(span);

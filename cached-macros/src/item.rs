@@ -27,7 +27,7 @@ pub(crate) struct Arg {
     pub(crate) binding: Ident,
     pub(crate) ty: Type,
     /// A `_` pattern: the function never reads the argument, so it is left out of the default
-    /// key (calls that differ only in it share an entry), as in the `cached` crate.
+    /// key (calls that differ only in it share an entry).
     pub(crate) ignored: bool,
 }
 
