@@ -551,6 +551,10 @@ pub struct Race {
     pub stale_reads: u64,
 }
 
+/// How long [`invalidation_race`] waits for a read between two rounds before it calls the
+/// race hung.
+const READ_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Runs `rounds` rounds of `change(round)` (for `round` in `1..=rounds`: make `round` the
 /// current version of the source of truth, then invalidate the cached value) on this thread,
 /// while `readers` threads call `read(reader)` (`reader` in `0..readers`; it returns the
@@ -565,7 +569,10 @@ pub struct Race {
 /// # Panics
 ///
 /// If `change` or a reader panics (the readers are stopped and the rounds end first; the
-/// reader's panic message is printed as it happens), or a thread cannot be spawned.
+/// reader's panic message is printed as it happens), or a thread cannot be spawned. If no
+/// read finishes within a minute of a round (a `read` that blocks, or waits for a later
+/// round, cannot be raced): the race panics saying so, and stops its readers (the message is
+/// printed at once; a `read` that never returns still holds its thread).
 ///
 /// See the [module docs](self) for an example.
 pub fn invalidation_race(
@@ -606,6 +613,7 @@ pub fn invalidation_race(
         for round in 1..=rounds {
             // Wait for a read finished since the last round; once a reader has panicked, stop
             // (the scope's end propagates its panic).
+            let deadline = std::time::Instant::now() + READ_DEADLINE;
             loop {
                 if reading.load(SeqCst) < readers {
                     return;
@@ -613,6 +621,13 @@ pub fn invalidation_race(
                 if readers == 0 || reads.load(SeqCst) != seen {
                     break;
                 }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "memoflight::testing::invalidation_race: no read finished within {} s \
+                     before round {round}: a `read` that blocks (or waits for a later round) \
+                     cannot be raced",
+                    READ_DEADLINE.as_secs()
+                );
                 std::thread::yield_now();
             }
             change(round);

@@ -686,6 +686,7 @@ where
     /// let store = Bounded::<u32, u32>::new().ttl(Duration::ZERO); // panics
     /// # let _ = store;
     /// ```
+    #[track_caller]
     pub fn ttl(mut self, ttl: Duration) -> Self {
         refuse_zero("ttl", ttl);
         self.ttl = Some(crate::clock::nanos(ttl));
@@ -755,6 +756,7 @@ where
     /// let store = Bounded::<u32, u32>::new().time_to_idle(Duration::ZERO); // panics
     /// # let _ = store;
     /// ```
+    #[track_caller]
     pub fn time_to_idle(mut self, idle: Duration) -> Self {
         refuse_zero("time_to_idle", idle);
         self.idle = Some(crate::clock::nanos(idle));
