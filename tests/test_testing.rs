@@ -274,9 +274,8 @@ mod async_callers {
     use super::common::{self, multi_thread, HANG};
     use memoflight::testing::stampede_async;
     use memoflight::{cached, AsyncStore};
-    use std::collections::HashMap;
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-    use std::sync::{LazyLock, Mutex};
+    use std::sync::LazyLock;
     use std::time::Duration;
 
     #[cached]
@@ -321,42 +320,7 @@ mod async_callers {
         );
     }
 
-    /// An in-memory `AsyncStore` whose operations yield, as I/O would.
-    #[derive(Default)]
-    struct Memory(Mutex<HashMap<u32, u32>>);
-
-    impl AsyncStore for Memory {
-        type Key = u32;
-        type Value = u32;
-        type Error = std::io::Error;
-
-        async fn get(&self, key: &u32) -> std::io::Result<Option<u32>> {
-            tokio::task::yield_now().await;
-            Ok(self.0.lock().unwrap().get(key).copied())
-        }
-
-        async fn insert(&self, key: u32, value: u32) -> std::io::Result<()> {
-            tokio::task::yield_now().await;
-            self.0.lock().unwrap().insert(key, value);
-            Ok(())
-        }
-
-        async fn remove(&self, key: &u32) -> std::io::Result<()> {
-            self.0.lock().unwrap().remove(key);
-            Ok(())
-        }
-
-        async fn clear(&self) -> std::io::Result<()> {
-            self.0.lock().unwrap().clear();
-            Ok(())
-        }
-
-        async fn len(&self) -> std::io::Result<usize> {
-            Ok(self.0.lock().unwrap().len())
-        }
-    }
-
-    static SHELF: LazyLock<Memory> = LazyLock::new(Memory::default);
+    static SHELF: LazyLock<common::MemoryStore<u32, u32>> = LazyLock::new(Default::default);
     /// Executions of key 4 (another test stampedes key 40).
     static SHELF_RUNS: AtomicU64 = AtomicU64::new(0);
 
@@ -377,8 +341,8 @@ mod async_callers {
         assert!(report.values().all(|value| *value == 5));
         assert_eq!(SHELF_RUNS.load(SeqCst), 1);
         assert_eq!(
-            SHELF.0.lock().unwrap().get(&4),
-            Some(&5),
+            futures::executor::block_on(SHELF.get(&4)).unwrap(),
+            Some(5),
             "written to the store"
         );
     }

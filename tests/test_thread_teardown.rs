@@ -9,6 +9,8 @@
 //! or after destruction"), so each scenario runs in a child process: this test binary, started
 //! again with `TEARDOWN_SCENARIO` set.
 
+mod common;
+
 use memoflight::{cached, Origin};
 use std::sync::Mutex;
 
@@ -22,41 +24,9 @@ fn bounded(n: u64) -> u64 {
     n * 11
 }
 
-/// A store with async operations (a map behind a mutex), for a sync function over it: its
-/// calls run the cache's async protocol to its end on the caller's thread, which tokio's
-/// context cannot serve once the thread is torn down.
 #[cfg(feature = "tokio")]
-#[derive(Default)]
-struct Remote(Mutex<std::collections::HashMap<u64, u64>>);
-
-#[cfg(feature = "tokio")]
-impl memoflight::AsyncStore for Remote {
-    type Key = u64;
-    type Value = u64;
-    type Error = std::convert::Infallible;
-
-    async fn get(&self, key: &u64) -> Result<Option<u64>, Self::Error> {
-        Ok(self.0.lock().unwrap().get(key).copied())
-    }
-    async fn insert(&self, key: u64, value: u64) -> Result<(), Self::Error> {
-        self.0.lock().unwrap().insert(key, value);
-        Ok(())
-    }
-    async fn remove(&self, key: &u64) -> Result<(), Self::Error> {
-        self.0.lock().unwrap().remove(key);
-        Ok(())
-    }
-    async fn clear(&self) -> Result<(), Self::Error> {
-        self.0.lock().unwrap().clear();
-        Ok(())
-    }
-    async fn len(&self) -> Result<usize, Self::Error> {
-        Ok(self.0.lock().unwrap().len())
-    }
-}
-
-#[cfg(feature = "tokio")]
-static REMOTE: std::sync::LazyLock<Remote> = std::sync::LazyLock::new(Remote::default);
+static REMOTE: std::sync::LazyLock<common::MemoryStore<u64, u64>> =
+    std::sync::LazyLock::new(Default::default);
 
 #[cfg(feature = "tokio")]
 #[cached(async_store = &*REMOTE)]

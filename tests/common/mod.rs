@@ -126,3 +126,51 @@ pub fn current_thread() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// An async store kept in memory (a map behind a mutex) whose reads and writes yield once
+/// first, as I/O would; for tests of `async_store = ..` that need no server.
+#[cfg(feature = "async")]
+pub struct MemoryStore<K, V>(std::sync::Mutex<std::collections::HashMap<K, V>>);
+
+#[cfg(feature = "async")]
+impl<K, V> Default for MemoryStore<K, V> {
+    fn default() -> Self {
+        MemoryStore(std::sync::Mutex::new(std::collections::HashMap::new()))
+    }
+}
+
+#[cfg(feature = "async")]
+impl<K, V> memoflight::AsyncStore for MemoryStore<K, V>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync,
+    V: Clone + Send + Sync,
+{
+    type Key = K;
+    type Value = V;
+    type Error = std::io::Error;
+
+    async fn get(&self, key: &K) -> std::io::Result<Option<V>> {
+        tokio::task::yield_now().await;
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+
+    async fn insert(&self, key: K, value: V) -> std::io::Result<()> {
+        tokio::task::yield_now().await;
+        self.0.lock().unwrap().insert(key, value);
+        Ok(())
+    }
+
+    async fn remove(&self, key: &K) -> std::io::Result<()> {
+        self.0.lock().unwrap().remove(key);
+        Ok(())
+    }
+
+    async fn clear(&self) -> std::io::Result<()> {
+        self.0.lock().unwrap().clear();
+        Ok(())
+    }
+
+    async fn len(&self) -> std::io::Result<usize> {
+        Ok(self.0.lock().unwrap().len())
+    }
+}
